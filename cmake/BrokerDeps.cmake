@@ -1,0 +1,11 @@
+# Debian's packages only; nothing is downloaded at build time.
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv)
+find_package(LMDB REQUIRED)
+find_package(MbedTLS REQUIRED)
+if(BROKER_BUILD_TESTS)
+  find_package(Catch2 2 REQUIRED)
+endif()

@@ -1,0 +1,17 @@
+# Build switches: a library-only build turns everything else off.
+option(BROKER_BUILD_SERVER "Build the brokerd server" ON)
+option(BROKER_BUILD_TESTS "Build the test suite" ON)
+option(BROKER_BUILD_BENCHMARKS "Build the benchmarks" ON)
+option(BROKER_BUILD_EXAMPLES "Build the examples" OFF)
+option(BROKER_BUILD_FUZZ "Build libFuzzer targets (needs clang)" OFF)
+option(BROKER_WERROR "Treat warnings as errors" OFF)
+set(BROKER_SANITIZE "" CACHE STRING "Sanitizers: address,undefined | thread | empty")
+
+if(BROKER_SANITIZE)
+  set(_san_flags -fsanitize=${BROKER_SANITIZE} -fno-omit-frame-pointer)
+  if(BROKER_SANITIZE MATCHES "undefined")
+    list(APPEND _san_flags -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${_san_flags})
+  add_link_options(-fsanitize=${BROKER_SANITIZE})
+endif()

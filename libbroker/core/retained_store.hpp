@@ -1,0 +1,45 @@
+#pragma once
+// Retained messages: at most one per topic name, shared by all workers.
+//
+// Design: a trie keyed by topic level, so a wildcard subscription walks only the matching
+// branches; guarded by a reader/writer lock (setting a retained message is far rarer than
+// reading on subscribe). Expired messages are dropped lazily when met and by purge_expired().
+//
+// Thread safety: all methods are safe from any thread.
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "core/message.hpp"
+
+namespace broker::core {
+
+class RetainedStore {
+ public:
+  // max_messages: past it, retaining a message under a new topic is refused.
+  explicit RetainedStore(std::uint64_t max_messages = 1000000);
+  ~RetainedStore();
+  RetainedStore(const RetainedStore&) = delete;
+  RetainedStore& operator=(const RetainedStore&) = delete;
+
+  enum class SetResult { Stored, Replaced, Cleared, NothingToClear, Full };
+  // Stores `message` under its topic, replacing the previous one; an empty payload clears it
+  // [MQTT-3.3.1-6, 3.3.1-7].
+  SetResult set(const MessagePtr& message);
+
+  // Appends the retained messages whose topic matches `filter` (valid, not shared) and that are
+  // not expired at `now_ms`.
+  void match(std::string_view filter, std::uint64_t now_ms, std::vector<MessagePtr>& out) const;
+
+  // Removes every message expired at `now_ms`; returns how many.
+  std::uint64_t purge_expired(std::uint64_t now_ms);
+
+  std::uint64_t size() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace broker::core

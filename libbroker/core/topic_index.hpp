@@ -1,0 +1,93 @@
+#pragma once
+// The topic index: every subscription of every session, shared by all workers and read on
+// every publish.
+//
+// Design: a trie keyed by topic level ('+' and '#' are ordinary child keys, matched specially).
+// Reads must not take a global lock, so the index uses a "big reader" lock: one mutex per
+// reader slot (one slot per worker, each on its own cache line). A worker's match() locks only
+// its own slot's mutex, which no other reader ever touches, so reads never contend with each
+// other; subscribe()/unsubscribe() lock every slot in order and are slower, as DESIGN.md allows.
+//
+// Shared subscriptions ("$share/<group>/<filter>") live in the node of <filter>, one group per
+// name; match() picks one member per group (round robin or random), preferring members whose
+// `connected` flag is set.
+//
+// Thread safety: all methods are safe from any thread; match() from slot `s` must not run
+// concurrently with another match() from the same slot (one slot per worker thread).
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker::core {
+
+// Identifies a session: its home worker and its id in that worker's session table.
+struct SubscriberKey {
+  std::uint32_t worker = 0;
+  std::uint64_t session_id = 0;
+  bool operator==(const SubscriberKey&) const = default;
+};
+
+// One per session, shared by all its index entries; `connected` is written by the session's
+// worker and read by shared-subscription selection on any worker.
+struct Subscriber {
+  explicit Subscriber(SubscriberKey k) : key(k) {}
+  const SubscriberKey key;
+  std::atomic<bool> connected{false};
+};
+using SubscriberPtr = std::shared_ptr<Subscriber>;
+
+struct SubscriptionOptions {
+  std::uint8_t qos = 0;
+  bool no_local = false;
+  bool retain_as_published = false;
+  std::uint8_t retain_handling = 0;
+  std::uint32_t subscription_id = 0;  // 0 = none
+  bool operator==(const SubscriptionOptions&) const = default;
+};
+
+// One matching subscription. For a shared subscription, the one member picked for the group.
+struct Match {
+  SubscriberKey key;
+  SubscriptionOptions options;
+  bool shared = false;
+};
+
+enum class SharedPolicy : std::uint8_t { RoundRobin, Random };
+
+class TopicIndex {
+ public:
+  // reader_slots: how many threads call match() concurrently (one per worker, plus spares).
+  explicit TopicIndex(unsigned reader_slots, SharedPolicy policy = SharedPolicy::RoundRobin);
+  ~TopicIndex();
+  TopicIndex(const TopicIndex&) = delete;
+  TopicIndex& operator=(const TopicIndex&) = delete;
+
+  // Adds or replaces the subscription of `subscriber` to `filter` (a valid filter; may be
+  // "$share/<group>/<f>"). Returns true when it is new, false when an existing one was replaced.
+  bool subscribe(const SubscriberPtr& subscriber, std::string_view filter,
+                 const SubscriptionOptions& options);
+  // Returns true when the subscription existed and was removed.
+  bool unsubscribe(const SubscriberKey& key, std::string_view filter);
+
+  // Appends to `out` every subscription matching topic name `topic` (non-shared ones: one
+  // Match per subscription, so a session with overlapping filters appears several times;
+  // shared ones: one Match per group). REQUIRES: slot < reader_slots.
+  void match(unsigned slot, std::string_view topic, std::vector<Match>& out) const;
+
+  // Picks a member of shared group `group` on `filter` other than `exclude`, preferring
+  // connected ones; used to hand a departed member's unacknowledged messages to another.
+  // Returns false when the group has no other member.
+  bool pick_shared(unsigned slot, std::string_view group, std::string_view filter,
+                   const SubscriberKey& exclude, Match& out) const;
+
+  std::uint64_t subscription_count() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace broker::core

@@ -1,0 +1,83 @@
+#pragma once
+// broker::Options: everything an embedder or brokerd's config file can set. Every field states
+// its default and why; brokerd.example.json mirrors this file.
+//
+// Thread safety: plain value; copied into the Broker at create().
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace broker {
+
+enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Off };
+
+// What a full per-session queue does with one more message.
+enum class QueueOverflow : std::uint8_t {
+  DropOldest,   // keep the newest data (a vehicle wants the latest config, not the first)
+  RefuseNewest, // keep what is queued; the new message is dropped
+};
+
+struct ListenerOptions {
+  std::string host = "0.0.0.0";  // Default: all IPv4 interfaces.
+  std::uint16_t port = 1883;     // Default: 1883 (IANA MQTT). 0 picks a free port.
+};
+
+struct Limits {
+  // Largest packet accepted from a client and sent to one (fixed header included).
+  // Default: 16 MiB: room for file and configuration pushes without letting one client pin
+  // hundreds of MB. The protocol maximum is 268,435,460 bytes.
+  std::uint32_t max_packet_size = 16u * 1024 * 1024;
+  // Inbound QoS 1/2 publishes a client may have unacknowledged (our Receive Maximum). Default: 128.
+  std::uint16_t receive_maximum = 128;
+  // Outbound QoS 1/2 messages in flight per session, further capped by the client's Receive
+  // Maximum. Default: 64.
+  std::uint16_t max_inflight = 64;
+  // Messages queued for a session beyond its inflight window (offline or slow). Default: 1,000.
+  std::uint32_t max_queued_messages = 1000;
+  // Bytes of payload queued for one session. Default: 8 MiB.
+  std::uint64_t max_queued_bytes = 8ull * 1024 * 1024;
+  // Default: DropOldest.
+  QueueOverflow queue_overflow = QueueOverflow::DropOldest;
+  // Whether QoS 0 messages are queued for offline persistent sessions. Default: true.
+  bool queue_qos0_offline = true;
+  // Messages waiting in one worker's cross-thread inbox; past it deliveries are dropped and
+  // counted. Default: 1,000,000.
+  std::uint32_t max_worker_inbox = 1000000;
+  // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum). Default: 64.
+  std::uint16_t topic_alias_maximum = 64;
+  // Highest keep alive accepted; 5.0 clients asking for more get Server Keep Alive, 3.1.1
+  // clients keep theirs. 0 = no cap. Default: 0.
+  std::uint16_t max_keep_alive = 0;
+  // Cap on a 5.0 session expiry interval, seconds. Default: 0xFFFFFFFF (no cap).
+  std::uint32_t max_session_expiry = 0xFFFFFFFFu;
+  // Session expiry for 3.1.1 clean-session-0 sessions, seconds; 0xFFFFFFFF = never (as the
+  // 3.1.1 specification says). Default: never.
+  std::uint32_t persistent_session_expiry = 0xFFFFFFFFu;
+  // Longest client identifier accepted. Default: 65,535 (the protocol's limit).
+  std::uint32_t max_client_id_length = 65535;
+  // Subscriptions one session may hold; past it SUBACK says Quota Exceeded. Default: 10,000.
+  std::uint32_t max_subscriptions_per_session = 10000;
+  // Concurrent connections per broker; past it CONNACK says Server Busy. 0 = no cap. Default: 0.
+  std::uint32_t max_connections = 0;
+  // Highest QoS granted and accepted. Default: 2.
+  std::uint8_t max_qos = 2;
+  // Whether retained messages are kept. Default: true.
+  bool retain_available = true;
+  // Retained messages kept broker-wide; past it new topics are refused (counted). Default: 1,000,000.
+  std::uint64_t max_retained_messages = 1000000;
+};
+
+struct Options {
+  // MQTT over TCP listeners. Default: one on 0.0.0.0:1883.
+  std::vector<ListenerOptions> listeners = {ListenerOptions{}};
+  // Worker threads, each with its own event loop and listener socket. 0 = one per core.
+  // Default: 0.
+  unsigned workers = 0;
+  // Directory for durable state. Default: "./data".
+  std::string data_dir = "./data";
+  // Default: Info.
+  LogLevel log_level = LogLevel::Info;
+  Limits limits;
+};
+
+}  // namespace broker

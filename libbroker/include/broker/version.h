@@ -1,0 +1,10 @@
+#ifndef BROKER_VERSION_H
+#define BROKER_VERSION_H
+/* The same major version means the same C ABI. */
+#define BROKER_VERSION_MAJOR 0
+#define BROKER_VERSION_MINOR 1
+#define BROKER_VERSION_PATCH 0
+#define BROKER_VERSION_HEX \
+  ((BROKER_VERSION_MAJOR << 16) | (BROKER_VERSION_MINOR << 8) | BROKER_VERSION_PATCH)
+#define BROKER_VERSION_STRING "0.1.0"
+#endif

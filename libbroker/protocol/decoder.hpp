@@ -1,0 +1,54 @@
+#pragma once
+// Incremental MQTT decoder: bytes in, packets out. Handles partial reads (a frame split across
+// many reads) and many frames in one read. Validates everything the specifications make the
+// receiver check (malformed remaining length, reserved flags, UTF-8, property rules, ...).
+// Decodes packets of both directions, so clients in tests and benchmarks use it too; which
+// packets a server may receive is the connection's business.
+//
+// Thread safety: one Decoder per connection; not shared.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "protocol/packet.hpp"
+
+namespace broker::protocol {
+
+struct DecodeError {
+  ReasonCode reason = ReasonCode::MalformedPacket;  // MalformedPacket, ProtocolError, PacketTooLarge, TopicNameInvalid, ...
+  const char* what = "";  // static text for logs, e.g. "reserved flags set in SUBSCRIBE"
+};
+
+enum class DecodeStatus { Packet, NeedMore, Error };
+
+class Decoder {
+ public:
+  // max_packet_size: the largest whole packet (fixed header included) accepted; a larger one
+  // gives PacketTooLarge as soon as its remaining length is read, before its body arrives.
+  explicit Decoder(std::uint32_t max_packet_size = 268435460u) : max_packet_size_(max_packet_size) {}
+
+  // Protocol version used for every packet but CONNECT. Unset until set_version or until a
+  // CONNECT is decoded (its version is then adopted). While unset, packets decode as 3.1.1.
+  void set_version(ProtocolVersion version) noexcept { version_ = version; }
+  std::optional<ProtocolVersion> version() const noexcept { return version_; }
+  void set_max_packet_size(std::uint32_t size) noexcept { max_packet_size_ = size; }
+
+  // Consumes bytes from the front of `input` until one packet is complete (Packet: `out` holds
+  // it), the input is used up (NeedMore: the tail is buffered inside), or the stream is broken
+  // (Error: `error` says why; the decoder stays in error and must not be fed again).
+  DecodeStatus next(std::span<const std::uint8_t>& input, Packet& out, DecodeError& error);
+
+ private:
+  std::uint32_t max_packet_size_;
+  std::optional<ProtocolVersion> version_;
+  std::string partial_;  // an incomplete frame carried between reads
+  bool failed_ = false;
+};
+
+// Decodes one whole frame: `first_byte` is the fixed header's first byte, `body` the
+// remaining-length bytes after the fixed header.
+DecodeStatus decode_packet(std::uint8_t first_byte, std::span<const std::uint8_t> body,
+                           ProtocolVersion version, Packet& out, DecodeError& error);
+
+}  // namespace broker::protocol

@@ -1,0 +1,25 @@
+#pragma once
+// MQTT encoder: packets to bytes, appended to a caller's buffer. For 3.1.1 the 5.0-only fields
+// (properties, reason codes other than CONNACK's) are left out.
+//
+// Thread safety: free functions over caller-owned buffers.
+#include <cstddef>
+#include <string>
+
+#include "protocol/packet.hpp"
+
+namespace broker::protocol {
+
+// Appends `packet` encoded for `version` to `out`. Returns false and appends nothing when the
+// packet cannot be encoded (remaining length over 268,435,455, a string over 65,535 bytes).
+bool encode(const Packet& packet, ProtocolVersion version, std::string& out);
+
+// Bytes `packet` takes on the wire for `version`, fixed header included; 0 if it cannot be encoded.
+std::size_t encoded_size(const Packet& packet, ProtocolVersion version);
+
+// Appends a PUBLISH's fixed header, topic, packet id and properties, but not its payload,
+// sized for `publish.payload->size()` payload bytes; the payload is then written as-is after
+// it (vectored write), so one shared payload serves every receiver. Same failure rule as encode.
+bool encode_publish_head(const Publish& publish, ProtocolVersion version, std::string& out);
+
+}  // namespace broker::protocol

@@ -1,0 +1,50 @@
+#pragma once
+// Link: what the core needs from one client connection's transport (TCP today; TLS and
+// WebSocket later; an in-memory VirtualLink in tests and benchmarks). The core never sees a
+// socket; the transport never sees an MQTT packet.
+//
+// Thread safety: a Link belongs to one worker thread; every call comes from that thread.
+#include <cstddef>
+#include <string>
+
+#include "protocol/packet.hpp"
+
+namespace broker::core {
+
+class Link {
+ public:
+  virtual ~Link() = default;
+
+  // Queues `head` and then `payload` (may be null) for writing, in call order. Writes are
+  // coalesced and flushed once per loop turn with one vectored write; `payload` is shared,
+  // never copied. After close() or a write error, writes are silently discarded.
+  virtual void write(std::string&& head, protocol::PayloadPtr payload = nullptr) = 0;
+
+  // Flushes what is queued, then closes the socket. The connection's handler gets
+  // ConnectionHandler::on_closed() once, later, from the loop (never from inside close()).
+  virtual void close() = 0;
+
+  // Moves the socket to worker `worker` (a session lives on the worker its client id hashes
+  // to). `received` holds every byte read so far, which the new worker feeds to a fresh
+  // handler. The current handler gets no on_closed() and is destroyed by the transport.
+  virtual void hand_over(unsigned worker, std::string&& received) = 0;
+
+  // Bytes queued and not yet accepted by the kernel (for back-pressure decisions).
+  virtual std::size_t pending_bytes() const = 0;
+
+  // "ip:port" of the peer, for logs.
+  virtual const std::string& peer() const = 0;
+};
+
+// The core's side of a connection: the transport feeds it bytes and tells it of the end.
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  // Bytes read from the socket, in order. May call Link::close() or Link::hand_over().
+  virtual void on_bytes(const char* data, std::size_t size) = 0;
+  // The socket is gone (peer closed, error, or after Link::close()). Called exactly once,
+  // unless hand_over() was called. The Link is still valid during the call, not after.
+  virtual void on_closed() = 0;
+};
+
+}  // namespace broker::core

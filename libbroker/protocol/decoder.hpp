@@ -18,9 +18,24 @@ namespace broker::protocol {
 struct DecodeError {
   ReasonCode reason = ReasonCode::MalformedPacket;  // MalformedPacket, ProtocolError, PacketTooLarge, TopicNameInvalid, ...
   const char* what = "";  // static text for logs, e.g. "reserved flags set in SUBSCRIBE"
+  // For an error inside a CONNECT: the Protocol Level byte once read, else 0. With reason
+  // UnsupportedProtocolVersion it is the level the client asked for, so the connection can
+  // answer CONNACK 0x01 (3.1.1 form) or 0x84 (5.0 form) before closing. When the level was a
+  // supported one (3, 4, 5) the Decoder has also adopted it (version()), so any CONNECT error
+  // can be answered in the client's own protocol version.
+  std::uint8_t protocol_level = 0;
 };
 
+// GCC's -Wshadow flags the scoped enumerator `Packet` against the type `Packet`, though a
+// scoped enumerator cannot hide anything; silenced here only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 enum class DecodeStatus { Packet, NeedMore, Error };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 class Decoder {
  public:

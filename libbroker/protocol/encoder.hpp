@@ -11,7 +11,10 @@
 namespace broker::protocol {
 
 // Appends `packet` encoded for `version` to `out`. Returns false and appends nothing when the
-// packet cannot be encoded (remaining length over 268,435,455, a string over 65,535 bytes).
+// packet cannot be encoded (remaining length over 268,435,455, a string over 65,535 bytes, a
+// property not allowed in that packet, a QoS or retain handling above 2, AUTH for 3.1.1, a
+// 3.1.1 password without a user name). A CONNECT is encoded in its own `Connect::version`.
+// 5.0 acks, DISCONNECT and AUTH use the short forms when reason and properties allow.
 bool encode(const Packet& packet, ProtocolVersion version, std::string& out);
 
 // Bytes `packet` takes on the wire for `version`, fixed header included; 0 if it cannot be encoded.

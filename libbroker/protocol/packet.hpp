@@ -122,4 +122,8 @@ using Packet = std::variant<Connect, Connack, Publish, Ack, Subscribe, Suback, U
 
 PacketType packet_type(const Packet& packet) noexcept;
 
+// Value equality of two packets: every field, payloads compared by content (a null payload
+// equals an empty one). Used by the codec's round-trip tests and fuzzer.
+bool same_packet(const Packet& a, const Packet& b) noexcept;
+
 }  // namespace broker::protocol

@@ -76,4 +76,19 @@ struct Properties {
   bool operator==(const Properties&) const = default;
 };
 
+// Where a property block sits: the variable header of a packet type (same numbers as
+// PacketType) or the Will Properties of a CONNECT.
+enum class PropertyScope : std::uint8_t {
+  Connect = 1, Connack = 2, Publish = 3, Puback = 4, Pubrec = 5, Pubrel = 6, Pubcomp = 7,
+  Subscribe = 8, Suback = 9, Unsubscribe = 10, Unsuback = 11, Disconnect = 14, Auth = 15,
+  Will = 16,
+};
+
+// Whether property `id` may appear in `scope` (MQTT 5.0 section 2.2.2.2). False for unknown ids.
+bool allowed_in(PropertyId id, PropertyScope scope) noexcept;
+
+// Whether `id` may appear more than once in one block (User Property, and Subscription
+// Identifier in PUBLISH only).
+bool repeatable(PropertyId id, PropertyScope scope) noexcept;
+
 }  // namespace broker::protocol

@@ -1,0 +1,206 @@
+// The Broker behind broker.hpp: a WorkerPool (threads, sockets) driving an Engine (MQTT).
+#include <semaphore.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "broker/broker.hpp"
+#include "core/engine.hpp"
+#include "core/worker_core.hpp"
+#include "protocol/topic.hpp"
+#include "protocol/utf8.hpp"
+#include "transport/worker_pool.hpp"
+#include "util/log.hpp"
+
+namespace broker {
+
+namespace {
+
+// Ticks drive keep alive, will delay and expiry; a keep alive of 1 s must be enforced at
+// 1.5 s, so ticks come several times a second.
+constexpr std::uint32_t kTickIntervalMs = 250;
+
+Status check_options(const Options& options) {
+  const Limits& l = options.limits;
+  if (options.listeners.empty()) return Status::invalid_argument("listeners: at least one is needed");
+  if (l.max_packet_size < 64 || l.max_packet_size > 268435460u)
+    return Status::invalid_argument("limits.max_packet_size must be from 64 to 268435460");
+  if (l.receive_maximum == 0) return Status::invalid_argument("limits.receive_maximum must be from 1 to 65535");
+  if (l.max_inflight == 0) return Status::invalid_argument("limits.max_inflight must be from 1 to 65535");
+  if (l.max_qos > 2) return Status::invalid_argument("limits.max_qos must be 0, 1 or 2");
+  if (l.max_queued_messages == 0) return Status::invalid_argument("limits.max_queued_messages must be at least 1");
+  if (l.max_worker_inbox == 0) return Status::invalid_argument("limits.max_worker_inbox must be at least 1");
+  if (l.max_client_id_length == 0) return Status::invalid_argument("limits.max_client_id_length must be at least 1");
+  if (options.workers > 1024) return Status::invalid_argument("workers must be from 0 to 1024");
+  return Status::ok();
+}
+
+class BrokerImpl final : public Broker {
+ public:
+  explicit BrokerImpl(const Options& options)
+      : options_(options),
+        worker_count_(options.workers != 0 ? options.workers
+                                           : std::max(1u, std::thread::hardware_concurrency())) {
+    sem_init(&stop_request_, 0, 0);
+    transport::PoolOptions pool_options;
+    pool_options.workers = worker_count_;
+    pool_options.max_inbox = options.limits.max_worker_inbox;
+    pool_options.tick_interval_ms = kTickIntervalMs;
+    transport::WorkerCallbacks callbacks;
+    callbacks.open = [this](unsigned w, core::Link& link) { return engine_->worker(w).open(link); };
+    callbacks.end_of_turn = [this](unsigned w) { engine_->worker(w).end_of_turn(); };
+    callbacks.tick = [this](unsigned w, std::uint64_t now) { engine_->worker(w).tick(now); };
+    callbacks.draining = [this](unsigned w) { engine_->worker(w).drain(); };
+    pool_ = std::make_unique<transport::WorkerPool>(pool_options, std::move(callbacks));
+    engine_ = std::make_unique<core::Engine>(options_, worker_count_, *pool_);
+  }
+
+  ~BrokerImpl() override {
+    stop();
+    if (stopper_.joinable()) {
+      quitting_ = true;
+      sem_post(&stop_request_);
+      stopper_.join();
+    }
+    sem_destroy(&stop_request_);
+  }
+
+  Status start() override {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::Created) return Status::unavailable("broker already started");
+    log::set_level(options_.log_level);
+    if (Status st = pool_->bind(options_.listeners); !st) return st;
+    if (Status st = pool_->start(); !st) return st;
+    auto ports = pool_->listening_ports();
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+      log::info("listening on {}:{}", options_.listeners[i].host, ports[i]);
+    }
+    log::info("broker running with {} workers", worker_count_);
+    state_ = State::Running;
+    stopper_ = std::thread([this] {
+      while (sem_wait(&stop_request_) == -1 && errno == EINTR) {
+      }
+      if (!quitting_) stop();
+    });
+    return Status::ok();
+  }
+
+  void stop() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != State::Running) {
+        if (state_ == State::Created) state_ = State::Stopped;
+        stopped_cv_.notify_all();
+        return;
+      }
+      state_ = State::Stopping;
+    }
+    log::info("stopping");
+    pool_->stop();
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::Stopped;
+    }
+    stopped_cv_.notify_all();
+    log::info("stopped");
+  }
+
+  void wait() override {
+    std::unique_lock lock(mutex_);
+    stopped_cv_.wait(lock, [this] { return state_ == State::Stopped; });
+  }
+
+  void request_stop() noexcept override { sem_post(&stop_request_); }
+
+  std::vector<std::uint16_t> listening_ports() const override { return pool_->listening_ports(); }
+
+  Status publish(const Message& m) override {
+    if (!protocol::valid_topic_name(m.topic) || !protocol::valid_utf8_string(m.topic))
+      return Status::invalid_argument("topic is not a valid topic name");
+    if (m.qos > 2) return Status::invalid_argument("qos must be 0, 1 or 2");
+    if (m.payload_format_indicator.value_or(0) > 1)
+      return Status::invalid_argument("payload_format_indicator must be 0 or 1");
+    if (m.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(m.payload))
+      return Status::invalid_argument("payload is not UTF-8 but payload_format_indicator is 1");
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != State::Running) return Status::unavailable("broker is not running");
+    }
+    auto message = std::make_shared<core::Message>();
+    message->topic = m.topic;
+    message->payload = std::make_shared<const protocol::Payload>(m.payload);
+    message->qos = m.qos;
+    message->retain = m.retain;
+    message->arrival_ms = core::wall_clock_ms();
+    if (m.message_expiry_interval)
+      message->expires_at_ms = message->arrival_ms + std::uint64_t{*m.message_expiry_interval} * 1000;
+    message->properties.payload_format_indicator = m.payload_format_indicator;
+    message->properties.content_type = m.content_type;
+    message->properties.response_topic = m.response_topic;
+    message->properties.correlation_data = m.correlation_data;
+    message->properties.user_properties = m.user_properties;
+    unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
+    core::WorkerCore* worker = &engine_->worker(w);
+    bool posted = pool_->post(w, [worker, msg = std::move(message)]() mutable {
+      msg->id = worker->next_message_id();
+      core::MessagePtr shared = std::move(msg);
+      if (shared->retain && worker->engine().limits().retain_available)
+        worker->engine().retained().set(shared);
+      worker->route(shared, nullptr);
+    });
+    return posted ? Status::ok() : Status::unavailable("worker inbox full or stopping");
+  }
+
+  Stats stats() const override {
+    Stats s;
+    for (unsigned i = 0; i < worker_count_; ++i) {
+      const core::Counters& c = engine_->worker(i).counters();
+      s.connections += c.connections.load(std::memory_order_relaxed);
+      s.sessions += c.sessions.load(std::memory_order_relaxed);
+      s.messages_received += c.messages_received.load(std::memory_order_relaxed);
+      s.messages_sent += c.messages_sent.load(std::memory_order_relaxed);
+      s.messages_dropped += c.messages_dropped.load(std::memory_order_relaxed);
+      s.messages_expired += c.messages_expired.load(std::memory_order_relaxed);
+      s.protocol_errors += c.protocol_errors.load(std::memory_order_relaxed);
+    }
+    transport::TransportStats t = pool_->stats();
+    s.bytes_received = t.bytes_read;
+    s.bytes_sent = t.bytes_written;
+    s.messages_dropped += t.inbox_drops;
+    s.subscriptions = engine_->index().subscription_count();
+    s.retained_messages = engine_->retained().size();
+    return s;
+  }
+
+ private:
+  enum class State { Created, Running, Stopping, Stopped };
+
+  const Options options_;
+  const unsigned worker_count_;
+  std::unique_ptr<transport::WorkerPool> pool_;
+  std::unique_ptr<core::Engine> engine_;
+  std::atomic<unsigned> next_worker_{0};
+
+  mutable std::mutex mutex_;
+  std::condition_variable stopped_cv_;
+  State state_ = State::Created;  // guarded by mutex_
+
+  // request_stop() must be async-signal-safe: it posts a semaphore that a helper thread
+  // waits on, and that thread runs the real stop().
+  sem_t stop_request_;
+  std::thread stopper_;
+  std::atomic<bool> quitting_{false};
+};
+
+}  // namespace
+
+Broker::~Broker() = default;
+
+Result<std::unique_ptr<Broker>> Broker::create(const Options& options) {
+  if (Status st = check_options(options); !st) return st;
+  return std::unique_ptr<Broker>(std::make_unique<BrokerImpl>(options));
+}
+
+}  // namespace broker

@@ -1,0 +1,646 @@
+#include "core/client_connection.hpp"
+
+#include <algorithm>
+#include <span>
+
+#include "core/engine.hpp"
+#include "core/worker_core.hpp"
+#include "protocol/encoder.hpp"
+#include "protocol/topic.hpp"
+#include "protocol/utf8.hpp"
+#include "util/log.hpp"
+
+namespace broker::core {
+
+using protocol::PacketType;
+using protocol::ProtocolVersion;
+
+namespace {
+
+// A client that opens a socket and never sends CONNECT is dropped after this long.
+constexpr std::uint64_t kConnectTimeoutMs = 10000;
+
+// Protocol level of a CONNECT whose decoding failed, read from the raw bytes, so the CONNACK
+// can be written in the client's version. 0 when unknown.
+std::uint8_t peek_protocol_level(const std::string& raw) {
+  std::size_t pos = 1;
+  for (int i = 0; i < 4 && pos < raw.size(); ++i) {
+    if ((static_cast<std::uint8_t>(raw[pos++]) & 0x80) == 0) break;
+  }
+  if (raw.size() >= pos + 7 && raw.compare(pos, 6, std::string("\0\4MQTT", 6)) == 0)
+    return static_cast<std::uint8_t>(raw[pos + 6]);
+  if (raw.size() >= pos + 9 && raw.compare(pos, 8, std::string("\0\6MQIsdp", 8)) == 0)
+    return static_cast<std::uint8_t>(raw[pos + 8]);
+  return 0;
+}
+
+// The publish properties a message keeps for its receivers.
+protocol::Properties forwarded_properties(protocol::Properties&& in) {
+  protocol::Properties out;
+  out.payload_format_indicator = in.payload_format_indicator;
+  out.content_type = std::move(in.content_type);
+  out.response_topic = std::move(in.response_topic);
+  out.correlation_data = std::move(in.correlation_data);
+  out.user_properties = std::move(in.user_properties);
+  return out;
+}
+
+}  // namespace
+
+ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
+    : worker_(worker),
+      link_(link),
+      decoder_(worker.engine().limits().max_packet_size),
+      last_packet_ms_(wall_clock_ms()) {
+  worker_.connection_opened(*this);
+}
+
+ClientConnection::~ClientConnection() {
+  if (counted_) Counters::sub(worker_.engine().open_connections());
+  worker_.connection_closed(*this);
+}
+
+void ClientConnection::on_bytes(const char* data, std::size_t size) {
+  if (state_ == State::Closing || state_ == State::Closed) return;
+  if (state_ == State::AwaitConnect) received_before_connect_.append(data, size);
+  last_packet_ms_ = wall_clock_ms();
+  std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(data), size);
+  protocol::Packet packet;
+  protocol::DecodeError error;
+  while (!input.empty() && (state_ == State::AwaitConnect || state_ == State::Connected)) {
+    switch (decoder_.next(input, packet, error)) {
+      case protocol::DecodeStatus::NeedMore:
+        return;
+      case protocol::DecodeStatus::Error:
+        protocol_violation(error.reason, error.what);
+        return;
+      case protocol::DecodeStatus::Packet:
+        handle(std::move(packet));
+        break;
+    }
+  }
+}
+
+void ClientConnection::on_closed() {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  end_session_link(!normal_disconnect_);
+}
+
+void ClientConnection::handle(protocol::Packet&& packet) {
+  if (state_ == State::AwaitConnect) {
+    if (auto* connect = std::get_if<protocol::Connect>(&packet)) {
+      handle_connect(std::move(*connect));
+    } else {
+      // [MQTT-3.1.0-1] the first packet must be CONNECT.
+      protocol_violation(ReasonCode::ProtocolError, "first packet is not CONNECT");
+    }
+    return;
+  }
+  std::visit(
+      [this](auto&& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, protocol::Publish>) {
+          handle_publish(std::move(p));
+        } else if constexpr (std::is_same_v<T, protocol::Ack>) {
+          handle_ack(p);
+        } else if constexpr (std::is_same_v<T, protocol::Subscribe>) {
+          handle_subscribe(p);
+        } else if constexpr (std::is_same_v<T, protocol::Unsubscribe>) {
+          handle_unsubscribe(p);
+        } else if constexpr (std::is_same_v<T, protocol::Pingreq>) {
+          send(protocol::Pingresp{});
+        } else if constexpr (std::is_same_v<T, protocol::Disconnect>) {
+          handle_disconnect(p);
+        } else if constexpr (std::is_same_v<T, protocol::Auth>) {
+          handle_auth(p);
+        } else if constexpr (std::is_same_v<T, protocol::Connect>) {
+          protocol_violation(ReasonCode::ProtocolError, "second CONNECT");  // [MQTT-3.1.0-2]
+        } else {
+          protocol_violation(ReasonCode::ProtocolError, "packet a client must not send");
+        }
+      },
+      std::move(packet));
+}
+
+void ClientConnection::handle_connect(protocol::Connect&& connect) {
+  Engine& engine = worker_.engine();
+  const Limits& limits = engine.limits();
+  version_ = connect.version;
+  const bool v5 = is_v5();
+
+  bool assigned = false;
+  std::string client_id = std::move(connect.client_id);
+  if (client_id.empty()) {
+    // [MQTT-3.1.3-8] 3.1.1 allows an empty id only with a clean session.
+    if (!v5 && !connect.clean_start) {
+      reject_connect(ReasonCode::ClientIdentifierNotValid, "empty client id without clean session");
+      return;
+    }
+    client_id = worker_.assign_client_id();
+    assigned = true;
+  } else if (client_id.size() > limits.max_client_id_length) {
+    reject_connect(ReasonCode::ClientIdentifierNotValid, "client id too long");
+    return;
+  } else {
+    unsigned home = engine.home_worker(client_id);
+    if (home != worker_.index()) {
+      state_ = State::Closed;
+      link_.hand_over(home, std::move(received_before_connect_));
+      return;
+    }
+  }
+  received_before_connect_ = std::string();
+
+  if (connect.properties.authentication_method) {
+    // Enhanced authentication needs an authentication hook; none handles this method.
+    reject_connect(ReasonCode::BadAuthenticationMethod, "no handler for the authentication method");
+    return;
+  }
+  if (connect.will) {
+    const auto& will = *connect.will;
+    if (will.qos > limits.max_qos) {
+      reject_connect(ReasonCode::QosNotSupported, "will QoS above maximum");
+      return;
+    }
+    if (will.retain && !limits.retain_available) {
+      reject_connect(ReasonCode::RetainNotSupported, "will retain not supported");
+      return;
+    }
+    if (will.properties.payload_format_indicator.value_or(0) == 1 &&
+        !protocol::valid_utf8(*will.payload)) {
+      reject_connect(ReasonCode::PayloadFormatInvalid, "will payload is not UTF-8");
+      return;
+    }
+  }
+  if (limits.max_connections != 0 &&
+      engine.open_connections().load(std::memory_order_relaxed) >= limits.max_connections) {
+    reject_connect(ReasonCode::ServerBusy, "connection limit reached");
+    return;
+  }
+
+  protocol::Connack connack;
+  const auto& props = connect.properties;
+  if (v5) {
+    client_receive_maximum_ = props.receive_maximum.value_or(65535);
+    client_max_packet_size_ = props.maximum_packet_size.value_or(0);
+    client_topic_alias_max_ = props.topic_alias_maximum.value_or(0);
+    request_problem_information_ = props.request_problem_information.value_or(1) == 1;
+  }
+  keep_alive_ = connect.keep_alive;
+  if (limits.max_keep_alive != 0 && (keep_alive_ == 0 || keep_alive_ > limits.max_keep_alive) && v5) {
+    keep_alive_ = limits.max_keep_alive;
+    connack.properties.server_keep_alive = keep_alive_;
+  }
+  std::uint32_t expiry;
+  if (v5) {
+    expiry = props.session_expiry_interval.value_or(0);
+    if (expiry > limits.max_session_expiry) {
+      expiry = limits.max_session_expiry;
+      connack.properties.session_expiry_interval = expiry;
+    }
+  } else {
+    expiry = connect.clean_start ? 0 : limits.persistent_session_expiry;
+  }
+
+  Session* session = worker_.find_session(client_id);
+  if (session && session->connection) {
+    // [MQTT-3.1.4-3] takeover: the old connection goes, the session may stay.
+    session->connection->take_over(!connect.clean_start);
+  }
+  if (session && connect.clean_start) {
+    // The old session ends: a will still waiting for its delay goes out now.
+    if (session->will) worker_.publish_will(session->client_id, session->will->will);
+    session->will.reset();
+    worker_.destroy_session(*session);
+    session = nullptr;
+  }
+  connack.session_present = session != nullptr;  // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
+  if (!session) session = &worker_.create_session(client_id);
+  // [MQTT-3.1.3-9] a reconnect before the will delay ends cancels the old will.
+  session->will.reset();
+  if (connect.will) session->will = PendingWill{std::move(*connect.will), 0};
+  session->connection = this;
+  session->subscriber->connected.store(true, std::memory_order_relaxed);
+  session->version = version_;
+  session->expiry_interval = expiry;
+  session->expires_at_ms = 0;
+  worker_.session_online(*session);
+  session_ = session;
+  state_ = State::Connected;
+  counted_ = true;
+  Counters::add(engine.open_connections());
+
+  if (v5) {
+    if (assigned) connack.properties.assigned_client_identifier = client_id;
+    if (limits.receive_maximum != 65535) connack.properties.receive_maximum = limits.receive_maximum;
+    if (limits.topic_alias_maximum != 0)
+      connack.properties.topic_alias_maximum = limits.topic_alias_maximum;
+    connack.properties.maximum_packet_size = limits.max_packet_size;
+    if (limits.max_qos < 2) connack.properties.maximum_qos = limits.max_qos;
+    if (!limits.retain_available) connack.properties.retain_available = 0;
+  }
+  send(connack);
+
+  // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP) and PUBREL packets, in order.
+  for (auto& [packet_id, inflight] : session->inflight) {
+    if (inflight.state == InflightMessage::State::AwaitPubcomp) {
+      send_pubrel(packet_id);
+    } else {
+      send_publish(inflight.delivery, packet_id, true);
+    }
+  }
+  worker_.pump(*session);
+}
+
+void ClientConnection::handle_publish(protocol::Publish&& publish) {
+  Engine& engine = worker_.engine();
+  const Limits& limits = engine.limits();
+  auto& props = publish.properties;
+
+  if (props.topic_alias) {
+    std::uint16_t alias = *props.topic_alias;
+    if (alias == 0 || alias > limits.topic_alias_maximum) {
+      protocol_violation(ReasonCode::TopicAliasInvalid, "topic alias out of range");  // [MQTT-3.3.2-9]
+      return;
+    }
+    if (publish.topic.empty()) {
+      auto it = inbound_aliases_.find(alias);
+      if (it == inbound_aliases_.end()) {
+        protocol_violation(ReasonCode::ProtocolError, "unknown topic alias");
+        return;
+      }
+      publish.topic = it->second;
+    } else {
+      inbound_aliases_[alias] = publish.topic;
+    }
+  }
+  if (publish.topic.empty()) {
+    protocol_violation(ReasonCode::ProtocolError, "empty topic without alias");
+    return;
+  }
+  if (publish.qos > limits.max_qos) {
+    protocol_violation(ReasonCode::QosNotSupported, "QoS above maximum");  // [MQTT-3.3.1-4]
+    return;
+  }
+  if (publish.retain && !limits.retain_available) {
+    protocol_violation(ReasonCode::RetainNotSupported, "retain not supported");
+    return;
+  }
+  if (publish.qos == 2 && !session_->inbound_qos2.contains(publish.packet_id) &&
+      session_->inbound_qos2.size() >= limits.receive_maximum) {
+    protocol_violation(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded");  // [MQTT-3.3.4-9]
+    return;
+  }
+  const PacketType ack_type = publish.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
+  if (props.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(*publish.payload)) {
+    if (publish.qos == 0) {
+      protocol_violation(ReasonCode::PayloadFormatInvalid, "payload is not UTF-8");
+    } else {
+      send_ack(ack_type, publish.packet_id, ReasonCode::PayloadFormatInvalid);
+    }
+    return;
+  }
+  Counters::add(worker_.counters().messages_received);
+  if (publish.qos == 2 && session_->inbound_qos2.contains(publish.packet_id)) {
+    // A resent QoS 2 PUBLISH whose PUBREC was lost: acknowledge, do not route again.
+    send_ack(PacketType::Pubrec, publish.packet_id, ReasonCode::Success);
+    return;
+  }
+
+  auto message = std::make_shared<Message>();
+  message->arrival_ms = wall_clock_ms();
+  if (props.message_expiry_interval)
+    message->expires_at_ms = message->arrival_ms + std::uint64_t{*props.message_expiry_interval} * 1000;
+  message->topic = std::move(publish.topic);
+  message->payload = std::move(publish.payload);
+  message->qos = publish.qos;
+  message->retain = publish.retain;
+  message->properties = forwarded_properties(std::move(props));
+  message->origin_client_id = session_->client_id;
+  message->id = worker_.next_message_id();
+  MessagePtr shared = std::move(message);
+
+  if (shared->retain) engine.retained().set(shared);
+  std::size_t receivers = worker_.route(shared, session_);
+
+  if (publish.qos == 0) return;
+  ReasonCode reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
+  if (publish.qos == 2) session_->inbound_qos2.insert(publish.packet_id);
+  send_ack(ack_type, publish.packet_id, reason);
+}
+
+void ClientConnection::handle_ack(const protocol::Ack& ack) {
+  Session& session = *session_;
+  auto it = session.inflight.find(ack.packet_id);
+  using S = InflightMessage::State;
+  switch (ack.type) {
+    case PacketType::Puback:
+      if (it != session.inflight.end() && it->second.state == S::AwaitPuback) {
+        session.inflight.erase(it);
+        worker_.pump(session);
+      }
+      return;
+    case PacketType::Pubrec:
+      if (it == session.inflight.end() || it->second.state == S::AwaitPuback) {
+        send_ack(PacketType::Pubrel, ack.packet_id, ReasonCode::PacketIdentifierNotFound);
+        return;
+      }
+      if (is_failure(ack.reason)) {  // the receiver refused it: the flow ends here
+        session.inflight.erase(it);
+        worker_.pump(session);
+        return;
+      }
+      it->second.state = S::AwaitPubcomp;
+      it->second.delivery.message.reset();  // [MQTT-4.3.3-?] the message itself is no longer needed
+      send_pubrel(ack.packet_id);
+      return;
+    case PacketType::Pubcomp:
+      if (it != session.inflight.end() && it->second.state == S::AwaitPubcomp) {
+        session.inflight.erase(it);
+        worker_.pump(session);
+      }
+      return;
+    case PacketType::Pubrel: {
+      bool known = session.inbound_qos2.erase(ack.packet_id) > 0;
+      send_ack(PacketType::Pubcomp, ack.packet_id,
+               known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound);
+      return;
+    }
+    default:
+      protocol_violation(ReasonCode::ProtocolError, "unexpected acknowledgement");
+  }
+}
+
+void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
+  Engine& engine = worker_.engine();
+  const Limits& limits = engine.limits();
+  Session& session = *session_;
+  const bool v5 = is_v5();
+  std::uint32_t subscription_id = subscribe.properties.subscription_identifiers.empty()
+                                      ? 0
+                                      : subscribe.properties.subscription_identifiers.front();
+  protocol::Suback suback;
+  suback.packet_id = subscribe.packet_id;
+  struct RetainedWork {
+    std::string filter;
+    SubscriptionOptions options;
+  };
+  std::vector<RetainedWork> retained_work;
+
+  for (const auto& entry : subscribe.entries) {
+    const bool shared = protocol::is_shared_filter(entry.filter);
+    bool valid = shared ? protocol::parse_shared_filter(entry.filter).has_value()
+                        : protocol::valid_topic_filter(entry.filter);
+    if (!valid) {
+      suback.reasons.push_back(v5 ? ReasonCode::TopicFilterInvalid : ReasonCode::UnspecifiedError);
+      continue;
+    }
+    if (shared && entry.no_local && v5) {
+      protocol_violation(ReasonCode::ProtocolError, "No Local on a shared subscription");  // [MQTT-3.8.3-4]
+      return;
+    }
+    bool exists = session.subscriptions.contains(entry.filter);
+    if (!exists && session.subscriptions.size() >= limits.max_subscriptions_per_session) {
+      suback.reasons.push_back(v5 ? ReasonCode::QuotaExceeded : ReasonCode::UnspecifiedError);
+      continue;
+    }
+    SubscriptionOptions options;
+    options.qos = std::min(entry.qos, limits.max_qos);
+    options.no_local = entry.no_local;
+    options.retain_as_published = entry.retain_as_published;
+    options.retain_handling = entry.retain_handling;
+    options.subscription_id = subscription_id;
+    engine.index().subscribe(session.subscriber, entry.filter, options);
+    session.subscriptions[entry.filter] = options;
+    suback.reasons.push_back(static_cast<ReasonCode>(options.qos));
+    // [MQTT-3.3.1-9..11] retain handling; shared subscriptions get no retained messages.
+    if (!shared && limits.retain_available &&
+        (options.retain_handling == 0 || (options.retain_handling == 1 && !exists))) {
+      retained_work.push_back({entry.filter, options});
+    }
+  }
+  send(suback);  // [MQTT-3.8.4-1] before the retained messages it triggers
+  for (const auto& work : retained_work) deliver_retained(work.filter, work.options);
+}
+
+void ClientConnection::deliver_retained(const std::string& filter, const SubscriptionOptions& options) {
+  std::vector<MessagePtr> messages;
+  worker_.engine().retained().match(filter, wall_clock_ms(), messages);
+  for (auto& message : messages) {
+    Delivery delivery;
+    delivery.qos = std::min(options.qos, message->qos);
+    delivery.retain = true;  // [MQTT-3.3.1-8]
+    if (options.subscription_id) delivery.subscription_ids.push_back(options.subscription_id);
+    delivery.message = std::move(message);
+    worker_.deliver(*session_, std::move(delivery));
+  }
+}
+
+void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscribe) {
+  Session& session = *session_;
+  protocol::Unsuback unsuback;
+  unsuback.packet_id = unsubscribe.packet_id;
+  for (const auto& filter : unsubscribe.filters) {
+    auto it = session.subscriptions.find(filter);
+    if (it == session.subscriptions.end()) {
+      unsuback.reasons.push_back(ReasonCode::NoSubscriptionExisted);
+      continue;
+    }
+    worker_.engine().index().unsubscribe(session.subscriber->key, filter);
+    session.subscriptions.erase(it);
+    unsuback.reasons.push_back(ReasonCode::Success);
+  }
+  send(unsuback);
+}
+
+void ClientConnection::handle_disconnect(const protocol::Disconnect& disconnect) {
+  Session& session = *session_;
+  if (auto expiry = disconnect.properties.session_expiry_interval) {
+    if (session.expiry_interval == 0 && *expiry != 0) {
+      protocol_violation(ReasonCode::ProtocolError, "session expiry set after 0");  // [MQTT-3.14.2-2]
+      return;
+    }
+    session.expiry_interval = std::min(*expiry, worker_.engine().limits().max_session_expiry);
+  }
+  // [MQTT-3.14.4-3] a normal DISCONNECT deletes the will; 0x04 asks for it to be sent.
+  normal_disconnect_ = disconnect.reason != ReasonCode::DisconnectWithWill;
+  state_ = State::Closing;
+  end_session_link(!normal_disconnect_);
+  link_.close();
+}
+
+void ClientConnection::handle_auth(const protocol::Auth&) {
+  // No authentication method was agreed at CONNECT (we reject those for now), so an AUTH
+  // packet is a protocol error [MQTT-4.12.0-?].
+  protocol_violation(ReasonCode::ProtocolError, "AUTH without an authentication method");
+}
+
+void ClientConnection::take_over(bool session_continues) {
+  Session* session = session_;
+  if (is_v5()) {
+    protocol::Disconnect d;
+    d.reason = ReasonCode::SessionTakenOver;
+    send(d);
+  }
+  state_ = State::Closing;
+  if (session) {
+    session->connection = nullptr;
+    session_ = nullptr;
+    if (session->will) {
+      // The old connection ended abnormally: its will goes out now unless it has a delay
+      // and the session goes on (the new connection cancels it).
+      bool delayed = session->will->will.properties.will_delay_interval.value_or(0) > 0;
+      if (!session_continues || !delayed) worker_.publish_will(session->client_id, session->will->will);
+      session->will.reset();
+    }
+  }
+  link_.close();
+}
+
+void ClientConnection::disconnect(ReasonCode reason, const char* why) {
+  if (state_ != State::Connected) {
+    state_ = State::Closing;
+    link_.close();
+    return;
+  }
+  log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id : "", why);
+  if (is_v5()) {
+    protocol::Disconnect d;
+    d.reason = reason;
+    if (request_problem_information_ && why && *why) d.properties.reason_string = why;
+    send(d);
+  }
+  state_ = State::Closing;
+  end_session_link(true);
+  link_.close();
+}
+
+void ClientConnection::end_session_link(bool publish_will) {
+  Session* session = session_;
+  if (!session) return;
+  session_ = nullptr;
+  session->connection = nullptr;
+  worker_.session_offline(*session, publish_will);
+}
+
+void ClientConnection::reject_connect(ReasonCode reason, const char* why) {
+  log::debug("rejecting CONNECT from {}: {}", link_.peer(), why);
+  if (is_v5()) {
+    protocol::Connack connack;
+    connack.reason = reason;
+    send(connack);
+  } else if (to_v3_connack_code(reason) != V3ConnackCode::Accepted) {
+    protocol::Connack connack;
+    connack.reason = reason;
+    send(connack);
+  }
+  state_ = State::Closing;
+  link_.close();
+}
+
+void ClientConnection::protocol_violation(ReasonCode reason, const char* why) {
+  Counters::add(worker_.counters().protocol_errors);
+  log::debug("protocol error from {}: {} ({})", link_.peer(), why, reason_name(reason));
+  if (state_ == State::AwaitConnect) {
+    std::uint8_t level = peek_protocol_level(received_before_connect_);
+    if (reason == ReasonCode::UnsupportedProtocolVersion && level != 5) {
+      // [MQTT-3.1.2-2] 3.1.1-style CONNACK 0x01 for a level we do not speak.
+      link_.write(std::string("\x20\x02\x00\x01", 4));
+      state_ = State::Closing;
+      link_.close();
+      return;
+    }
+    if (level == 5) {
+      version_ = ProtocolVersion::V5;
+      reject_connect(reason, why);
+      return;
+    }
+    state_ = State::Closing;
+    link_.close();
+    return;
+  }
+  disconnect(reason, why);
+}
+
+void ClientConnection::send(const protocol::Packet& packet) {
+  std::string bytes;
+  if (!protocol::encode(packet, version_, bytes)) {
+    log::warn("cannot encode a packet for {}", link_.peer());
+    return;
+  }
+  link_.write(std::move(bytes));
+}
+
+void ClientConnection::send_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason) {
+  protocol::Ack ack;
+  ack.type = type;
+  ack.packet_id = packet_id;
+  ack.reason = reason;
+  send(ack);
+}
+
+void ClientConnection::send_pubrel(std::uint16_t packet_id) {
+  send_ack(PacketType::Pubrel, packet_id, ReasonCode::Success);
+}
+
+std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& first_use) {
+  first_use = false;
+  if (client_topic_alias_max_ == 0) return 0;
+  auto it = outbound_aliases_.find(topic);
+  if (it != outbound_aliases_.end()) return it->second;
+  if (outbound_aliases_.size() >= client_topic_alias_max_) return 0;
+  auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
+  outbound_aliases_.emplace(topic, alias);
+  first_use = true;
+  return alias;
+}
+
+bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t packet_id, bool dup) {
+  const Message& message = *delivery.message;
+  protocol::Publish publish;
+  publish.payload = message.payload;
+  publish.qos = delivery.qos;
+  publish.retain = delivery.retain;
+  publish.dup = dup;
+  publish.packet_id = packet_id;
+  std::uint16_t alias = 0;
+  bool first_use = false;
+  if (is_v5()) {
+    publish.properties = message.properties;
+    if (message.expires_at_ms != 0)
+      publish.properties.message_expiry_interval = remaining_expiry_seconds(message, wall_clock_ms());
+    publish.properties.subscription_identifiers = delivery.subscription_ids;
+    alias = outbound_alias(message.topic, first_use);
+    if (alias != 0) publish.properties.topic_alias = alias;
+  }
+  if (alias == 0 || first_use) publish.topic = message.topic;
+  std::string head;
+  if (!protocol::encode_publish_head(publish, version_, head)) return false;
+  // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size.
+  if (client_max_packet_size_ != 0 && head.size() + message.payload->size() > client_max_packet_size_) {
+    if (first_use) outbound_aliases_.erase(message.topic);
+    Counters::add(worker_.counters().messages_dropped);
+    return false;
+  }
+  link_.write(std::move(head), message.payload);
+  Counters::add(worker_.counters().messages_sent);
+  return true;
+}
+
+void ClientConnection::tick(std::uint64_t now_ms) {
+  if (state_ == State::AwaitConnect) {
+    if (now_ms - last_packet_ms_ > kConnectTimeoutMs) {
+      state_ = State::Closing;
+      link_.close();
+    }
+    return;
+  }
+  if (state_ != State::Connected || keep_alive_ == 0) return;
+  // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
+  if (now_ms > last_packet_ms_ && now_ms - last_packet_ms_ > std::uint64_t{keep_alive_} * 1500) {
+    disconnect(ReasonCode::KeepAliveTimeout, "keep alive timeout");
+  }
+}
+
+}  // namespace broker::core

@@ -1,0 +1,96 @@
+#pragma once
+// ClientConnection: one network connection's MQTT state machine on the broker side. Bytes come
+// in through on_bytes(); packets are decoded, checked against the rules a server enforces, and
+// applied to the session; answers go out through the Link.
+//
+// Life: Accepted -> (CONNECT read; maybe handed over to the client id's home worker) ->
+// Connected (bound to a Session) -> Closing (a DISCONNECT sent or the link closed) -> closed.
+//
+// Thread safety: owned by the transport, touched by its worker only.
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/link.hpp"
+#include "core/session.hpp"
+#include "protocol/decoder.hpp"
+
+namespace broker::core {
+
+class WorkerCore;
+
+class ClientConnection final : public ConnectionHandler {
+ public:
+  ClientConnection(WorkerCore& worker, Link& link);
+  ~ClientConnection() override;
+
+  void on_bytes(const char* data, std::size_t size) override;
+  void on_closed() override;
+
+  // Sends one PUBLISH for `delivery` with `packet_id` (0 for QoS 0). Returns false when the
+  // client's Maximum Packet Size forbids it (the message is then dropped, as the spec says).
+  bool send_publish(const Delivery& delivery, std::uint16_t packet_id, bool dup);
+  void send_pubrel(std::uint16_t packet_id);
+  // Server-initiated end: DISCONNECT with `reason` to 5.0 clients, then close. The will is
+  // published unless `reason` says otherwise (handled by the caller through the session).
+  void disconnect(ReasonCode reason, const char* why);
+
+  // Called periodically: keep alive.
+  void tick(std::uint64_t now_ms);
+
+  Session* session() noexcept { return session_; }
+  protocol::ProtocolVersion version() const noexcept { return version_; }
+  bool is_v5() const noexcept { return version_ == protocol::ProtocolVersion::V5; }
+  bool connected() const noexcept { return state_ == State::Connected; }
+  // The client's Receive Maximum (65,535 when it set none).
+  std::uint16_t receive_maximum() const noexcept { return client_receive_maximum_; }
+  // Link::pending_bytes, for back-pressure on QoS 0.
+  std::size_t pending_bytes() const { return link_.pending_bytes(); }
+  // Another connection with the same client id arrived [MQTT-3.1.4-3]: DISCONNECT 0x8E to a
+  // 5.0 client, then close. The will goes out unless it is delayed and the session goes on.
+  void take_over(bool session_continues);
+
+ private:
+  enum class State : std::uint8_t { AwaitConnect, Connected, Closing, Closed };
+
+  void handle(protocol::Packet&& packet);
+  void handle_connect(protocol::Connect&& connect);
+  void handle_publish(protocol::Publish&& publish);
+  void handle_ack(const protocol::Ack& ack);
+  void handle_subscribe(const protocol::Subscribe& subscribe);
+  void handle_unsubscribe(const protocol::Unsubscribe& unsubscribe);
+  void handle_disconnect(const protocol::Disconnect& disconnect);
+  void handle_auth(const protocol::Auth& auth);
+  void reject_connect(ReasonCode reason, const char* why);
+  void protocol_violation(ReasonCode reason, const char* why);
+  void send(const protocol::Packet& packet);
+  void send_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
+  void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
+  void end_session_link(bool publish_will);
+  // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.
+  std::uint16_t outbound_alias(const std::string& topic, bool& first_use);
+
+  WorkerCore& worker_;
+  Link& link_;
+  protocol::Decoder decoder_;
+  State state_ = State::AwaitConnect;
+  protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;
+  Session* session_ = nullptr;
+  std::string received_before_connect_;  // every byte until CONNECT is handled (for hand-over)
+  bool counted_ = false;                 // counted in open_connections
+
+  // Negotiated at CONNECT.
+  std::uint16_t keep_alive_ = 0;
+  std::uint64_t last_packet_ms_ = 0;
+  std::uint32_t client_max_packet_size_ = 0;  // 0 = protocol maximum
+  std::uint16_t client_receive_maximum_ = 65535;
+  std::uint16_t client_topic_alias_max_ = 0;
+  bool request_problem_information_ = true;
+  bool normal_disconnect_ = false;  // DISCONNECT received: no will (unless 0x04)
+
+  std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
+  std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+};
+
+}  // namespace broker::core

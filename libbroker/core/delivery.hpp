@@ -1,0 +1,23 @@
+#pragma once
+// Delivery: one message on its way to one session, with the per-receiver fields the shared
+// Message does not hold.
+//
+// Thread safety: plain value; moved between workers inside a batch, then owned by one session.
+#include <cstdint>
+#include <vector>
+
+#include "core/message.hpp"
+
+namespace broker::core {
+
+struct Delivery {
+  MessagePtr message;
+  std::uint8_t qos = 0;     // min(subscription QoS, publish QoS), max over overlapping subscriptions
+  bool retain = false;      // RETAIN flag as sent (retain-as-published, or a retained message on subscribe)
+  std::vector<std::uint32_t> subscription_ids;
+  // Came through a shared subscription: if unacknowledged when its session leaves, it goes
+  // to another member of the group (found again from the session's shared filters).
+  bool shared = false;
+};
+
+}  // namespace broker::core

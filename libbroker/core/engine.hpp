@@ -1,0 +1,56 @@
+#pragma once
+// Engine: the state every worker shares: options, the topic index, retained messages, the
+// workers' cores and the way to reach them. Built once per Broker.
+//
+// Thread safety: the members are either immutable after construction (options, workers) or
+// thread-safe themselves (index, retained, atomics).
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "broker/options.hpp"
+#include "core/dispatcher.hpp"
+#include "core/retained_store.hpp"
+#include "core/topic_index.hpp"
+
+namespace broker::core {
+
+class WorkerCore;
+
+// Wall clock in ms since the Unix epoch (message expiry must survive restarts).
+std::uint64_t wall_clock_ms() noexcept;
+
+class Engine {
+ public:
+  // workers: how many WorkerCores to create; dispatcher: how they reach each other (must
+  // outlive the Engine). One extra index reader slot serves threads that are not workers.
+  Engine(const Options& options, unsigned workers, Dispatcher& dispatcher);
+  ~Engine();
+
+  const Options& options() const noexcept { return options_; }
+  const Limits& limits() const noexcept { return options_.limits; }
+  TopicIndex& index() noexcept { return index_; }
+  RetainedStore& retained() noexcept { return retained_; }
+  Dispatcher& dispatcher() noexcept { return dispatcher_; }
+  unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  WorkerCore& worker(unsigned i) noexcept { return *workers_[i]; }
+
+  // The worker a client id's session lives on: a hash, so a reconnect finds its session
+  // without a directory.
+  unsigned home_worker(std::string_view client_id) const noexcept;
+
+  // Connections open on all workers (for max_connections).
+  std::atomic<std::uint64_t>& open_connections() noexcept { return open_connections_; }
+
+ private:
+  Options options_;
+  Dispatcher& dispatcher_;
+  TopicIndex index_;
+  RetainedStore retained_;
+  std::vector<std::unique_ptr<WorkerCore>> workers_;
+  std::atomic<std::uint64_t> open_connections_{0};
+};
+
+}  // namespace broker::core

@@ -1,0 +1,224 @@
+// Retained messages: a level trie of topic names under a std::shared_mutex (see the header).
+#include "core/retained_store.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+
+#include "core/child_set.hpp"
+
+namespace broker::core {
+namespace {
+
+constexpr std::size_t kEnd = std::string_view::npos;  // "no level left"
+
+std::pair<std::string_view, std::size_t> level_at(std::string_view s, std::size_t pos) noexcept {
+  const std::size_t slash = s.find('/', pos);
+  if (slash == std::string_view::npos) return {s.substr(pos), kEnd};
+  return {s.substr(pos, slash - pos), slash + 1};
+}
+
+struct Node {
+  explicit Node(std::string_view k) : name(k) {}
+  std::string name;  // this level
+  ChildSet<Node> children;
+  MessagePtr message;  // null when only a path to deeper topics
+
+  std::string_view key() const noexcept { return name; }
+  bool unused() const noexcept { return !message && children.empty(); }
+};
+
+bool empty_payload(const Message& m) noexcept { return !m.payload || m.payload->empty(); }
+
+}  // namespace
+
+struct RetainedStore::Impl {
+  explicit Impl(std::uint64_t max) : max_messages(max), root({}) {}
+
+  ~Impl() {
+    std::vector<Node*> todo;  // iterative: topics may be thousands of levels deep
+    root.children.for_each([&](Node* c) { todo.push_back(c); });
+    while (!todo.empty()) {
+      Node* n = todo.back();
+      todo.pop_back();
+      n->children.for_each([&](Node* c) { todo.push_back(c); });
+      delete n;
+    }
+  }
+
+  // Fills `path` (root first) with the nodes of `topic`; false when one is missing.
+  bool find_path(std::string_view topic, std::vector<Node*>& path) {
+    path.clear();
+    Node* n = &root;
+    path.push_back(n);
+    for (std::size_t pos = 0; pos != kEnd;) {
+      auto [level, next] = level_at(topic, pos);
+      n = n->children.find(level);
+      if (n == nullptr) return false;
+      path.push_back(n);
+      pos = next;
+    }
+    return true;
+  }
+
+  // Removes the trailing nodes of `path` that hold nothing any more.
+  static void prune(const std::vector<Node*>& path) noexcept {
+    for (std::size_t i = path.size() - 1; i > 0; --i) {
+      Node* n = path[i];
+      if (!n->unused()) return;
+      path[i - 1]->children.erase(n->key());
+      delete n;
+    }
+  }
+
+  // Drops `m` if it is still the one stored under its topic.
+  void drop(const MessagePtr& m) {
+    std::vector<Node*> path;
+    if (!find_path(m->topic, path) || path.back()->message != m) return;
+    path.back()->message.reset();
+    count.fetch_sub(1, std::memory_order_relaxed);
+    prune(path);
+  }
+
+  const std::uint64_t max_messages;
+  mutable std::shared_mutex mu;
+  Node root;  // guarded by mu
+  std::atomic<std::uint64_t> count{0};
+};
+
+RetainedStore::RetainedStore(std::uint64_t max_messages)
+    : impl_(std::make_unique<Impl>(max_messages)) {}
+
+RetainedStore::~RetainedStore() = default;
+
+RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
+  if (!message) return SetResult::NothingToClear;
+  Impl& impl = *impl_;
+  std::unique_lock lock(impl.mu);
+  std::vector<Node*> path;
+  const bool found = impl.find_path(message->topic, path);
+  Node* existing = found ? path.back() : nullptr;
+  // An empty payload removes the retained message and is not stored [MQTT-3.3.1-6, 3.3.1-7].
+  if (empty_payload(*message)) {
+    if (existing == nullptr || !existing->message) return SetResult::NothingToClear;
+    existing->message.reset();
+    impl.count.fetch_sub(1, std::memory_order_relaxed);
+    impl.prune(path);
+    return SetResult::Cleared;
+  }
+  if (existing != nullptr && existing->message) {  // replaces it [MQTT-3.3.1-5]
+    existing->message = message;
+    return SetResult::Replaced;
+  }
+  if (impl.count.load(std::memory_order_relaxed) >= impl.max_messages) return SetResult::Full;
+  // Create the missing tail of the path; find_path stopped at the deepest existing node.
+  Node* n = path.back();
+  std::size_t pos = 0;
+  for (std::size_t depth = 1; depth < path.size(); ++depth) {
+    pos = level_at(message->topic, pos).second;
+  }
+  while (pos != kEnd) {
+    auto [level, next] = level_at(message->topic, pos);
+    auto child = std::make_unique<Node>(level);
+    n->children.insert(child.get());
+    n = child.release();
+    pos = next;
+  }
+  n->message = message;
+  impl.count.fetch_add(1, std::memory_order_relaxed);
+  return SetResult::Stored;
+}
+
+void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
+                          std::vector<MessagePtr>& out) const {
+  Impl& impl = *impl_;
+  std::vector<MessagePtr> expired;
+  {
+    std::shared_lock lock(impl.mu);
+    auto emit = [&](const Node& n) {
+      if (!n.message) return;
+      if (is_expired(*n.message, now_ms)) {
+        expired.push_back(n.message);
+      } else {
+        out.push_back(n.message);
+      }
+    };
+    // A wildcard first level never matches a topic starting with '$' [MQTT-4.7.2-1].
+    auto visible = [&](const Node& parent, const Node& child) {
+      return &parent != &impl.root || child.name.empty() || child.name.front() != '$';
+    };
+    std::vector<std::pair<const Node*, std::size_t>> stack{{&impl.root, 0}};
+    std::vector<const Node*> subtree;
+    while (!stack.empty()) {
+      const Node* n = stack.back().first;
+      const std::size_t pos = stack.back().second;
+      stack.pop_back();
+      if (pos == kEnd) {
+        emit(*n);
+        continue;
+      }
+      const auto [level, next_pos] = level_at(filter, pos);
+      const std::size_t next = next_pos;  // a lambda below can't capture a structured binding
+      if (level == "#") {
+        // This level's parent ("sport/#" matches "sport") and everything below.
+        if (n != &impl.root) emit(*n);
+        subtree.clear();
+        n->children.for_each([&](const Node* c) {
+          if (visible(*n, *c)) subtree.push_back(c);
+        });
+        while (!subtree.empty()) {
+          const Node* d = subtree.back();
+          subtree.pop_back();
+          emit(*d);
+          d->children.for_each([&](const Node* c) { subtree.push_back(c); });
+        }
+      } else if (level == "+") {
+        n->children.for_each([&](const Node* c) {
+          if (visible(*n, *c)) stack.emplace_back(c, next);
+        });
+      } else if (const Node* c = n->children.find(level)) {
+        stack.emplace_back(c, next);
+      }
+    }
+  }
+  if (expired.empty()) return;
+  // Dropped lazily when met: retaking the lock as a writer is rare (once per expired message).
+  std::unique_lock lock(impl.mu);
+  for (const auto& m : expired) impl.drop(m);
+}
+
+std::uint64_t RetainedStore::purge_expired(std::uint64_t now_ms) {
+  Impl& impl = *impl_;
+  std::unique_lock lock(impl.mu);
+  // Pre-order list of (node, parent); walking it backwards visits children before parents, so
+  // a branch emptied by expiry is pruned bottom-up in one pass.
+  std::vector<std::pair<Node*, Node*>> order;
+  impl.root.children.for_each([&](Node* c) { order.emplace_back(c, &impl.root); });
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    Node* n = order[i].first;
+    n->children.for_each([&](Node* c) { order.emplace_back(c, n); });
+  }
+  std::uint64_t removed = 0;
+  for (std::size_t i = order.size(); i-- > 0;) {
+    auto [n, parent] = order[i];
+    if (n->message && is_expired(*n->message, now_ms)) {
+      n->message.reset();
+      ++removed;
+    }
+    if (n->unused()) {
+      parent->children.erase(n->key());
+      delete n;
+    }
+  }
+  impl.count.fetch_sub(removed, std::memory_order_relaxed);
+  return removed;
+}
+
+std::uint64_t RetainedStore::size() const noexcept {
+  return impl_->count.load(std::memory_order_relaxed);
+}
+
+}  // namespace broker::core

@@ -1,0 +1,61 @@
+#pragma once
+// Session: the state MQTT keeps for one client id, connected or not: subscriptions, the
+// outbound queue and inflight window, inbound QoS 2 packet ids, the will and expiry.
+//
+// Outbound flow: deliveries enter `queue`; pump() (in WorkerCore) moves them into `inflight`
+// while the window (min of our max_inflight and the client's Receive Maximum) has room, giving
+// each a packet id. QoS 0 deliveries pass through the queue only when it is not empty, so the
+// order of messages on one topic is kept. The queue is bounded in messages and bytes.
+//
+// Thread safety: owned and touched by its home worker only.
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "core/delivery.hpp"
+#include "core/topic_index.hpp"
+#include "protocol/packet.hpp"
+
+namespace broker::core {
+
+class ClientConnection;
+
+struct InflightMessage {
+  enum class State : std::uint8_t { AwaitPuback, AwaitPubrec, AwaitPubcomp };
+  Delivery delivery;
+  State state = State::AwaitPuback;
+};
+
+struct PendingWill {
+  protocol::Will will;
+  std::uint64_t publish_at_ms = 0;  // 0 = not scheduled (client connected)
+};
+
+struct Session {
+  Session(std::uint64_t session_id, std::string client, SubscriberPtr sub)
+      : id(session_id), client_id(std::move(client)), subscriber(std::move(sub)) {}
+
+  const std::uint64_t id;
+  const std::string client_id;
+  const SubscriberPtr subscriber;
+  ClientConnection* connection = nullptr;  // null while offline
+  protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
+
+  std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;  // filter -> options
+
+  std::deque<Delivery> queue;
+  std::uint64_t queued_bytes = 0;
+  std::map<std::uint16_t, InflightMessage> inflight;  // by packet id; ordered for redelivery
+  std::uint16_t next_packet_id = 1;
+  std::set<std::uint16_t> inbound_qos2;  // PUBREC sent, PUBREL not yet received
+
+  std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
+  std::uint64_t expires_at_ms = 0;    // set while offline; 0 = never
+  std::optional<PendingWill> will;
+};
+
+}  // namespace broker::core

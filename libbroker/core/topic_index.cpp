@@ -1,0 +1,534 @@
+// The topic index: a level trie under a "big reader" lock (see topic_index.hpp).
+//
+// Memory layout, because 10M subscriptions must fit in about 1 GB plus topic bytes:
+// - A Node is one 48-byte allocation plus its level's bytes, stored right behind it (no
+//   std::string): child set (16), subscriber list (24), entry count, key length and flags.
+// - A subscriber entry is {SubscriberPtr, SubscriptionOptions}: 24 bytes. The first one lives
+//   inside the node, so the usual leaf (one session's unique filter) is a single allocation.
+// - Shared groups are rare, so they live in a side table keyed by node, flagged in the node,
+//   instead of costing every node a pointer.
+#include "core/topic_index.hpp"
+
+#include <bit>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <span>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+
+#include "core/child_set.hpp"
+#include "protocol/topic.hpp"
+
+namespace broker::core {
+namespace {
+
+constexpr std::size_t kEnd = std::string_view::npos;  // "no level left" in a topic walk
+
+// Splits at `pos` the level that starts there; returns it and the next level's start or kEnd.
+std::pair<std::string_view, std::size_t> level_at(std::string_view s, std::size_t pos) noexcept {
+  const std::size_t slash = s.find('/', pos);
+  if (slash == std::string_view::npos) return {s.substr(pos), kEnd};
+  return {s.substr(pos, slash - pos), slash + 1};
+}
+
+bool is_wildcard(std::string_view level) noexcept { return level == "+" || level == "#"; }
+
+struct KeyHash {
+  std::size_t operator()(const SubscriberKey& k) const noexcept {
+    return static_cast<std::size_t>((k.session_id * 0x9E3779B97F4A7C15ull) ^ k.worker);
+  }
+};
+
+struct Entry {
+  SubscriberPtr subscriber;  // never null
+  SubscriptionOptions options;
+};
+static_assert(sizeof(Entry) == 24, "keep subscriber entries compact");
+
+// The subscribers of one filter, or the members of one shared group. The entry count is kept by
+// the owner (a Node packs it beside its key length) and passed in:
+//   0 entries: nothing;  1: inline, no allocation (the norm: most filters are one session's);
+//   2..kIndexedMin: an array with room for bit_ceil(n);  more: a vector plus an index by
+//   session, so a fleet-wide filter with a million subscribers adds and removes in O(1).
+class SubList {
+ public:
+  SubList() noexcept {}  // the union starts with no member alive
+  ~SubList() {}          // REQUIRES: clear() was called
+  SubList(const SubList&) = delete;
+  SubList& operator=(const SubList&) = delete;
+
+  std::span<const Entry> view(std::uint32_t n) const noexcept {
+    if (n == 0) return {};
+    if (n == 1) return {&one_, 1};
+    if (n <= kIndexedMin) return {small_, n};
+    return {big_->entries.data(), n};
+  }
+
+  Entry* find(std::uint32_t n, const SubscriberKey& key) noexcept {
+    if (n > kIndexedMin) {
+      auto it = big_->pos.find(key);
+      return it == big_->pos.end() ? nullptr : &big_->entries[it->second];
+    }
+    Entry* e = n == 1 ? &one_ : small_;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (e[i].subscriber->key == key) return &e[i];
+    }
+    return nullptr;
+  }
+
+  // Adds or replaces the entry of `sub`'s session; true when added (and `n` incremented).
+  bool upsert(std::uint32_t& n, const SubscriberPtr& sub, const SubscriptionOptions& options) {
+    if (Entry* e = find(n, sub->key)) {
+      e->subscriber = sub;  // a recreated Subscriber for the same session replaces the old one
+      e->options = options;
+      return false;
+    }
+    if (n == 0) {
+      new (&one_) Entry{sub, options};
+    } else if (n == 1) {
+      Entry* arr = allocate(2);
+      new (arr) Entry{std::move(one_)};
+      one_.~Entry();
+      new (arr + 1) Entry{sub, options};
+      small_ = arr;
+    } else if (n < kIndexedMin) {
+      if (n == std::bit_ceil(n)) regrow(n, n * 2);
+      new (small_ + n) Entry{sub, options};
+    } else {
+      if (n == kIndexedMin) to_big(n);
+      big_->pos.emplace(sub->key, n);
+      big_->entries.push_back(Entry{sub, options});
+    }
+    ++n;
+    return true;
+  }
+
+  // Removes the entry of `key`; true when found (and `n` decremented).
+  bool erase(std::uint32_t& n, const SubscriberKey& key) noexcept {
+    if (n > kIndexedMin) {
+      auto it = big_->pos.find(key);
+      if (it == big_->pos.end()) return false;
+      const std::uint32_t i = it->second;
+      big_->pos.erase(it);
+      auto& v = big_->entries;
+      if (i + 1 != v.size()) {
+        v[i] = std::move(v.back());
+        big_->pos.find(v[i].subscriber->key)->second = i;
+      }
+      v.pop_back();
+      if (--n == kIndexedMin) to_small(n);
+      return true;
+    }
+    Entry* e = find(n, key);
+    if (e == nullptr) return false;
+    if (n == 1) {
+      one_.~Entry();
+      n = 0;
+      return true;
+    }
+    Entry& last = small_[n - 1];
+    if (e != &last) *e = std::move(last);
+    last.~Entry();
+    if (--n == 1) {  // back inline: frees the array
+      Entry* arr = small_;
+      new (&one_) Entry{std::move(arr[0])};
+      arr[0].~Entry();
+      ::operator delete(arr);
+    }
+    return true;
+  }
+
+  void clear(std::uint32_t& n) noexcept {
+    if (n == 1) {
+      one_.~Entry();
+    } else if (n > kIndexedMin) {
+      delete big_;
+    } else if (n > 1) {
+      for (std::uint32_t i = 0; i < n; ++i) small_[i].~Entry();
+      ::operator delete(small_);
+    }
+    n = 0;
+  }
+
+ private:
+  static constexpr std::uint32_t kIndexedMin = 32;
+  struct Big {
+    std::vector<Entry> entries;
+    std::unordered_map<SubscriberKey, std::uint32_t, KeyHash> pos;  // key -> index in entries
+  };
+
+  // Unsized: the array may be larger than bit_ceil(n) after erasures, and that is fine.
+  static Entry* allocate(std::uint32_t cap) {
+    return static_cast<Entry*>(::operator new(sizeof(Entry) * cap));
+  }
+
+  void regrow(std::uint32_t n, std::uint32_t cap) {
+    Entry* fresh = allocate(cap);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      new (fresh + i) Entry{std::move(small_[i])};
+      small_[i].~Entry();
+    }
+    ::operator delete(small_);
+    small_ = fresh;
+  }
+
+  void to_big(std::uint32_t n) {
+    auto big = std::make_unique<Big>();
+    big->entries.reserve(n * 2u);
+    big->pos.reserve(n * 2u);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      big->pos.emplace(small_[i].subscriber->key, i);
+      big->entries.push_back(std::move(small_[i]));
+      small_[i].~Entry();
+    }
+    ::operator delete(small_);
+    big_ = big.release();
+  }
+
+  // Back to an array when a big list falls to kIndexedMin entries (erase is noexcept, and
+  // OOM is fatal anyway: STYLE.md 3).
+  void to_small(std::uint32_t n) noexcept {
+    auto* arr = static_cast<Entry*>(::operator new(sizeof(Entry) * n, std::nothrow));
+    if (arr == nullptr) std::abort();  // OOM is fatal (STYLE.md 3)
+    Big* big = big_;
+    for (std::uint32_t i = 0; i < n; ++i) new (arr + i) Entry{std::move(big->entries[i])};
+    delete big;
+    small_ = arr;
+  }
+
+  union {
+    Entry one_;     // n == 1
+    Entry* small_;  // 2 <= n <= kIndexedMin
+    Big* big_;      // n > kIndexedMin
+  };
+};
+static_assert(sizeof(SubList) == 24);
+
+enum NodeFlag : std::uint8_t {
+  kHasPlus = 1,    // a child keyed "+" exists
+  kHasHash = 2,    // a child keyed "#" exists
+  kHasShared = 4,  // shared groups live in Impl::shared_ under this node
+};
+
+// One trie level. Allocated with its key bytes right behind it (see make_node).
+struct Node {
+  Node() = default;
+  ~Node() { subs.clear(nsubs); }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  ChildSet<Node> children;
+  SubList subs;
+  std::uint32_t nsubs = 0;    // entries in subs
+  std::uint16_t key_len = 0;  // a level is at most 65,535 bytes: topics are
+  std::uint8_t flags = 0;
+  char key_head[1];  // the key starts here and runs past the end of the struct
+
+  std::string_view key() const noexcept { return {key_head, key_len}; }
+  std::span<const Entry> entries() const noexcept { return subs.view(nsubs); }
+  bool unused() const noexcept {
+    return children.empty() && nsubs == 0 && (flags & kHasShared) == 0;
+  }
+};
+static_assert(sizeof(Node) == 48, "16 children + 24 subscribers + count, length, flags");
+static_assert(std::is_standard_layout_v<Node>);
+constexpr std::size_t kKeyOffset = offsetof(Node, key_head);
+
+Node* make_node(std::string_view key) {
+  void* mem = ::operator new(std::max(sizeof(Node), kKeyOffset + key.size()));
+  Node* n = new (mem) Node();
+  n->key_len = static_cast<std::uint16_t>(key.size());
+  if (!key.empty()) std::memcpy(static_cast<char*>(mem) + kKeyOffset, key.data(), key.size());
+  return n;
+}
+
+void free_node(Node* n) noexcept {
+  n->~Node();
+  ::operator delete(static_cast<void*>(n));
+}
+
+std::uint8_t wildcard_flag(std::string_view key) noexcept {
+  if (key == "+") return kHasPlus;
+  if (key == "#") return kHasHash;
+  return 0;
+}
+
+struct SharedGroup {
+  explicit SharedGroup(std::string_view n) : name(n) {}
+  ~SharedGroup() { members.clear(size); }
+  SharedGroup(const SharedGroup&) = delete;
+  SharedGroup& operator=(const SharedGroup&) = delete;
+
+  std::span<const Entry> entries() const noexcept { return members.view(size); }
+
+  std::string name;
+  SubList members;
+  std::uint32_t size = 0;                      // entries in members
+  mutable std::atomic<std::uint32_t> next{0};  // round-robin cursor, bumped by readers
+};
+using SharedGroups = std::vector<std::unique_ptr<SharedGroup>>;
+
+}  // namespace
+
+struct TopicIndex::Impl {
+  // One per reader; its own cache line so readers never share a line they write.
+  struct alignas(64) Slot {
+    std::mutex mu;
+    std::vector<std::pair<const Node*, std::size_t>> stack;  // match() scratch, kept warm
+    std::uint64_t rng = 0;                                   // xorshift state for Random
+  };
+
+  Impl(unsigned reader_slots, SharedPolicy p)
+      : slot_count_(reader_slots == 0 ? 1 : reader_slots),
+        slots_(std::make_unique<Slot[]>(slot_count_)),
+        policy_(p),
+        root_(make_node({})) {
+    for (unsigned i = 0; i < slot_count_; ++i) {
+      slots_[i].rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
+      if (slots_[i].rng == 0) slots_[i].rng = 1;
+    }
+  }
+
+  ~Impl() {
+    std::vector<Node*> todo{root_};
+    while (!todo.empty()) {  // iterative: a filter may be thousands of levels deep
+      Node* n = todo.back();
+      todo.pop_back();
+      n->children.for_each([&](Node* c) { todo.push_back(c); });
+      free_node(n);
+    }
+  }
+
+  // Writers lock every slot in index order; that also serialises writers with each other.
+  class WriteLock {
+   public:
+    explicit WriteLock(Impl& impl) : impl_(impl) {
+      for (unsigned i = 0; i < impl_.slot_count_; ++i) impl_.slots_[i].mu.lock();
+    }
+    ~WriteLock() {
+      for (unsigned i = impl_.slot_count_; i-- > 0;) impl_.slots_[i].mu.unlock();
+    }
+    WriteLock(const WriteLock&) = delete;
+    WriteLock& operator=(const WriteLock&) = delete;
+
+   private:
+    Impl& impl_;
+  };
+
+  // The node of `filter` taken literally ('+' and '#' are plain keys); null if absent.
+  const Node* find_node(std::string_view filter) const noexcept {
+    const Node* n = root_;
+    for (std::size_t pos = 0; pos != kEnd && n != nullptr;) {
+      auto [level, next] = level_at(filter, pos);
+      n = n->children.find(level);
+      pos = next;
+    }
+    return n;
+  }
+
+  SharedGroup* find_group(const Node* n, std::string_view name) const noexcept {
+    if ((n->flags & kHasShared) == 0) return nullptr;
+    auto it = shared_.find(n);
+    if (it == shared_.end()) return nullptr;
+    for (const auto& g : it->second) {
+      if (g->name == name) return g.get();
+    }
+    return nullptr;
+  }
+
+  // One member of `g` other than `exclude`, connected ones first; null when there is none.
+  const Entry* pick(const SharedGroup& g, Slot& slot, const SubscriberKey* exclude) const noexcept {
+    const auto members = g.entries();
+    const std::size_t n = members.size();
+    if (n == 0) return nullptr;
+    std::uint64_t start;
+    if (policy_ == SharedPolicy::RoundRobin) {
+      start = g.next.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      std::uint64_t x = slot.rng;  // xorshift64: a few cycles, and the slot is ours alone
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      slot.rng = x;
+      start = x >> 11;
+    }
+    start %= n;
+    const Entry* fallback = nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      const Entry& e = members[(start + i) % n];
+      if (exclude != nullptr && e.subscriber->key == *exclude) continue;
+      if (e.subscriber->connected.load(std::memory_order_relaxed)) return &e;
+      if (fallback == nullptr) fallback = &e;
+    }
+    return fallback;
+  }
+
+  void emit(const Node& n, Slot& slot, std::vector<Match>& out) const {
+    for (const Entry& e : n.entries()) out.push_back(Match{e.subscriber->key, e.options, false});
+    if ((n.flags & kHasShared) == 0) return;
+    auto it = shared_.find(&n);
+    if (it == shared_.end()) return;
+    for (const auto& g : it->second) {
+      if (const Entry* e = pick(*g, slot, nullptr)) {
+        out.push_back(Match{e->subscriber->key, e->options, true});
+      }
+    }
+  }
+
+  // Removes the trailing nodes of `nodes` (root first) that hold nothing any more.
+  static void prune(const std::vector<Node*>& nodes) noexcept {
+    for (std::size_t i = nodes.size() - 1; i > 0; --i) {
+      Node* n = nodes[i];
+      if (!n->unused()) return;
+      Node* parent = nodes[i - 1];
+      parent->children.erase(n->key());
+      parent->flags = static_cast<std::uint8_t>(parent->flags & ~wildcard_flag(n->key()));
+      free_node(n);
+    }
+  }
+
+  const unsigned slot_count_;
+  const std::unique_ptr<Slot[]> slots_;
+  const SharedPolicy policy_;
+  Node* const root_;
+  std::unordered_map<const Node*, SharedGroups> shared_;  // written under every slot's lock
+  std::vector<Node*> path_;                               // writers' scratch
+  std::atomic<std::uint64_t> count_{0};
+};
+
+TopicIndex::TopicIndex(unsigned reader_slots, SharedPolicy policy)
+    : impl_(std::make_unique<Impl>(reader_slots, policy)) {}
+
+TopicIndex::~TopicIndex() = default;
+
+bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view filter,
+                           const SubscriptionOptions& options) {
+  // An invalid filter (a caller's bug) changes nothing rather than corrupting the trie.
+  if (!subscriber || !protocol::valid_topic_filter(filter)) return false;
+  std::string_view group;
+  if (auto shared = protocol::parse_shared_filter(filter)) {
+    group = shared->group;
+    filter = shared->filter;
+  }
+  Impl::WriteLock lock(*impl_);
+  Node* n = impl_->root_;
+  for (std::size_t pos = 0; pos != kEnd;) {
+    auto [level, next] = level_at(filter, pos);
+    Node* child = n->children.find(level);
+    if (child == nullptr) {
+      child = make_node(level);
+      n->children.insert(child);
+      n->flags = static_cast<std::uint8_t>(n->flags | wildcard_flag(level));
+    }
+    n = child;
+    pos = next;
+  }
+  bool added;
+  if (group.empty()) {
+    added = n->subs.upsert(n->nsubs, subscriber, options);
+  } else {
+    SharedGroup* g = impl_->find_group(n, group);
+    if (g == nullptr) {
+      auto& groups = impl_->shared_[n];
+      groups.push_back(std::make_unique<SharedGroup>(group));
+      g = groups.back().get();
+      n->flags |= kHasShared;
+    }
+    added = g->members.upsert(g->size, subscriber, options);
+  }
+  if (added) impl_->count_.fetch_add(1, std::memory_order_relaxed);
+  return added;
+}
+
+bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) {
+  std::string_view group;
+  if (auto shared = protocol::parse_shared_filter(filter)) {
+    group = shared->group;
+    filter = shared->filter;
+  } else if (!protocol::valid_topic_filter(filter)) {
+    return false;
+  }
+  Impl::WriteLock lock(*impl_);
+  auto& path = impl_->path_;
+  path.clear();
+  Node* n = impl_->root_;
+  path.push_back(n);
+  for (std::size_t pos = 0; pos != kEnd;) {
+    auto [level, next] = level_at(filter, pos);
+    n = n->children.find(level);
+    if (n == nullptr) return false;
+    path.push_back(n);
+    pos = next;
+  }
+  if (group.empty()) {
+    if (!n->subs.erase(n->nsubs, key)) return false;
+  } else {
+    SharedGroup* g = impl_->find_group(n, group);
+    if (g == nullptr || !g->members.erase(g->size, key)) return false;
+    if (g->size == 0) {
+      auto it = impl_->shared_.find(n);
+      auto& groups = it->second;
+      std::erase_if(groups, [g](const auto& p) { return p.get() == g; });
+      if (groups.empty()) {
+        impl_->shared_.erase(it);
+        n->flags = static_cast<std::uint8_t>(n->flags & ~kHasShared);
+      }
+    }
+  }
+  impl_->count_.fetch_sub(1, std::memory_order_relaxed);
+  impl_->prune(path);
+  return true;
+}
+
+void TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>& out) const {
+  Impl& impl = *impl_;
+  Impl::Slot& s = impl.slots_[slot];
+  std::lock_guard<std::mutex> lock(s.mu);
+  // Wildcards at the first level never match '$' names [MQTT-4.7.2-1].
+  const bool dollar = !topic.empty() && topic.front() == '$';
+  auto& stack = s.stack;  // depth-first, iterative: topics may have thousands of levels
+  stack.clear();
+  stack.emplace_back(impl.root_, 0);
+  while (!stack.empty()) {
+    auto [n, pos] = stack.back();
+    stack.pop_back();
+    if (pos == kEnd) {
+      impl.emit(*n, s, out);
+      // "sport/#" also matches "sport".
+      if ((n->flags & kHasHash) != 0) impl.emit(*n->children.find("#"), s, out);
+      continue;
+    }
+    auto [level, next] = level_at(topic, pos);
+    const bool wild_ok = !(dollar && n == impl.root_);
+    if (wild_ok && (n->flags & kHasHash) != 0) impl.emit(*n->children.find("#"), s, out);
+    if (wild_ok && (n->flags & kHasPlus) != 0) stack.emplace_back(n->children.find("+"), next);
+    // A topic name has no wildcards; if one slipped through, don't count its node twice.
+    if (is_wildcard(level)) continue;
+    if (const Node* c = n->children.find(level)) stack.emplace_back(c, next);
+  }
+}
+
+bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_view filter,
+                             const SubscriberKey& exclude, Match& out) const {
+  Impl& impl = *impl_;
+  Impl::Slot& s = impl.slots_[slot];
+  std::lock_guard<std::mutex> lock(s.mu);
+  const Node* n = impl.find_node(filter);
+  if (n == nullptr) return false;
+  const SharedGroup* g = impl.find_group(n, group);
+  if (g == nullptr) return false;
+  const Entry* e = impl.pick(*g, s, &exclude);
+  if (e == nullptr) return false;
+  out = Match{e->subscriber->key, e->options, true};
+  return true;
+}
+
+std::uint64_t TopicIndex::subscription_count() const noexcept {
+  return impl_->count_.load(std::memory_order_relaxed);
+}
+
+}  // namespace broker::core

@@ -1,0 +1,374 @@
+#include "core/worker_core.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/client_connection.hpp"
+#include "core/engine.hpp"
+#include "protocol/topic.hpp"
+#include "util/log.hpp"
+
+namespace broker::core {
+
+namespace {
+constexpr std::uint64_t kNever = 0xFFFFFFFFu;
+// Retained messages are purged of expired ones this often (they are also skipped lazily).
+constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
+
+std::uint64_t payload_size(const Delivery& d) {
+  return d.message ? d.message->payload->size() : 0;
+}
+}  // namespace
+
+WorkerCore::WorkerCore(Engine& engine, unsigned index, unsigned worker_count)
+    : engine_(engine), index_(index), outgoing_(worker_count),
+      rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)) {}
+
+WorkerCore::~WorkerCore() = default;
+
+std::unique_ptr<ConnectionHandler> WorkerCore::open(Link& link) {
+  return std::make_unique<ClientConnection>(*this, link);
+}
+
+void WorkerCore::connection_opened(ClientConnection& connection) {
+  connections_.insert(&connection);
+  Counters::add(counters_.connections);
+}
+
+void WorkerCore::connection_closed(ClientConnection& connection) {
+  connections_.erase(&connection);
+  Counters::sub(counters_.connections);
+}
+
+Session* WorkerCore::find_session(std::string_view client_id) {
+  auto it = sessions_.find(std::string(client_id));
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+Session& WorkerCore::create_session(const std::string& client_id) {
+  std::uint64_t id = next_session_id_++;
+  auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id});
+  auto session = std::make_unique<Session>(id, client_id, std::move(subscriber));
+  Session& ref = *session;
+  sessions_by_id_.emplace(id, &ref);
+  sessions_.emplace(client_id, std::move(session));
+  Counters::add(counters_.sessions);
+  return ref;
+}
+
+void WorkerCore::destroy_session(Session& session) {
+  for (const auto& [filter, options] : session.subscriptions) {
+    engine_.index().unsubscribe(session.subscriber->key, filter);
+  }
+  session.subscriptions.clear();  // unsubscribed first, so no share goes back to this session
+  redistribute_shared(session);
+  offline_timed_.erase(&session);
+  sessions_by_id_.erase(session.id);
+  sessions_.erase(session.client_id);  // destroys `session`
+  Counters::sub(counters_.sessions);
+}
+
+std::string WorkerCore::assign_client_id() {
+  for (;;) {
+    std::string id = fmt::format("auto-{:016x}", rng_());
+    if (engine_.home_worker(id) == index_ && !sessions_.contains(id)) return id;
+  }
+}
+
+std::uint64_t WorkerCore::next_message_id() noexcept {
+  return (std::uint64_t{index_} << 48) | (next_message_seq_++ & 0xFFFFFFFFFFFFull);
+}
+
+void WorkerCore::session_online(Session& session) {
+  offline_timed_.erase(&session);
+}
+
+void WorkerCore::session_offline(Session& session, bool will_wanted) {
+  session.subscriber->connected.store(false, std::memory_order_relaxed);
+  const std::uint64_t now = wall_clock_ms();
+  if (session.will) {
+    std::uint32_t delay = session.will->will.properties.will_delay_interval.value_or(0);
+    if (!will_wanted) {
+      session.will.reset();
+    } else if (delay == 0 || session.expiry_interval == 0 || draining_) {
+      // [MQTT-3.1.3-9] no delay, or the session ends now: the will goes out now.
+      publish_will(session.client_id, session.will->will);
+      session.will.reset();
+    } else {
+      session.will->publish_at_ms = now + std::uint64_t{delay} * 1000;
+    }
+  }
+  if (session.expiry_interval == 0) {
+    destroy_session(session);
+    return;
+  }
+  // An offline member's unacknowledged shared messages go to a member that is online.
+  redistribute_shared(session);
+  session.expires_at_ms =
+      session.expiry_interval == kNever ? 0 : now + std::uint64_t{session.expiry_interval} * 1000;
+  if (session.expires_at_ms != 0 || session.will) offline_timed_.insert(&session);
+}
+
+void WorkerCore::publish_will(const std::string& client_id, const protocol::Will& will) {
+  auto message = std::make_shared<Message>();
+  message->arrival_ms = wall_clock_ms();
+  message->topic = will.topic;
+  message->payload = will.payload;
+  message->qos = will.qos;
+  message->retain = will.retain;
+  const auto& p = will.properties;
+  if (p.message_expiry_interval)
+    message->expires_at_ms = message->arrival_ms + std::uint64_t{*p.message_expiry_interval} * 1000;
+  message->properties.payload_format_indicator = p.payload_format_indicator;
+  message->properties.content_type = p.content_type;
+  message->properties.response_topic = p.response_topic;
+  message->properties.correlation_data = p.correlation_data;
+  message->properties.user_properties = p.user_properties;
+  message->origin_client_id = client_id;
+  message->id = next_message_id();
+  MessagePtr shared = std::move(message);
+  if (shared->retain && engine_.limits().retain_available) engine_.retained().set(shared);
+  route(shared, nullptr);
+}
+
+std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {
+  auto& matches = match_scratch_;
+  matches.clear();
+  engine_.index().match(index_, message->topic, matches);
+  if (matches.empty()) return 0;
+  // Overlapping subscriptions of one session give one delivery with the highest QoS and all
+  // subscription identifiers [MQTT-3.3.4-2], [MQTT-3.3.4-3]; group them by session.
+  std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
+    if (a.shared != b.shared) return a.shared < b.shared;
+    if (a.key.worker != b.key.worker) return a.key.worker < b.key.worker;
+    return a.key.session_id < b.key.session_id;
+  });
+  const SubscriberKey* self = publisher ? &publisher->subscriber->key : nullptr;
+  std::size_t receivers = 0;
+  std::size_t i = 0;
+  while (i < matches.size() && !matches[i].shared) {
+    std::size_t j = i;
+    Delivery delivery;
+    bool any = false;
+    for (; j < matches.size() && !matches[j].shared && matches[j].key == matches[i].key; ++j) {
+      const auto& o = matches[j].options;
+      if (o.no_local && self && *self == matches[j].key) continue;  // [MQTT-3.8.3-3]
+      any = true;
+      delivery.qos = std::max(delivery.qos, std::min(o.qos, message->qos));
+      if (o.retain_as_published && message->retain) delivery.retain = true;  // [MQTT-3.3.1-12]
+      if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
+    }
+    if (any) {
+      delivery.message = message;
+      send_to(matches[i].key, std::move(delivery));
+      ++receivers;
+    }
+    i = j;
+  }
+  for (; i < matches.size(); ++i) {
+    const auto& o = matches[i].options;
+    Delivery delivery;
+    delivery.message = message;
+    delivery.qos = std::min(o.qos, message->qos);
+    delivery.retain = o.retain_as_published && message->retain;
+    if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
+    delivery.shared = true;
+    send_to(matches[i].key, std::move(delivery));
+    ++receivers;
+  }
+  return receivers;
+}
+
+void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
+  if (key.worker == index_) {
+    auto it = sessions_by_id_.find(key.session_id);
+    if (it != sessions_by_id_.end()) deliver(*it->second, std::move(delivery));
+    return;
+  }
+  outgoing_[key.worker].push_back(BatchItem{key.session_id, std::move(delivery)});
+}
+
+void WorkerCore::end_of_turn() {
+  for (unsigned w = 0; w < outgoing_.size(); ++w) {
+    if (outgoing_[w].empty()) continue;
+    auto batch = std::move(outgoing_[w]);
+    outgoing_[w].clear();
+    const std::size_t count = batch.size();
+    WorkerCore* target = &engine_.worker(w);
+    bool posted = engine_.dispatcher().post(
+        w, [target, b = std::move(batch)]() mutable { target->receive_batch(std::move(b)); });
+    if (!posted) Counters::add(counters_.messages_dropped, count);
+  }
+}
+
+void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
+  for (auto& item : batch) {
+    auto it = sessions_by_id_.find(item.session_id);
+    if (it != sessions_by_id_.end()) deliver(*it->second, std::move(item.delivery));
+  }
+}
+
+void WorkerCore::deliver(Session& session, Delivery&& delivery) {
+  const Limits& limits = engine_.limits();
+  if (is_expired(*delivery.message, wall_clock_ms())) {
+    Counters::add(counters_.messages_expired);
+    return;
+  }
+  ClientConnection* connection = session.connection;
+  if (delivery.qos == 0) {
+    if (connection && session.queue.empty()) {
+      // A reader that does not keep up loses QoS 0 messages, not broker memory.
+      if (connection->pending_bytes() > limits.max_queued_bytes) {
+        Counters::add(counters_.messages_dropped);
+      } else {
+        connection->send_publish(delivery, 0, false);
+      }
+      return;
+    }
+    if (!connection && !limits.queue_qos0_offline) {
+      Counters::add(counters_.messages_dropped);
+      return;
+    }
+  }
+  const std::uint64_t size = payload_size(delivery);
+  auto over = [&] {
+    return session.queue.size() >= limits.max_queued_messages ||
+           session.queued_bytes + size > limits.max_queued_bytes;
+  };
+  if (over()) {
+    if (limits.queue_overflow == QueueOverflow::RefuseNewest) {
+      Counters::add(counters_.messages_dropped);
+      return;
+    }
+    while (over() && !session.queue.empty()) {
+      session.queued_bytes -= payload_size(session.queue.front());
+      session.queue.pop_front();
+      Counters::add(counters_.messages_dropped);
+    }
+  }
+  session.queued_bytes += size;
+  session.queue.push_back(std::move(delivery));
+  pump(session);
+}
+
+void WorkerCore::pump(Session& session) {
+  ClientConnection* connection = session.connection;
+  if (!connection || !connection->connected()) return;
+  const std::size_t window =
+      std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
+  const std::uint64_t now = wall_clock_ms();
+  while (!session.queue.empty()) {
+    Delivery& front = session.queue.front();
+    if (front.qos > 0 && session.inflight.size() >= window) break;
+    Delivery delivery = std::move(front);
+    session.queue.pop_front();
+    session.queued_bytes -= payload_size(delivery);
+    if (is_expired(*delivery.message, now)) {  // [MQTT-3.3.2-5]
+      Counters::add(counters_.messages_expired);
+      continue;
+    }
+    if (delivery.qos == 0) {
+      connection->send_publish(delivery, 0, false);
+      continue;
+    }
+    std::uint16_t id = session.next_packet_id;
+    while (session.inflight.contains(id)) id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
+    session.next_packet_id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
+    // Too large for the client: dropped as if delivered [MQTT-3.1.2-25].
+    if (!connection->send_publish(delivery, id, false)) continue;
+    auto state = delivery.qos == 1 ? InflightMessage::State::AwaitPuback
+                                   : InflightMessage::State::AwaitPubrec;
+    session.inflight.emplace(id, InflightMessage{std::move(delivery), state});
+  }
+}
+
+void WorkerCore::redistribute_shared(Session& session) {
+  auto hand_off = [&](Delivery& delivery) -> bool {
+    const std::string& topic = delivery.message->topic;
+    for (const auto& [filter, options] : session.subscriptions) {
+      auto shared = protocol::parse_shared_filter(filter);
+      if (!shared || !protocol::topic_matches(shared->filter, topic)) continue;
+      Match match;
+      if (!engine_.index().pick_shared(index_, shared->group, shared->filter,
+                                       session.subscriber->key, match))
+        continue;
+      Delivery moved = std::move(delivery);
+      moved.qos = std::min(match.options.qos, moved.message->qos);
+      moved.subscription_ids.clear();
+      if (match.options.subscription_id) moved.subscription_ids.push_back(match.options.subscription_id);
+      send_to(match.key, std::move(moved));
+      return true;
+    }
+    // The session is gone and no member is left: the message has nowhere to go.
+    return false;
+  };
+  for (auto it = session.inflight.begin(); it != session.inflight.end();) {
+    auto& m = it->second;
+    if (m.delivery.shared && m.state != InflightMessage::State::AwaitPubcomp && hand_off(m.delivery)) {
+      it = session.inflight.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = session.queue.begin(); it != session.queue.end();) {
+    if (it->shared) {
+      std::uint64_t size = payload_size(*it);
+      if (hand_off(*it)) {
+        session.queued_bytes -= size;
+        it = session.queue.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+}
+
+void WorkerCore::tick(std::uint64_t now_ms) {
+  for (ClientConnection* connection : std::vector<ClientConnection*>(connections_.begin(), connections_.end())) {
+    if (connections_.contains(connection)) connection->tick(now_ms);
+  }
+  expire_sessions(now_ms);
+  if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
+    last_retained_purge_ms_ = now_ms;
+    Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));
+  }
+}
+
+void WorkerCore::expire_sessions(std::uint64_t now_ms) {
+  std::vector<Session*> due;
+  for (Session* session : offline_timed_) {
+    bool will_due = session->will && session->will->publish_at_ms <= now_ms;
+    bool expired = session->expires_at_ms != 0 && session->expires_at_ms <= now_ms;
+    if (will_due || expired) due.push_back(session);
+  }
+  for (Session* session : due) {
+    // [MQTT-3.1.2-8] the will goes out when its delay ends or the session ends, first of both.
+    if (session->will) {
+      publish_will(session->client_id, session->will->will);
+      session->will.reset();
+    }
+    if (session->expires_at_ms != 0 && session->expires_at_ms <= now_ms) {
+      destroy_session(*session);
+    } else if (session->expires_at_ms == 0) {
+      offline_timed_.erase(session);
+    }
+  }
+}
+
+void WorkerCore::drain() {
+  draining_ = true;
+  for (ClientConnection* connection : std::vector<ClientConnection*>(connections_.begin(), connections_.end())) {
+    if (!connections_.contains(connection)) continue;
+    connection->disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
+  }
+  // No later moment exists for delayed wills of this process's sessions.
+  for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end())) {
+    if (session->will) {
+      publish_will(session->client_id, session->will->will);
+      session->will.reset();
+    }
+  }
+}
+
+}  // namespace broker::core

@@ -1,0 +1,108 @@
+#pragma once
+// WorkerCore: the MQTT semantics one worker thread owns: its connections' handlers, the
+// sessions whose client id hashes to it, routing of the publishes its clients send, and the
+// per-loop-turn batches of deliveries to other workers. The transport's worker drives it:
+// open() per connection, end_of_turn() after each loop turn's I/O, tick() periodically,
+// drain() at shutdown.
+//
+// Thread safety: every method runs on the owning worker's thread.
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/counters.hpp"
+#include "core/delivery.hpp"
+#include "core/link.hpp"
+#include "core/session.hpp"
+
+namespace broker::core {
+
+class Engine;
+class ClientConnection;
+
+class WorkerCore {
+ public:
+  // worker_count: how many workers the engine has (batches go to each).
+  WorkerCore(Engine& engine, unsigned index, unsigned worker_count);
+  ~WorkerCore();
+  WorkerCore(const WorkerCore&) = delete;
+  WorkerCore& operator=(const WorkerCore&) = delete;
+
+  unsigned index() const noexcept { return index_; }
+  Engine& engine() noexcept { return engine_; }
+  Counters& counters() noexcept { return counters_; }
+
+  // --- driven by the transport ---
+  std::unique_ptr<ConnectionHandler> open(Link& link);
+  void end_of_turn();
+  void tick(std::uint64_t now_ms);
+  // Shutdown: DISCONNECT 0x8B to 5.0 clients, wills published, every link closed.
+  void drain();
+
+  // --- sessions (used by ClientConnection) ---
+  Session* find_session(std::string_view client_id);
+  Session& create_session(const std::string& client_id);
+  // Removes the session's subscriptions from the index and forgets it; hands its unacknowledged
+  // shared-subscription messages to other group members.
+  void destroy_session(Session& session);
+  // The session got a connection: it leaves the offline set (no expiry, no pending will).
+  void session_online(Session& session);
+  // The session lost its connection: its will is published now or scheduled (will delay),
+  // shared-subscription messages in flight go to other members, and the session expires now
+  // (expiry 0) or later.
+  void session_offline(Session& session, bool will_wanted);
+  // A client id that hashes to this worker, for clients that sent an empty one.
+  std::string assign_client_id();
+
+  // --- messages ---
+  // Matches `message` once and delivers it to every subscriber, here or on other workers.
+  // `publisher` (may be null) is used for No Local. Returns the number of receiving sessions.
+  std::size_t route(const MessagePtr& message, const Session* publisher);
+  // Queues `delivery` for `session` (bounded) and sends what the window allows.
+  void deliver(Session& session, Delivery&& delivery);
+  // Sends queued messages while the session's inflight window has room.
+  void pump(Session& session);
+  // Moves a session's unacknowledged shared-subscription messages to other group members.
+  void redistribute_shared(Session& session);
+  // Publishes a will as its client's last message.
+  void publish_will(const std::string& client_id, const protocol::Will& will);
+  std::uint64_t next_message_id() noexcept;
+
+  void connection_opened(ClientConnection& connection);
+  void connection_closed(ClientConnection& connection);
+
+  // A batch from another worker: (session id, delivery) pairs for sessions living here.
+  struct BatchItem {
+    std::uint64_t session_id;
+    Delivery delivery;
+  };
+  void receive_batch(std::vector<BatchItem>&& batch);
+
+  std::size_t session_count() const noexcept { return sessions_.size(); }
+
+ private:
+  void send_to(const SubscriberKey& key, Delivery&& delivery);
+  void expire_sessions(std::uint64_t now_ms);
+
+  Engine& engine_;
+  const unsigned index_;
+  Counters counters_;
+  std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;  // by client id
+  std::unordered_map<std::uint64_t, Session*> sessions_by_id_;
+  std::unordered_set<ClientConnection*> connections_;
+  std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
+  std::uint64_t next_session_id_ = 1;
+  std::uint64_t next_message_seq_ = 1;
+  std::uint64_t last_retained_purge_ms_ = 0;
+  std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
+  std::vector<Match> match_scratch_;
+  std::mt19937_64 rng_;
+  bool draining_ = false;
+};
+
+}  // namespace broker::core

@@ -1,0 +1,278 @@
+#include "transport/tcp_link.hpp"
+
+#include <fcntl.h>
+
+#include <utility>
+
+#include "transport/socket.hpp"
+#include "transport/worker.hpp"
+#include "util/log.hpp"
+
+namespace broker::transport {
+
+namespace {
+// What a hand-over carries to the target worker. Shared because std::function must be
+// copyable; whoever drops the last reference (the task after running, or a refused post)
+// closes an fd nobody adopted.
+struct MovedSocket {
+  UniqueFd fd;
+  std::string received;
+};
+}  // namespace
+
+TcpLink::TcpLink(Worker& worker) noexcept : worker_(worker) {
+  tcp_.data = this;
+  write_req_.data = this;
+  shutdown_req_.data = this;
+}
+
+TcpLink::~TcpLink() = default;
+
+void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
+                     const std::string& received) {
+  handler_ = std::move(handler);
+  if (!received.empty() && state_ == State::Open) {
+    handler_->on_bytes(received.data(), received.size());
+  }
+  if (state_ != State::Open) return;
+  if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
+}
+
+void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
+  if (state_ != State::Open) return;
+  if (!head.empty()) {
+    queued_bytes_ += head.size();
+    queue_.push_back(Segment{std::move(head), nullptr, 0});
+  }
+  if (payload && !payload->empty()) {
+    queued_bytes_ += payload->size();
+    queue_.push_back(Segment{std::string(), std::move(payload), 0});
+  }
+  mark_dirty();
+}
+
+void TcpLink::close() {
+  if (state_ != State::Open) return;
+  state_ = State::Closing;
+  closing_since_ms_ = uv_now(&worker_.loop());
+  uv_read_stop(stream());
+  mark_dirty();  // the flush at the end of this turn continues the close
+}
+
+void TcpLink::hand_over(unsigned worker, std::string&& received) {
+  if (state_ != State::Open) return;
+  if (worker >= worker_.pool().worker_count()) {
+    log::error("{}: hand-over to worker {} of {}: no such worker; closing", peer_, worker,
+               worker_.pool().worker_count());
+    close();
+    return;
+  }
+  state_ = State::HandingOver;
+  suppress_on_closed_ = true;
+  closing_since_ms_ = uv_now(&worker_.loop());
+  hand_over_target_ = worker;
+  hand_over_bytes_ = std::move(received);
+  uv_read_stop(stream());  // later bytes stay in the kernel for the new worker to read
+  mark_dirty();
+}
+
+void TcpLink::mark_dirty() {
+  if (dirty_) return;
+  dirty_ = true;
+  worker_.mark_dirty(*this);
+}
+
+void TcpLink::flush() {
+  dirty_ = false;
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) return;
+  if (write_in_flight_) return;  // on_write marks the link dirty again
+  if (!queue_.empty()) {
+    if (!start_write()) return;
+    if (write_in_flight_) return;
+  }
+  if (state_ == State::Closing) {
+    shutdown_then_close();
+  } else if (state_ == State::HandingOver) {
+    move_socket();
+  }
+}
+
+void TcpLink::fill_bufs(const std::vector<Segment>& segments) {
+  auto& bufs = worker_.scratch_bufs();
+  bufs.clear();
+  for (const Segment& s : segments) {
+    bufs.push_back(uv_buf_init(const_cast<char*>(s.data()), static_cast<unsigned>(s.size())));
+  }
+}
+
+bool TcpLink::start_write() {
+  fill_bufs(queue_);
+  auto& bufs = worker_.scratch_bufs();
+  int n = uv_try_write(stream(), bufs.data(), static_cast<unsigned>(bufs.size()));
+  if (n == UV_EAGAIN) {
+    n = 0;
+  } else if (n < 0) {
+    fail(n, "write");
+    return false;
+  }
+  worker_.counters().bytes_written.fetch_add(static_cast<std::uint64_t>(n),
+                                             std::memory_order_relaxed);
+  consume(static_cast<std::size_t>(n));
+  if (queue_.empty()) return true;
+
+  // The rest goes in one uv_write; `inflight_` keeps the buffers alive until on_write.
+  inflight_.swap(queue_);
+  inflight_bytes_ = queued_bytes_;
+  queued_bytes_ = 0;
+  fill_bufs(inflight_);
+  int rc = uv_write(&write_req_, stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
+                    on_write);
+  if (rc < 0) {
+    fail(rc, "write");
+    return false;
+  }
+  write_in_flight_ = true;
+  return true;
+}
+
+void TcpLink::consume(std::size_t written) {
+  queued_bytes_ -= written;
+  std::size_t done = 0;
+  while (done < queue_.size() && written > 0) {
+    std::size_t size = queue_[done].size();
+    if (written < size) {
+      queue_[done].offset += written;
+      break;
+    }
+    written -= size;
+    ++done;
+  }
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+}
+
+void TcpLink::on_write(uv_write_t* req, int status) {
+  auto* self = static_cast<TcpLink*>(req->data);
+  self->write_in_flight_ = false;
+  if (status == UV_ECANCELED) return;  // the handle is closing; buffers die with the link
+  if (status < 0) {
+    self->fail(status, "write");
+    return;
+  }
+  self->worker_.counters().bytes_written.fetch_add(self->inflight_bytes_,
+                                                   std::memory_order_relaxed);
+  self->inflight_.clear();
+  self->inflight_bytes_ = 0;
+  if (!self->queue_.empty() || self->state_ != State::Open) self->mark_dirty();
+}
+
+void TcpLink::shutdown_then_close() {
+  if (shutdown_started_) return;
+  shutdown_started_ = true;
+  // Shutdown sends FIN after everything written; close right after is fine because the
+  // kernel keeps delivering what is in the send buffer.
+  if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) < 0) force_close();
+}
+
+void TcpLink::on_shutdown(uv_shutdown_t* req, int status) {
+  if (status == UV_ECANCELED) return;  // already closing
+  static_cast<TcpLink*>(req->data)->force_close();
+}
+
+void TcpLink::move_socket() {
+  WorkerCounters& counters = worker_.counters();
+  uv_os_fd_t fd = -1;
+  int copy = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
+    copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  }
+  if (copy < 0) {
+    counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
+    log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket; dropping it",
+              peer_, hand_over_target_);
+    force_close();
+    return;
+  }
+  auto moved = std::make_shared<MovedSocket>();
+  moved->fd = UniqueFd(copy);
+  moved->received = std::move(hand_over_bytes_);
+  // Closing our handle first removes the fd from this loop's epoll set; only then may the
+  // other loop watch the same socket.
+  force_close();
+  Worker* target = &worker_.sibling(hand_over_target_);
+  bool posted = worker_.pool().post(hand_over_target_, [target, moved] {
+    target->adopt(std::move(moved->fd), moved->received);
+  });
+  if (posted) {
+    counters.hand_overs.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
+    log::warn("{}: hand-over to worker {} failed: worker stopping or inbox full; dropping it",
+              peer_, hand_over_target_);
+  }
+}
+
+void TcpLink::fail(int err, const char* what) {
+  log::debug("{}: {} error: {}", peer_, what, uv_strerror(err));
+  if (state_ == State::HandingOver) {
+    worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
+  }
+  force_close();
+}
+
+void TcpLink::force_close() {
+  auto* handle = reinterpret_cast<uv_handle_t*>(&tcp_);
+  if (uv_is_closing(handle)) return;
+  state_ = State::Closed;
+  queue_.clear();
+  queued_bytes_ = 0;
+  uv_read_stop(stream());
+  uv_close(handle, on_close);
+}
+
+void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
+  if (state_ != State::Closing && state_ != State::HandingOver) return;
+  if (now_ms - closing_since_ms_ < linger_ms) return;
+  log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer_,
+             pending_bytes(), linger_ms);
+  if (state_ == State::HandingOver) {
+    worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
+  }
+  force_close();
+}
+
+void TcpLink::on_alloc(uv_handle_t* handle, std::size_t /*suggested*/, uv_buf_t* buf) {
+  // One buffer per worker: on_bytes() is synchronous, so it is free again when on_read ends.
+  static_cast<TcpLink*>(handle->data)->worker_.fill_read_buffer(buf);
+}
+
+void TcpLink::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<TcpLink*>(stream->data);
+  if (nread > 0) {
+    self->worker_.counters().bytes_read.fetch_add(static_cast<std::uint64_t>(nread),
+                                                  std::memory_order_relaxed);
+    // After close() or hand_over() from an earlier on_bytes, nothing more is delivered.
+    if (self->state_ != State::Open || !self->handler_) return;
+    self->handler_->on_bytes(buf->base, static_cast<std::size_t>(nread));
+    return;
+  }
+  if (nread == 0) return;  // EAGAIN: nothing to read after all
+  int err = static_cast<int>(nread);
+  if (err == UV_EOF || err == UV_ECONNRESET) {
+    self->force_close();
+  } else {
+    self->fail(err, "read");
+  }
+}
+
+void TcpLink::on_close(uv_handle_t* handle) {
+  auto* self = static_cast<TcpLink*>(handle->data);
+  self->state_ = State::Closed;
+  // Move the handler out first: during on_closed() the link is still valid, but a write or
+  // close from the handler finds it closed.
+  std::unique_ptr<core::ConnectionHandler> handler = std::move(self->handler_);
+  if (handler && !self->suppress_on_closed_) handler->on_closed();
+  handler.reset();
+  self->worker_.destroy_link(*self);  // frees self
+}
+
+}  // namespace broker::transport

@@ -1,0 +1,123 @@
+#pragma once
+// TcpLink: core::Link over a libuv TCP handle.
+//
+// Writes only queue (the head string is moved in, the payload is shared, nothing is copied)
+// and mark the link dirty; once per loop turn the worker flushes each dirty link: first
+// uv_try_write() of everything queued (the common case ends here), and what the kernel did
+// not take goes out in one vectored uv_write(). While that write is in flight, new writes
+// collect for the next one.
+//
+// States: Open -> Closing (close(): flush, shutdown, close) -> Closed, or Open -> HandingOver
+// (hand_over(): flush, dup the fd, close the handle, post the fd to the target worker) ->
+// Closed. EOF, a reset or a write error closes at once, dropping what is queued. The handler's
+// on_closed() runs exactly once, from the handle's close callback, unless hand_over() was
+// accepted; the handler is destroyed right after (never inside one of its own calls).
+//
+// Thread safety: owned by one worker; every call comes from that worker's thread.
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/link.hpp"
+#include "protocol/packet.hpp"
+
+namespace broker::transport {
+
+class Worker;
+
+class TcpLink final : public core::Link {
+ public:
+  explicit TcpLink(Worker& worker) noexcept;
+  ~TcpLink() override;
+  TcpLink(const TcpLink&) = delete;
+  TcpLink& operator=(const TcpLink&) = delete;
+
+  // core::Link. write() after close()/hand_over() or a write error is discarded.
+  void write(std::string&& head, protocol::PayloadPtr payload = nullptr) override;
+  // Idempotent. Stops reading now; queued data is flushed (for at most
+  // PoolOptions::close_linger_ms), then the socket is shut down and closed.
+  void close() override;
+  // Stops reading now; data already queued is flushed first, then the socket moves. A
+  // `worker` out of range closes the link instead (with on_closed()). Ignored after close().
+  // If the move fails (out of fds for dup(), target worker stopping or its inbox full, write
+  // error before the move) the connection is dropped and counted in hand_overs_failed; the
+  // handler still gets no on_closed() (as if the client vanished right after the move).
+  void hand_over(unsigned worker, std::string&& received) override;
+  std::size_t pending_bytes() const override { return queued_bytes_ + inflight_bytes_; }
+  const std::string& peer() const override { return peer_; }
+
+  // Worker side.
+  uv_tcp_t* tcp() noexcept { return &tcp_; }
+  void set_position(std::list<std::unique_ptr<TcpLink>>::iterator it) { position_ = it; }
+  std::list<std::unique_ptr<TcpLink>>::iterator position() const { return position_; }
+  // After uv_tcp_open() succeeded.
+  void opened(std::string peer) { peer_ = std::move(peer); }
+  // Installs the handler, feeds it `received` (if any), and starts reading if still open.
+  void attach(std::unique_ptr<core::ConnectionHandler> handler, const std::string& received);
+  // Once per loop turn if dirty: write what is queued, or continue a close or hand-over.
+  void flush();
+  // Closes the handle now, dropping queued data (errors, linger timeout, stop phase 2).
+  void force_close();
+  // From the worker's timer: force_close() a link stuck in Closing/HandingOver too long.
+  void check_linger(std::uint64_t now_ms, std::uint64_t linger_ms);
+  bool dirty() const { return dirty_; }
+
+ private:
+  enum class State : std::uint8_t { Open, Closing, HandingOver, Closed };
+
+  // One queued buffer: either an owned head or a shared payload; `offset` bytes of it are
+  // already written (after a partial uv_try_write).
+  struct Segment {
+    std::string head;
+    protocol::PayloadPtr payload;
+    std::size_t offset = 0;
+    const char* data() const { return (payload ? payload->data() : head.data()) + offset; }
+    std::size_t size() const { return (payload ? payload->size() : head.size()) - offset; }
+  };
+
+  static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_shutdown(uv_shutdown_t* req, int status);
+  static void on_close(uv_handle_t* handle);
+
+  uv_stream_t* stream() noexcept { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  void mark_dirty();
+  // Returns false if the link failed (and is now closing).
+  bool start_write();
+  void consume(std::size_t written);
+  void fill_bufs(const std::vector<Segment>& segments);
+  void fail(int err, const char* what);
+  void shutdown_then_close();
+  void move_socket();
+
+  Worker& worker_;
+  uv_tcp_t tcp_{};
+  uv_write_t write_req_{};
+  uv_shutdown_t shutdown_req_{};
+  std::list<std::unique_ptr<TcpLink>>::iterator position_;
+  std::unique_ptr<core::ConnectionHandler> handler_;
+  std::string peer_ = "?";
+
+  State state_ = State::Open;
+  bool dirty_ = false;
+  bool write_in_flight_ = false;
+  bool shutdown_started_ = false;
+  bool suppress_on_closed_ = false;  // hand_over() accepted
+  std::uint64_t closing_since_ms_ = 0;
+
+  std::vector<Segment> queue_;     // not yet handed to libuv
+  std::vector<Segment> inflight_;  // owned by the uv_write in flight; untouched until on_write
+  std::size_t queued_bytes_ = 0;
+  std::size_t inflight_bytes_ = 0;
+
+  unsigned hand_over_target_ = 0;
+  std::string hand_over_bytes_;
+};
+
+}  // namespace broker::transport

@@ -1,0 +1,122 @@
+// brokerd: the config becomes broker::Options, then the library does the rest. Anything an
+// embedder would also need belongs in libbroker, not here.
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pthread.h>
+
+#include "broker/broker.hpp"
+#include "broker/version.h"
+#include "server/config.hpp"
+#include "util/log.hpp"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+constexpr const char* kProgram = "brokerd";
+
+// Read by the signal handler; a lock-free atomic pointer is async-signal-safe to load.
+std::atomic<broker::Broker*> g_broker{nullptr};
+static_assert(std::atomic<broker::Broker*>::is_always_lock_free);
+
+extern "C" void on_stop_signal(int /*signo*/) {
+  if (broker::Broker* b = g_broker.load()) b->request_stop();
+}
+
+void set_stop_handler(void (*handler)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "%s: %s\n", kProgram, message.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write must be an error code, not death
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto loaded = broker::server::load_config(args, broker::server::process_environment());
+  if (!loaded) {
+    print_error(loaded.status().message());
+    return kExitUsage;
+  }
+  broker::server::Config& config = loaded.value();
+  for (const auto& w : config.warnings) print_error("warning: " + w);
+
+  switch (config.action) {
+    case broker::server::Action::Help:
+      std::fputs(broker::server::usage_text(kProgram).c_str(), stdout);
+      return kExitOk;
+    case broker::server::Action::Version:
+      std::fputs(broker::server::version_text(kProgram).c_str(), stdout);
+      return kExitOk;
+    case broker::server::Action::PrintConfig:
+      std::fputs(broker::server::options_to_json(config.options).c_str(), stdout);
+      return kExitOk;
+    case broker::server::Action::Run:
+      break;
+  }
+
+  broker::log::set_level(config.options.log_level);
+
+  // Threads the broker starts inherit this mask, so SIGINT/SIGTERM reach only this thread:
+  // the handler then never runs while the broker is being torn down elsewhere.
+  sigset_t stops = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+
+  auto created = broker::Broker::create(config.options);
+  if (!created) {
+    print_error(created.status().message());
+    bool bad_config = created.status().code() == broker::Status::Code::InvalidArgument;
+    return bad_config ? kExitUsage : kExitRuntime;
+  }
+  std::unique_ptr<broker::Broker> broker = std::move(created).value();
+
+  g_broker.store(broker.get());
+  set_stop_handler(on_stop_signal);
+  if (broker::Status st = broker->start(); !st) {
+    set_stop_handler(SIG_DFL);
+    g_broker.store(nullptr);
+    print_error(st.to_string());
+    return kExitRuntime;
+  }
+
+  std::string ports;
+  for (std::uint16_t p : broker->listening_ports()) {
+    ports += (ports.empty() ? "" : ", ") + std::to_string(p);
+  }
+  broker::log::info("{} {} running; MQTT on port(s) {}; data in {}", kProgram,
+                    BROKER_VERSION_STRING, ports, config.options.data_dir);
+
+  // A signal that came during start() is delivered here, to a running broker.
+  pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
+  broker->wait();
+
+  // Handlers run on this thread only, so after this no handler can see the pointer.
+  set_stop_handler(SIG_IGN);
+  g_broker.store(nullptr);
+  broker::log::info("{} stopped", kProgram);
+  return kExitOk;
+}

@@ -1,0 +1,207 @@
+"""MQTT 3.1.1 section 3.1 / 3.2: CONNECT and CONNACK, seen from a client."""
+
+import time
+
+import pytest
+
+import mqtt_raw as m
+
+V = m.V311
+
+
+def test_MQTT_3_1_0_1_first_packet_must_be_connect(mqtt):
+    c = mqtt(V)
+    c.send(m.publish("a/b", b"x", version=V))
+    c.expect_disconnect()
+
+
+def test_MQTT_3_1_0_1_pingreq_before_connect_closes(mqtt):
+    c = mqtt(V)
+    c.send(m.pingreq())
+    c.expect_disconnect()
+
+
+def test_MQTT_3_1_0_2_second_connect_is_protocol_violation(connected):
+    c = connected("second-connect", V)
+    c.send(m.connect("second-connect", version=V))
+    c.expect_disconnect()
+
+
+def test_MQTT_3_1_2_1_wrong_protocol_name_not_accepted(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("badname", version=V, protocol_name="MQTX"))
+    got = c.expect_closed()
+    # MAY disconnect, or answer under another specification; it must never
+    # accept the connection under this one.
+    assert all(not (p.type == m.CONNACK and p.rc == 0) for p in got), got
+
+
+def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_0x01(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("level2", version=V, protocol_level=2))
+    got = c.expect_closed()
+    assert len(got) == 1 and got[0].type == m.CONNACK, got
+    assert got[0].rc == m.CONNACK_UNACCEPTABLE_PROTOCOL
+    assert not got[0].session_present
+
+
+def test_MQTT_3_1_2_3_reserved_connect_flag_closes(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("reserved", version=V, reserved=1))
+    c.expect_disconnect()
+
+
+def test_MQTT_3_1_2_22_password_without_user_name_closes(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("pwonly", version=V, password=b"secret"))
+    got = c.expect_closed()
+    assert all(not (p.type == m.CONNACK and p.rc == 0) for p in got), got
+
+
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.1.2-24: 2.0.11 checks keep alive on a coarse timer and closes a "
+    "1 s keep-alive connection only after ~5 s")
+def test_MQTT_3_1_2_24_keep_alive_closes_after_one_and_a_half_times(connected):
+    c = connected("ka", V, keepalive=1)
+    start = time.monotonic()
+    c.expect_disconnect(timeout=4)
+    elapsed = time.monotonic() - start
+    assert 1.0 <= elapsed <= 3.0, "closed after %.2fs for keep alive 1s" % elapsed
+
+
+def test_MQTT_3_1_2_24_keep_alive_kept_by_pingreq(connected):
+    c = connected("ka-ping", V, keepalive=1)
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        time.sleep(0.4)
+        c.ping()
+
+
+def test_MQTT_3_1_2_24_keep_alive_kept_by_other_packets(connected):
+    c = connected("ka-pub", V, keepalive=1)
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        time.sleep(0.4)
+        c.publish("ka/topic", b"x", qos=1)
+
+
+def test_MQTT_3_1_2_24_keep_alive_zero_never_times_out(connected):
+    c = connected("ka0", V, keepalive=0)
+    c.expect_nothing(2.5)
+    c.ping()
+
+
+def test_MQTT_3_1_3_1_payload_fields_in_order(connected, mqtt):
+    sub = connected("order-sub", V)
+    sub.subscribe("will/order", 0)
+    c = mqtt(V)
+    c.connect("order", will={"topic": "will/order", "payload": b"bye"},
+              username="user", password=b"pw")
+    c.abort()
+    sub.expect_publish(topic="will/order", payload=b"bye")
+
+
+def test_MQTT_3_1_3_5_allows_23_alphanumeric_bytes(connected):
+    cid = "0123456789abcdefghijkXZ"
+    assert len(cid) == 23
+    c = connected(cid, V)
+    c.ping()
+
+
+def test_MQTT_3_1_3_6_zero_length_client_id_clean_session_accepted(connected):
+    a = connected("", V, clean=True)
+    b = connected("", V, clean=True)
+    # Two anonymous clients get distinct identities: neither takes over the
+    # other.
+    a.ping()
+    b.ping()
+
+
+def test_MQTT_3_1_3_8_zero_length_client_id_without_clean_session_0x02(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("", version=V, clean=False))
+    got = c.expect_closed()
+    assert len(got) == 1 and got[0].type == m.CONNACK, got
+    assert got[0].rc == m.CONNACK_IDENTIFIER_REJECTED
+    assert not got[0].session_present  # MQTT-3.2.2-4
+
+
+def test_MQTT_3_1_4_1_malformed_connect_closed_without_connack(mqtt):
+    c = mqtt(V)
+    # Client identifier length runs past the end of the packet.
+    body = m.utf8("MQTT") + bytes([4, 2]) + m.u16(60) + m.u16(20) + b"abc"
+    c.send(m.packet(m.CONNECT, 0, body))
+    c.expect_disconnect()
+
+
+def test_MQTT_3_1_4_2_existing_client_disconnected_on_takeover(connected):
+    old = connected("takeover", V)
+    new = connected("takeover", V)
+    old.expect_disconnect()
+    new.ping()
+
+
+def test_MQTT_3_1_4_4_connack_return_code_zero(mqtt):
+    c = mqtt(V)
+    ack = c.connect("ok", version=V)
+    assert ack.rc == 0
+    assert ack.raw == bytes([0x20, 0x02, 0x00, 0x00])
+
+
+def test_MQTT_3_1_4_5_data_after_rejected_connect_not_processed(connected, mqtt):
+    sub = connected("rej-sub", V)
+    sub.subscribe("rejected/topic", 0)
+    c = mqtt(V)
+    c.send(m.connect("", version=V, clean=False)
+           + m.publish("rejected/topic", b"must not arrive", version=V))
+    c.expect_closed()
+    sub.expect_nothing(0.7)
+
+
+def test_MQTT_3_2_0_1_first_packet_from_server_is_connack(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("first", version=V) + m.pingreq())
+    c.expect(m.CONNACK)
+    c.expect(m.PINGRESP)
+
+
+def test_MQTT_3_2_2_1_clean_session_session_present_0(mqtt, connected):
+    s = connected("sp-clean", V, clean=False)
+    s.subscribe("sp/clean", 1)
+    s.disconnect()
+    c = mqtt(V)
+    ack = c.connect("sp-clean", clean=True)
+    assert ack.session_present is False
+
+
+def test_MQTT_3_2_2_2_session_present_1_when_state_stored(mqtt, connected):
+    s = connected("sp-stored", V, clean=False)
+    s.subscribe("sp/stored", 1)
+    s.disconnect()
+    c = mqtt(V)
+    ack = c.connect("sp-stored", clean=False)
+    assert ack.session_present is True
+
+
+def test_MQTT_3_2_2_3_session_present_0_when_no_state(mqtt):
+    c = mqtt(V)
+    ack = c.connect("sp-new", clean=False)
+    assert ack.session_present is False
+
+
+def test_MQTT_3_2_2_4_refused_connack_session_present_0(mqtt, connected):
+    s = connected("sp-refused", V, clean=False)
+    s.subscribe("sp/refused", 1)
+    s.disconnect()
+    c = mqtt(V)
+    c.send(m.connect("sp-refused", version=V, clean=False, protocol_level=2))
+    got = c.expect_closed()
+    assert got and got[0].type == m.CONNACK and got[0].rc != 0, got
+    assert got[0].session_present is False
+
+
+def test_MQTT_3_2_2_5_refused_connack_then_close(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("refused", version=V, protocol_level=2))
+    got = c.expect_closed()
+    assert [p.type for p in got] == [m.CONNACK], got

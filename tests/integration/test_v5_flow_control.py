@@ -1,0 +1,149 @@
+"""MQTT 5.0 section 4.9 and 3.1.2.11: Receive Maximum and Maximum Packet Size."""
+
+import pytest
+
+import mqtt_raw as m
+
+V = m.V5
+
+
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.3.4-9: 2.0.11 sends two PUBLISH after one PUBACK, exceeding the client's Receive Maximum 2")
+def test_MQTT_3_3_4_9_server_respects_client_receive_maximum(connected):
+    sub = connected("rm", props={m.RECEIVE_MAXIMUM: 2})
+    sub.subscribe("rm/t", 1)
+    pub = connected("pub")
+    for i in range(5):
+        pub.publish("rm/t", b"%d" % i, qos=1)
+    first = sub.receive(2, ack=False)
+    sub.expect_nothing(0.5)  # MQTT-4.9.0-2: quota is zero
+    sub.send(m.puback(first[0].pid))
+    third = sub.receive(1, ack=False)[0]
+    sub.expect_nothing(0.3)
+    sub.send(m.puback(first[1].pid) + m.puback(third.pid))
+    rest = sub.receive(2)
+    assert [p.payload for p in first + [third] + rest] == [b"%d" % i for i in range(5)]
+
+
+def test_MQTT_4_9_0_2_qos2_quota_returned_on_pubcomp_only(connected):
+    sub = connected("rm2", props={m.RECEIVE_MAXIMUM: 1})
+    sub.subscribe("rm/t", 2)
+    pub = connected("pub")
+    pub.publish("rm/t", b"a", qos=2)
+    pub.publish("rm/t", b"b", qos=2)
+    a = sub.expect_publish(payload=b"a")
+    sub.send(m.pubrec(a.pid))
+    rel = sub.expect(m.PUBREL)
+    sub.expect_nothing(0.4)  # still unacknowledged until PUBCOMP
+    sub.send(m.pubcomp(rel.pid))
+    assert sub.receive(1)[0].payload == b"b"
+
+
+def test_MQTT_4_9_0_2_pubrec_failure_returns_quota(connected):
+    sub = connected("rm3", props={m.RECEIVE_MAXIMUM: 1})
+    sub.subscribe("rm/t", 2)
+    pub = connected("pub")
+    pub.publish("rm/t", b"a", qos=2)
+    pub.publish("rm/t", b"b", qos=2)
+    a = sub.expect_publish(payload=b"a")
+    sub.send(m.pubrec(a.pid, rc=m.RC_UNSPECIFIED_ERROR))
+    assert sub.receive(1)[0].payload == b"b"
+
+
+def test_MQTT_3_3_4_10_other_packets_not_delayed_by_quota(connected):
+    sub = connected("rm4", props={m.RECEIVE_MAXIMUM: 1})
+    sub.subscribe("rm/t", 1)
+    pub = connected("pub")
+    pub.publish("rm/t", b"a", qos=1)
+    pub.publish("rm/t", b"b", qos=1)
+    a = sub.expect_publish(payload=b"a")
+    sub.ping()                                   # MQTT-4.9.0-3
+    sub.subscribe("rm/other", 0)
+    sub.unsubscribe("rm/other")
+    sub.send(m.puback(a.pid))
+    sub.receive(1)
+
+
+def test_MQTT_4_9_0_2_qos0_not_limited_by_receive_maximum(connected):
+    sub = connected("rm5", props={m.RECEIVE_MAXIMUM: 1})
+    sub.subscribe([("rm/q1", 1), ("rm/q0", 0)])
+    pub = connected("pub")
+    pub.publish("rm/q1", b"held", qos=1)
+    pub.publish("rm/q1", b"queued", qos=1)
+    held = sub.expect_publish(payload=b"held")
+    for i in range(3):
+        pub.publish("rm/q0", b"%d" % i)
+    for i in range(3):
+        assert sub.expect_publish(topic="rm/q0").qos == 0
+    sub.send(m.puback(held.pid))
+    sub.receive(1)
+
+
+@pytest.mark.deviates_mosquitto(
+    "sec 3.3.4: 2.0.11 answers PUBREC 0x97 (quota exceeded) instead of DISCONNECT 0x93")
+def test_client_exceeding_receive_maximum_disconnect_0x93(connected):
+    c = connected("flood")
+    limit = c.connack.prop(m.RECEIVE_MAXIMUM, 65535)
+    if limit > 1024:
+        pytest.skip("server Receive Maximum %d too large to exceed" % limit)
+    # QoS 2 PUBLISH stays unacknowledged until we send PUBREL.
+    data = b"".join(m.publish("flood/t", b"x", qos=2, pid=i + 1)
+                    for i in range(limit + 1))
+    c.send_quietly(data)
+    got = c.expect_closed(timeout=5)
+    assert [p.type for p in got[:-1]] == [m.PUBREC] * (len(got) - 1), got[-3:]
+    assert got and got[-1].type == m.DISCONNECT, got[-3:]
+    assert got[-1].rc == m.RC_RECEIVE_MAXIMUM_EXCEEDED
+
+
+def test_MQTT_3_1_2_24_server_does_not_send_packets_above_client_maximum(connected):
+    sub = connected("mps", props={m.MAXIMUM_PACKET_SIZE: 128})
+    sub.subscribe("mps/t", 1)
+    pub = connected("pub")
+    pub.publish("mps/t", b"x" * 200, qos=1)
+    pub.publish("mps/t", b"small", qos=1)
+    got = m.drain(sub)
+    assert [p.payload for p in got] == [b"small"], got
+    assert all(len(p.raw) <= 128 for p in got)
+
+
+def test_MQTT_3_1_2_25_oversized_message_discarded_as_if_sent(connected, mqtt):
+    sub = connected("mps2", clean=False,
+                    props={m.MAXIMUM_PACKET_SIZE: 100,
+                           m.SESSION_EXPIRY_INTERVAL: 60})
+    sub.subscribe("mps/t", 1)
+    pub = connected("pub")
+    pub.publish("mps/t", b"y" * 300, qos=1)
+    pub.publish("mps/t", b"ok", qos=1)
+    assert [p.payload for p in m.drain(sub)] == [b"ok"]
+    sub.disconnect()
+    # Not kept for later either: it was treated as sent.
+    again = mqtt(V)
+    again.connect("mps2", clean=False,
+                  props={m.SESSION_EXPIRY_INTERVAL: 60})
+    again.expect_nothing(0.5)
+
+
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.1.2-24: 2.0.11 sends a packet one byte larger than the client's Maximum Packet Size")
+def test_MQTT_3_1_2_24_limit_counts_the_whole_packet(connected):
+    sub = connected("mps3", props={m.MAXIMUM_PACKET_SIZE: 64})
+    sub.subscribe("m/t", 0)
+    pub = connected("pub")
+    # Fixed header 2 + topic 2+3 + property length 1 = 8 bytes of overhead.
+    pub.publish("m/t", b"a" * (64 - 8))
+    pub.publish("m/t", b"b" * (64 - 7))
+    got = m.drain(sub)
+    assert [len(p.raw) for p in got] == [64], got
+
+
+def test_packet_above_server_maximum_disconnect_0x95(connected):
+    c = connected("big")
+    limit = c.connack.prop(m.MAXIMUM_PACKET_SIZE)
+    if limit is None or limit > 32 * 1024 * 1024:
+        pytest.skip("server advertises no usable Maximum Packet Size")
+    body = m.utf8("big/t") + m.encode_properties(None)
+    remaining = limit  # total size = header + remaining > limit
+    header = m.fixed_header(m.PUBLISH, 0, remaining)
+    c.send_quietly(header + body + b"z" * 4096)
+    c.expect_disconnect(m.RC_PACKET_TOO_LARGE)

@@ -1,0 +1,196 @@
+// Retained messages (MQTT 5.0 3.3.1.3, 3.3.2.3.3, 4.7).
+#include "core/retained_store.hpp"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+using broker::core::Message;
+using broker::core::MessagePtr;
+using broker::core::RetainedStore;
+using Result = RetainedStore::SetResult;
+
+namespace {
+
+MessagePtr msg(std::string topic, std::string payload = "x", std::uint64_t expires_at_ms = 0) {
+  auto m = std::make_shared<Message>();
+  m->topic = std::move(topic);
+  m->payload = std::make_shared<const std::string>(std::move(payload));
+  m->retain = true;
+  m->expires_at_ms = expires_at_ms;
+  return m;
+}
+
+std::vector<std::string> topics(const RetainedStore& store, std::string_view filter,
+                                std::uint64_t now_ms = 0) {
+  std::vector<MessagePtr> out;
+  store.match(filter, now_ms, out);
+  std::vector<std::string> t;
+  for (const auto& m : out) t.push_back(m->topic);
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+using V = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("retained: a retained message is stored under its topic [MQTT-3.3.1-5]") {
+  RetainedStore store;
+  CHECK(store.set(msg("a/b")) == Result::Stored);
+  CHECK(store.size() == 1);
+  CHECK(topics(store, "a/b") == V{"a/b"});
+  CHECK(topics(store, "a").empty());
+  CHECK(topics(store, "a/b/c").empty());
+}
+
+TEST_CASE("retained: a new message replaces the previous one [MQTT-3.3.1-5]") {
+  RetainedStore store;
+  auto first = msg("a/b", "1");
+  auto second = msg("a/b", "2");
+  CHECK(store.set(first) == Result::Stored);
+  CHECK(store.set(second) == Result::Replaced);
+  CHECK(store.size() == 1);
+  std::vector<MessagePtr> out;
+  store.match("a/b", 0, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0] == second);
+}
+
+TEST_CASE("retained: an empty payload removes the retained message [MQTT-3.3.1-6]") {
+  RetainedStore store;
+  CHECK(store.set(msg("a/b")) == Result::Stored);
+  CHECK(store.set(msg("a/b", "")) == Result::Cleared);
+  CHECK(store.size() == 0);
+  CHECK(topics(store, "#").empty());
+  CHECK(store.set(msg("a/b", "")) == Result::NothingToClear);
+}
+
+TEST_CASE("retained: an empty payload is never stored [MQTT-3.3.1-7]") {
+  RetainedStore store;
+  CHECK(store.set(msg("a/b", "")) == Result::NothingToClear);
+  CHECK(store.size() == 0);
+  CHECK(topics(store, "a/b").empty());
+  auto null_payload = std::make_shared<Message>();
+  null_payload->topic = "a/c";
+  CHECK(store.set(null_payload) == Result::NothingToClear);
+  CHECK(store.size() == 0);
+}
+
+TEST_CASE("retained: clearing a topic keeps its ancestors and descendants") {
+  RetainedStore store;
+  REQUIRE(store.set(msg("a")) == Result::Stored);
+  REQUIRE(store.set(msg("a/b")) == Result::Stored);
+  REQUIRE(store.set(msg("a/b/c")) == Result::Stored);
+  CHECK(store.set(msg("a/b", "")) == Result::Cleared);
+  CHECK(topics(store, "#") == V{"a", "a/b/c"});
+  CHECK(store.set(msg("a/b/c", "")) == Result::Cleared);
+  CHECK(topics(store, "#") == V{"a"});
+  CHECK(store.set(msg("a/b/c")) == Result::Stored);  // the pruned path is rebuilt
+  CHECK(topics(store, "a/+/c") == V{"a/b/c"});
+}
+
+TEST_CASE("retained: wildcard filters walk the matching branches (4.7.1)") {
+  RetainedStore store;
+  for (const char* t : {"sport", "sport/", "sport/tennis", "sport/tennis/player1",
+                        "sport/tennis/player1/ranking", "sport/golf/player1", "/finance",
+                        "finance", "sports"}) {
+    REQUIRE(store.set(msg(t)) == Result::Stored);
+  }
+  CHECK(topics(store, "sport/#") == V{"sport", "sport/", "sport/golf/player1", "sport/tennis",
+                                      "sport/tennis/player1", "sport/tennis/player1/ranking"});
+  CHECK(topics(store, "sport/+") == V{"sport/", "sport/tennis"});
+  CHECK(topics(store, "sport/+/player1") == V{"sport/golf/player1", "sport/tennis/player1"});
+  CHECK(topics(store, "sport/tennis/player1/#") ==
+        V{"sport/tennis/player1", "sport/tennis/player1/ranking"});
+  CHECK(topics(store, "+") == V{"finance", "sport", "sports"});
+  CHECK(topics(store, "+/+") == V{"/finance", "sport/", "sport/tennis"});
+  CHECK(topics(store, "/+") == V{"/finance"});
+  CHECK(topics(store, "#").size() == 9);
+  CHECK(topics(store, "+/#").size() == 9);
+  CHECK(topics(store, "nothing/#").empty());
+}
+
+TEST_CASE("retained: first-level wildcards skip '$' topics [MQTT-4.7.2-1]") {
+  RetainedStore store;
+  REQUIRE(store.set(msg("$SYS/monitor/Clients")) == Result::Stored);
+  REQUIRE(store.set(msg("$SYS")) == Result::Stored);
+  REQUIRE(store.set(msg("a/$b")) == Result::Stored);
+  CHECK(topics(store, "#") == V{"a/$b"});
+  CHECK(topics(store, "+/monitor/Clients").empty());
+  CHECK(topics(store, "+").empty());
+  CHECK(topics(store, "$SYS/#") == V{"$SYS", "$SYS/monitor/Clients"});
+  CHECK(topics(store, "$SYS/monitor/+") == V{"$SYS/monitor/Clients"});
+  CHECK(topics(store, "a/+") == V{"a/$b"});  // only the first level is special
+}
+
+TEST_CASE("retained: expired messages are not returned and are dropped lazily") {
+  RetainedStore store;
+  REQUIRE(store.set(msg("a/expiring", "x", 1000)) == Result::Stored);
+  REQUIRE(store.set(msg("a/forever")) == Result::Stored);
+  CHECK(topics(store, "a/+", 999) == V{"a/expiring", "a/forever"});
+  CHECK(store.size() == 2);
+  CHECK(topics(store, "a/+", 1000) == V{"a/forever"});
+  CHECK(store.size() == 1);  // met expired, so dropped
+  CHECK(topics(store, "a/+", 0) == V{"a/forever"});
+}
+
+TEST_CASE("retained: purge_expired removes every expired message and prunes its branch") {
+  RetainedStore store;
+  REQUIRE(store.set(msg("a/b/c", "x", 100)) == Result::Stored);
+  REQUIRE(store.set(msg("a/b", "x", 200)) == Result::Stored);
+  REQUIRE(store.set(msg("d", "x", 300)) == Result::Stored);
+  REQUIRE(store.set(msg("e")) == Result::Stored);
+  CHECK(store.purge_expired(50) == 0);
+  CHECK(store.purge_expired(200) == 2);
+  CHECK(store.size() == 2);
+  CHECK(topics(store, "#", 200) == V{"d", "e"});
+  CHECK(store.purge_expired(1000) == 1);
+  CHECK(topics(store, "#", 1000) == V{"e"});
+  // A replaced message takes the new expiry.
+  REQUIRE(store.set(msg("e", "y", 2000)) == Result::Replaced);
+  CHECK(store.purge_expired(1999) == 0);
+  CHECK(store.purge_expired(2000) == 1);
+  CHECK(store.size() == 0);
+}
+
+TEST_CASE("retained: past max_messages new topics are refused, replacements still work") {
+  RetainedStore store(2);
+  CHECK(store.set(msg("a")) == Result::Stored);
+  CHECK(store.set(msg("b")) == Result::Stored);
+  CHECK(store.set(msg("c")) == Result::Full);
+  CHECK(store.set(msg("c/d")) == Result::Full);
+  CHECK(store.size() == 2);
+  CHECK(topics(store, "#") == V{"a", "b"});
+  CHECK(store.set(msg("a", "new")) == Result::Replaced);
+  CHECK(store.set(msg("b", "")) == Result::Cleared);
+  CHECK(store.set(msg("c")) == Result::Stored);
+}
+
+TEST_CASE("retained: many siblings (hash-table children) match and clear") {
+  RetainedStore store(100000);
+  for (int i = 0; i < 5000; ++i) {
+    REQUIRE(store.set(msg("fleet/" + std::to_string(i) + "/state")) == Result::Stored);
+  }
+  CHECK(topics(store, "fleet/+/state").size() == 5000);
+  CHECK(topics(store, "fleet/4999/#") == V{"fleet/4999/state"});
+  for (int i = 0; i < 5000; i += 2) {
+    REQUIRE(store.set(msg("fleet/" + std::to_string(i) + "/state", "")) == Result::Cleared);
+  }
+  CHECK(store.size() == 2500);
+  CHECK(topics(store, "fleet/+/state").size() == 2500);
+  CHECK(topics(store, "fleet/10/state").empty());
+  CHECK(topics(store, "fleet/11/state") == V{"fleet/11/state"});
+}
+
+TEST_CASE("retained: very deep topics don't exhaust the stack") {
+  RetainedStore store;
+  std::string deep;
+  for (int i = 0; i < 20000; ++i) deep += "a/";
+  deep += "z";
+  REQUIRE(store.set(msg(deep)) == Result::Stored);
+  CHECK(topics(store, "#").size() == 1);
+  CHECK(store.purge_expired(1) == 0);
+}

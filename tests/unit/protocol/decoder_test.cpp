@@ -1,0 +1,228 @@
+// Decoder tests: the packet-vector table whole, byte by byte and in random chunks; streams of
+// many packets; the maximum packet size; version adoption from CONNECT; sticky errors.
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <set>
+
+#include "protocol/decoder.hpp"
+#include "support/packet_vectors.hpp"
+#include "unit/protocol/codec_helpers.hpp"
+
+namespace broker::test {
+namespace {
+
+using protocol::DecodeStatus;
+using protocol::ProtocolVersion;
+
+void check_row(const PacketVector& row, const Decoded& got) {
+  INFO(row.name << "\nbytes: " << hex(row.bytes));
+  if (row.expect_error) {
+    REQUIRE(got.failed);
+    INFO("what: " << got.error.what);
+    CHECK(got.error.reason == row.error);
+    CHECK(got.packets.empty());
+  } else {
+    INFO("error: " << (got.failed ? got.error.what : "none"));
+    REQUIRE_FALSE(got.failed);
+    REQUIRE(got.packets.size() == 1);
+    INFO("got: " << describe(got.packets[0]) << "\nwant: " << describe(row.packet));
+    CHECK(protocol::same_packet(got.packets[0], row.packet));
+  }
+}
+
+TEST_CASE("decoder: every packet vector gives its expected outcome", "[protocol][decoder]") {
+  for (const auto& row : packet_vectors()) {
+    DYNAMIC_SECTION(row.name) { check_row(row, decode_chunks(row.bytes, row.version)); }
+  }
+}
+
+TEST_CASE("decoder: every packet vector fed one byte at a time", "[protocol][decoder]") {
+  for (const auto& row : packet_vectors()) {
+    const Decoded got = decode_chunks(row.bytes, row.version, {1});
+    check_row(row, got);
+    // Every one-byte read ends in NeedMore: before the frame completes, and after it (the
+    // decoder is asked again with the read used up).
+    if (!row.expect_error) CHECK(got.need_more == row.bytes.size());
+  }
+}
+
+TEST_CASE("decoder: every packet vector fed in random chunks", "[protocol][decoder]") {
+  std::mt19937 rng(20240611);
+  for (const auto& row : packet_vectors()) {
+    for (int round = 0; round < 4; ++round) check_row(row, decode_chunks(row.bytes, row.version, random_chunks(rng)));
+  }
+}
+
+TEST_CASE("decoder: many packets in one read and across reads", "[protocol][decoder]") {
+  for (auto version : {ProtocolVersion::V311, ProtocolVersion::V5}) {
+    std::vector<std::uint8_t> stream;
+    std::vector<const PacketVector*> expected;
+    for (const auto& row : packet_vectors()) {
+      // CONNECT rows are left out: each switches the decoder to its own version.
+      if (row.expect_error || row.version != version || row.bytes[0] >> 4 == 1) continue;
+      stream.insert(stream.end(), row.bytes.begin(), row.bytes.end());
+      expected.push_back(&row);
+    }
+    REQUIRE(expected.size() > 10);
+    std::mt19937 rng(7);
+    const std::vector<std::vector<std::size_t>> feeds = {{}, {1}, {2}, {3}, random_chunks(rng, 200)};
+    for (const auto& feed : feeds) {
+      const Decoded got = decode_chunks(stream, version, feed);
+      INFO("version " << static_cast<int>(version) << ", " << feed.size() << " chunk sizes");
+      REQUIRE_FALSE(got.failed);
+      REQUIRE(got.packets.size() == expected.size());
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        INFO(expected[i]->name);
+        CHECK(protocol::same_packet(got.packets[i], expected[i]->packet));
+      }
+    }
+  }
+}
+
+TEST_CASE("decoder: a packet after an error is not decoded", "[protocol][decoder]") {
+  // PINGREQ, SUBSCRIBE with reserved flags, PINGREQ.
+  const std::vector<std::uint8_t> bytes = {0xC0, 0x00, 0x80, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0xC0, 0x00};
+  const Decoded got = decode_chunks(bytes, ProtocolVersion::V311);
+  CHECK(got.packets.size() == 1);
+  REQUIRE(got.failed);
+  CHECK(got.error.reason == ReasonCode::MalformedPacket);
+
+  protocol::Decoder d;
+  std::span<const std::uint8_t> in(bytes);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  CHECK(d.next(in, p, e) == DecodeStatus::Packet);
+  CHECK(d.next(in, p, e) == DecodeStatus::Error);
+  std::span<const std::uint8_t> more(bytes.data(), 2);
+  CHECK(d.next(more, p, e) == DecodeStatus::Error);  // stays failed
+}
+
+TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[protocol][decoder]") {
+  for (std::uint8_t flags = 0; flags < 16; ++flags) {
+    if (flags == 0x02) continue;
+    const auto frame = Bytes().u16(1).str("a").u8(0).frame(static_cast<std::uint8_t>(0x80 | flags));
+    const Decoded got = decode_chunks(frame, ProtocolVersion::V311);
+    REQUIRE(got.failed);
+    CHECK(got.error.reason == ReasonCode::MalformedPacket);
+  }
+}
+
+TEST_CASE("decoder: packet over max size fails as soon as its remaining length is read",
+          "[protocol][decoder]") {
+  protocol::Decoder d(1024 * 1024);
+  // PUBLISH announcing 2 MiB; only the fixed header arrives.
+  const std::vector<std::uint8_t> head = {0x30, 0x80, 0x80, 0x80, 0x01};
+  protocol::Packet p;
+  protocol::DecodeError e;
+  SECTION("in one read") {
+    std::span<const std::uint8_t> in(head);
+    REQUIRE(d.next(in, p, e) == DecodeStatus::Error);
+    CHECK(e.reason == ReasonCode::PacketTooLarge);
+  }
+  SECTION("header split over reads") {
+    std::span<const std::uint8_t> a(head.data(), 2), b(head.data() + 2, 3);
+    REQUIRE(d.next(a, p, e) == DecodeStatus::NeedMore);
+    REQUIRE(d.next(b, p, e) == DecodeStatus::Error);
+    CHECK(e.reason == ReasonCode::PacketTooLarge);
+  }
+}
+
+TEST_CASE("decoder: max packet size counts the fixed header", "[protocol][decoder]") {
+  const auto frame = Bytes().str("t").raw(std::string(100, 'x')).frame(0x30);  // 2 + 103 bytes
+  REQUIRE(frame.size() == 105);
+  CHECK_FALSE(decode_chunks(frame, ProtocolVersion::V311, {}, 105).failed);
+  const Decoded over = decode_chunks(frame, ProtocolVersion::V311, {}, 104);
+  REQUIRE(over.failed);
+  CHECK(over.error.reason == ReasonCode::PacketTooLarge);
+  const Decoded split = decode_chunks(frame, ProtocolVersion::V311, {1}, 104);
+  REQUIRE(split.failed);
+  CHECK(split.need_more == 1);  // failed at the second byte, the end of the remaining length
+}
+
+TEST_CASE("decoder: a huge announced length buffers only what arrived", "[protocol][decoder]") {
+  protocol::Decoder d;  // default maximum: the protocol's own
+  const std::vector<std::uint8_t> head = {0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x01, 'a'};
+  std::span<const std::uint8_t> in(head);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  CHECK(d.next(in, p, e) == DecodeStatus::NeedMore);
+  CHECK(in.empty());
+}
+
+TEST_CASE("decoder: CONNECT sets the version for later packets", "[protocol][decoder]") {
+  auto stream = Bytes().str("MQTT").u8(5).u8(2).u16(0).u8(0).str("c").frame(0x10);
+  const std::vector<std::uint8_t> puback = {0x40, 0x03, 0x00, 0x01, 0x10};  // 5.0 only
+  stream.insert(stream.end(), puback.begin(), puback.end());
+  protocol::Decoder d;
+  CHECK_FALSE(d.version().has_value());
+  std::span<const std::uint8_t> in(stream);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  REQUIRE(d.next(in, p, e) == DecodeStatus::Packet);
+  CHECK(d.version() == ProtocolVersion::V5);
+  REQUIRE(d.next(in, p, e) == DecodeStatus::Packet);
+  CHECK(std::get<protocol::Ack>(p).reason == ReasonCode::NoMatchingSubscribers);
+}
+
+TEST_CASE("decoder: unsupported protocol level is reported with the level [MQTT-3.1.2-2]",
+          "[protocol][decoder]") {
+  const auto frame = Bytes().str("MQTT").u8(7).u8(2).u16(0).str("c").frame(0x10);
+  protocol::Decoder d;
+  std::span<const std::uint8_t> in(frame);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  REQUIRE(d.next(in, p, e) == DecodeStatus::Error);
+  CHECK(e.reason == ReasonCode::UnsupportedProtocolVersion);
+  CHECK(e.protocol_level == 7);
+  CHECK_FALSE(d.version().has_value());
+}
+
+TEST_CASE("decoder: a failed 5.0 CONNECT still tells its version", "[protocol][decoder]") {
+  // Reserved connect flag set: the connection answers CONNACK 0x81 in the 5.0 form.
+  const auto frame = Bytes().str("MQTT").u8(5).u8(3).u16(0).u8(0).str("c").frame(0x10);
+  protocol::Decoder d;
+  std::span<const std::uint8_t> in(frame);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  REQUIRE(d.next(in, p, e) == DecodeStatus::Error);
+  CHECK(e.reason == ReasonCode::MalformedPacket);
+  CHECK(e.protocol_level == 5);
+  CHECK(d.version() == ProtocolVersion::V5);
+}
+
+TEST_CASE("decoder: decode_packet decodes one whole frame", "[protocol][decoder]") {
+  const auto body = Bytes().u16(1).u8(0x87).bytes();
+  protocol::Packet p;
+  protocol::DecodeError e;
+  REQUIRE(protocol::decode_packet(0x40, body, ProtocolVersion::V5, p, e) == DecodeStatus::Packet);
+  CHECK(std::get<protocol::Ack>(p).reason == ReasonCode::NotAuthorized);
+  CHECK(protocol::decode_packet(0x40, body, ProtocolVersion::V311, p, e) == DecodeStatus::Error);
+}
+
+TEST_CASE("decoder: PUBLISH payload and will payload are never null", "[protocol][decoder]") {
+  const Decoded pub = decode_chunks(Bytes().str("a").frame(0x30), ProtocolVersion::V311);
+  REQUIRE(pub.packets.size() == 1);
+  CHECK(std::get<protocol::Publish>(pub.packets[0]).payload != nullptr);
+  const Decoded con =
+      decode_chunks(Bytes().str("MQTT").u8(4).u8(0x06).u16(0).str("c").str("w").str("").frame(0x10), std::nullopt);
+  REQUIRE(con.packets.size() == 1);
+  const auto& will = std::get<protocol::Connect>(con.packets[0]).will;
+  REQUIRE(will.has_value());
+  REQUIRE(will->payload != nullptr);
+  CHECK(will->payload->empty());
+}
+
+TEST_CASE("decoder: the packet vector table covers every packet type in both versions",
+          "[protocol][decoder]") {
+  for (auto version : {ProtocolVersion::V311, ProtocolVersion::V5}) {
+    std::set<int> types;
+    for (const auto& row : packet_vectors()) {
+      if (!row.expect_error && row.version == version) types.insert(static_cast<int>(protocol::packet_type(row.packet)));
+    }
+    CHECK(types.size() == (version == ProtocolVersion::V5 ? 15u : 14u));
+  }
+}
+
+}  // namespace
+}  // namespace broker::test

@@ -133,7 +133,7 @@ class BrokerImpl final : public Broker {
     message->payload = std::make_shared<const protocol::Payload>(m.payload);
     message->qos = m.qos;
     message->retain = m.retain;
-    message->arrival_ms = core::wall_clock_ms();
+    message->arrival_ms = core::SystemClock::instance().now_ms();
     if (m.message_expiry_interval)
       message->expires_at_ms = message->arrival_ms + std::uint64_t{*m.message_expiry_interval} * 1000;
     message->properties.payload_format_indicator = m.payload_format_indicator;

@@ -51,7 +51,7 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
     : worker_(worker),
       link_(link),
       decoder_(worker.engine().limits().max_packet_size),
-      last_packet_ms_(wall_clock_ms()) {
+      last_packet_ms_(worker_.engine().now_ms()) {
   worker_.connection_opened(*this);
 }
 
@@ -63,7 +63,7 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
   if (state_ == State::AwaitConnect) received_before_connect_.append(data, size);
-  last_packet_ms_ = wall_clock_ms();
+  last_packet_ms_ = worker_.engine().now_ms();
   std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(data), size);
   protocol::Packet packet;
   protocol::DecodeError error;
@@ -309,7 +309,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   }
 
   auto message = std::make_shared<Message>();
-  message->arrival_ms = wall_clock_ms();
+  message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*props.message_expiry_interval} * 1000;
   message->topic = std::move(publish.topic);
@@ -426,7 +426,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
 
 void ClientConnection::deliver_retained(const std::string& filter, const SubscriptionOptions& options) {
   std::vector<MessagePtr> messages;
-  worker_.engine().retained().match(filter, wall_clock_ms(), messages);
+  worker_.engine().retained().match(filter, worker_.engine().now_ms(), messages);
   for (auto& message : messages) {
     Delivery delivery;
     delivery.qos = std::min(options.qos, message->qos);
@@ -609,7 +609,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   if (is_v5()) {
     publish.properties = message.properties;
     if (message.expires_at_ms != 0)
-      publish.properties.message_expiry_interval = remaining_expiry_seconds(message, wall_clock_ms());
+      publish.properties.message_expiry_interval = remaining_expiry_seconds(message, worker_.engine().now_ms());
     publish.properties.subscription_identifiers = delivery.subscription_ids;
     alias = outbound_alias(message.topic, first_use);
     if (alias != 0) publish.properties.topic_alias = alias;

@@ -1,21 +1,15 @@
 #include "core/engine.hpp"
 
-#include <chrono>
 #include <functional>
 
 #include "core/worker_core.hpp"
 
 namespace broker::core {
 
-std::uint64_t wall_clock_ms() noexcept {
-  using namespace std::chrono;
-  return static_cast<std::uint64_t>(
-      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
-
-Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher)
+Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher, const Clock& clock)
     : options_(options),
       dispatcher_(dispatcher),
+      clock_(clock),
       index_(workers + 1),
       retained_(options.limits.max_retained_messages) {
   workers_.reserve(workers);

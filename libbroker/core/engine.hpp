@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "broker/options.hpp"
+#include "core/clock.hpp"
 #include "core/dispatcher.hpp"
 #include "core/retained_store.hpp"
 #include "core/topic_index.hpp"
@@ -19,14 +20,13 @@ namespace broker::core {
 
 class WorkerCore;
 
-// Wall clock in ms since the Unix epoch (message expiry must survive restarts).
-std::uint64_t wall_clock_ms() noexcept;
-
 class Engine {
  public:
-  // workers: how many WorkerCores to create; dispatcher: how they reach each other (must
-  // outlive the Engine). One extra index reader slot serves threads that are not workers.
-  Engine(const Options& options, unsigned workers, Dispatcher& dispatcher);
+  // workers: how many WorkerCores to create; dispatcher: how they reach each other; clock:
+  // the time source (both must outlive the Engine). One extra index reader slot serves
+  // threads that are not workers.
+  Engine(const Options& options, unsigned workers, Dispatcher& dispatcher,
+         const Clock& clock = SystemClock::instance());
   ~Engine();
 
   const Options& options() const noexcept { return options_; }
@@ -34,6 +34,7 @@ class Engine {
   TopicIndex& index() noexcept { return index_; }
   RetainedStore& retained() noexcept { return retained_; }
   Dispatcher& dispatcher() noexcept { return dispatcher_; }
+  std::uint64_t now_ms() const noexcept { return clock_.now_ms(); }
   unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
   WorkerCore& worker(unsigned i) noexcept { return *workers_[i]; }
 
@@ -47,6 +48,7 @@ class Engine {
  private:
   Options options_;
   Dispatcher& dispatcher_;
+  const Clock& clock_;
   TopicIndex index_;
   RetainedStore retained_;
   std::vector<std::unique_ptr<WorkerCore>> workers_;

@@ -86,7 +86,7 @@ void WorkerCore::session_online(Session& session) {
 
 void WorkerCore::session_offline(Session& session, bool will_wanted) {
   session.subscriber->connected.store(false, std::memory_order_relaxed);
-  const std::uint64_t now = wall_clock_ms();
+  const std::uint64_t now = engine_.now_ms();
   if (session.will) {
     std::uint32_t delay = session.will->will.properties.will_delay_interval.value_or(0);
     if (!will_wanted) {
@@ -112,7 +112,7 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
 
 void WorkerCore::publish_will(const std::string& client_id, const protocol::Will& will) {
   auto message = std::make_shared<Message>();
-  message->arrival_ms = wall_clock_ms();
+  message->arrival_ms = engine_.now_ms();
   message->topic = will.topic;
   message->payload = will.payload;
   message->qos = will.qos;
@@ -211,7 +211,7 @@ void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
 
 void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   const Limits& limits = engine_.limits();
-  if (is_expired(*delivery.message, wall_clock_ms())) {
+  if (is_expired(*delivery.message, engine_.now_ms())) {
     Counters::add(counters_.messages_expired);
     return;
   }
@@ -257,7 +257,7 @@ void WorkerCore::pump(Session& session) {
   if (!connection || !connection->connected()) return;
   const std::size_t window =
       std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
-  const std::uint64_t now = wall_clock_ms();
+  const std::uint64_t now = engine_.now_ms();
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
     if (front.qos > 0 && session.inflight.size() >= window) break;

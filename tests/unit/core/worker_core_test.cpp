@@ -1,0 +1,480 @@
+// Session and routing semantics of the core, driven in memory (no sockets, fake time).
+#include <catch2/catch.hpp>
+
+#include "core/engine.hpp"
+#include "support/core_harness.hpp"
+
+using namespace broker;
+using namespace broker::protocol;
+using broker::test::CoreHarness;
+using broker::test::VirtualClient;
+
+namespace {
+
+Subscribe subscribe(std::uint16_t id, const std::string& filter, std::uint8_t qos = 1,
+                    std::uint32_t subscription_id = 0) {
+  Subscribe s;
+  s.packet_id = id;
+  SubscribeEntry e;
+  e.filter = filter;
+  e.qos = qos;
+  s.entries.push_back(e);
+  if (subscription_id) s.properties.subscription_identifiers.push_back(subscription_id);
+  return s;
+}
+
+Publish publish(const std::string& topic, const std::string& payload, std::uint8_t qos = 0,
+                std::uint16_t id = 0, bool retain = false) {
+  Publish p;
+  p.topic = topic;
+  p.payload = std::make_shared<const Payload>(payload);
+  p.qos = qos;
+  p.packet_id = id;
+  p.retain = retain;
+  return p;
+}
+
+Ack ack(PacketType type, std::uint16_t id) {
+  Ack a;
+  a.type = type;
+  a.packet_id = id;
+  return a;
+}
+
+void subscribe_ok(VirtualClient& c, const std::string& filter, std::uint8_t qos = 1,
+                  std::uint32_t subscription_id = 0) {
+  c.send(subscribe(1, filter, qos, subscription_id));
+  auto suback = c.take<Suback>();
+  REQUIRE(suback.reasons.size() == 1);
+  REQUIRE(suback.reasons[0] == static_cast<ReasonCode>(qos));
+}
+
+// Two client ids whose sessions live on different workers, so cross-worker batches run.
+std::pair<std::string, std::string> ids_on_two_workers(CoreHarness& h) {
+  std::string a = "client-a";
+  for (int i = 0;; ++i) {
+    std::string b = "client-b" + std::to_string(i);
+    if (h.engine().home_worker(a) != h.engine().home_worker(b)) return {a, b};
+  }
+}
+
+}  // namespace
+
+TEST_CASE("core: CONNACK advertises the broker's limits to a 5.0 client", "[core]") {
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V5);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "limits";
+  c->send(connect);
+  auto connack = c->take<Connack>();
+  CHECK(connack.reason == ReasonCode::Success);
+  CHECK_FALSE(connack.session_present);
+  CHECK(connack.properties.receive_maximum == std::optional<std::uint16_t>(128));
+  CHECK(connack.properties.topic_alias_maximum == std::optional<std::uint16_t>(64));
+  CHECK(connack.properties.maximum_packet_size == std::optional<std::uint32_t>(16u * 1024 * 1024));
+}
+
+TEST_CASE("core: a client is handed over to its client id's home worker", "[core]") {
+  CoreHarness h;
+  std::string id = "moves";
+  unsigned home = h.engine().home_worker(id);
+  auto c = h.open(ProtocolVersion::V311, home == 0 ? 1 : 0);
+  Connect connect;
+  connect.client_id = id;
+  c->send(connect);
+  CHECK(c->take<Connack>().reason == ReasonCode::Success);
+  CHECK(c->worker() == home);
+  CHECK(h.engine().worker(home).session_count() == 1);
+}
+
+TEST_CASE("core: publish reaches a subscriber on another worker", "[core]") {
+  CoreHarness h;
+  auto [a, b] = ids_on_two_workers(h);
+  auto sub = h.connect(a);
+  auto pub = h.connect(b);
+  subscribe_ok(*sub, "t/+", 1);
+  pub->send(publish("t/1", "hello", 1, 7));
+  auto puback = pub->take<Ack>();
+  CHECK(puback.type == PacketType::Puback);
+  CHECK(puback.packet_id == 7);
+  CHECK(puback.reason == ReasonCode::Success);
+  auto got = sub->take<Publish>();
+  CHECK(got.topic == "t/1");
+  CHECK(*got.payload == "hello");
+  CHECK(got.qos == 1);
+  CHECK(got.packet_id != 0);
+}
+
+TEST_CASE("core: v5 PUBACK says No matching subscribers when nobody listens", "[core]") {
+  CoreHarness h;
+  auto pub = h.connect("lonely");
+  pub->send(publish("nobody/here", "x", 1, 3));
+  CHECK(pub->take<Ack>().reason == ReasonCode::NoMatchingSubscribers);
+}
+
+TEST_CASE("core: overlapping subscriptions give one message with max QoS and all ids [MQTT-3.3.4-2]", "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("overlap");
+  subscribe_ok(*sub, "a/#", 0, 1);
+  subscribe_ok(*sub, "a/b", 2, 2);
+  auto pub = h.connect("overlap-pub");
+  pub->send(publish("a/b", "m", 2, 1));
+  auto got = sub->take<Publish>();
+  CHECK(got.qos == 2);
+  auto ids = got.properties.subscription_identifiers;
+  std::sort(ids.begin(), ids.end());
+  CHECK(ids == std::vector<std::uint32_t>{1, 2});
+  CHECK(sub->received().empty());
+}
+
+TEST_CASE("core: No Local keeps a client's own messages from it [MQTT-3.8.3-3]", "[core]") {
+  CoreHarness h;
+  auto c = h.connect("self");
+  Subscribe s = subscribe(1, "loop", 0);
+  s.entries[0].no_local = true;
+  c->send(s);
+  c->take<Suback>();
+  c->send(publish("loop", "x"));
+  CHECK(c->received().empty());
+}
+
+TEST_CASE("core: QoS 2 inbound duplicate is routed once", "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("q2-sub");
+  subscribe_ok(*sub, "q2", 0);
+  auto pub = h.connect("q2-pub");
+  pub->send(publish("q2", "once", 2, 9));
+  CHECK(pub->take<Ack>().type == PacketType::Pubrec);
+  auto again = publish("q2", "once", 2, 9);
+  again.dup = true;
+  pub->send(again);
+  CHECK(pub->take<Ack>().type == PacketType::Pubrec);
+  pub->send(ack(PacketType::Pubrel, 9));
+  auto comp = pub->take<Ack>();
+  CHECK(comp.type == PacketType::Pubcomp);
+  CHECK(comp.reason == ReasonCode::Success);
+  CHECK(sub->take<Publish>().qos == 0);
+  CHECK(sub->received().empty());
+}
+
+TEST_CASE("core: unacknowledged QoS 1 is resent with DUP on reconnect [MQTT-4.4.0-1]", "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("resend", ProtocolVersion::V5, true, 3600);
+  subscribe_ok(*sub, "r", 1);
+  auto pub = h.connect("resend-pub");
+  pub->send(publish("r", "m1", 1, 1));
+  auto first = sub->take<Publish>();
+  CHECK_FALSE(first.dup);
+  sub->drop();
+  auto again = h.open(ProtocolVersion::V5);
+  Connect c;
+  c.version = ProtocolVersion::V5;
+  c.client_id = "resend";
+  c.clean_start = false;
+  c.properties.session_expiry_interval = 3600;
+  again->send(c);
+  CHECK(again->take<Connack>().session_present);
+  auto resent = again->take<Publish>();
+  CHECK(resent.dup);
+  CHECK(resent.packet_id == first.packet_id);
+  CHECK(*resent.payload == "m1");
+}
+
+TEST_CASE("core: messages to an offline session are queued and delivered in order", "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("offline", ProtocolVersion::V311, false);
+  subscribe_ok(*sub, "o", 1);
+  sub->drop();
+  auto pub = h.connect("offline-pub");
+  for (int i = 0; i < 5; ++i) pub->send(publish("o", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+  auto back = h.open(ProtocolVersion::V311);
+  Connect c;
+  c.client_id = "offline";
+  c.clean_start = false;
+  back->send(c);
+  CHECK(back->take<Connack>().session_present);
+  for (int i = 0; i < 5; ++i) CHECK(*back->take<Publish>().payload == std::to_string(i));
+}
+
+TEST_CASE("core: a full offline queue drops the oldest by default", "[core]") {
+  Options o;
+  o.limits.max_queued_messages = 3;
+  CoreHarness h(o);
+  auto sub = h.connect("cap", ProtocolVersion::V311, false);
+  subscribe_ok(*sub, "c", 1);
+  sub->drop();
+  auto pub = h.connect("cap-pub");
+  for (int i = 0; i < 5; ++i) pub->send(publish("c", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+  auto back = h.open(ProtocolVersion::V311);
+  Connect c;
+  c.client_id = "cap";
+  c.clean_start = false;
+  back->send(c);
+  back->take<Connack>();
+  CHECK(*back->take<Publish>().payload == "2");
+  CHECK(*back->take<Publish>().payload == "3");
+  CHECK(*back->take<Publish>().payload == "4");
+  CHECK(back->received().empty());
+}
+
+TEST_CASE("core: the client's Receive Maximum bounds messages in flight [MQTT-3.3.4-7]", "[core]") {
+  CoreHarness h;
+  auto sub = h.open(ProtocolVersion::V5);
+  Connect c;
+  c.version = ProtocolVersion::V5;
+  c.client_id = "window";
+  c.properties.receive_maximum = 2;
+  sub->send(c);
+  sub->take<Connack>();
+  subscribe_ok(*sub, "w", 1);
+  auto pub = h.connect("window-pub");
+  for (int i = 0; i < 4; ++i) pub->send(publish("w", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+  auto m0 = sub->take<Publish>();
+  auto m1 = sub->take<Publish>();
+  CHECK(sub->received().empty());
+  sub->send(ack(PacketType::Puback, m0.packet_id));
+  CHECK(*sub->take<Publish>().payload == "2");
+  sub->send(ack(PacketType::Puback, m1.packet_id));
+  CHECK(*sub->take<Publish>().payload == "3");
+}
+
+TEST_CASE("core: retained message is delivered on subscribe and cleared by an empty one", "[core]") {
+  CoreHarness h;
+  auto pub = h.connect("ret-pub");
+  pub->send(publish("ret/a", "kept", 1, 1, true));
+  pub->take<Ack>();
+  auto sub = h.connect("ret-sub");
+  subscribe_ok(*sub, "ret/#", 1);
+  auto got = sub->take<Publish>();
+  CHECK(got.retain);
+  CHECK(*got.payload == "kept");
+  pub->send(publish("ret/a", "", 0, 0, true));
+  sub->take<Publish>();  // the empty message itself reaches current subscribers
+  auto late = h.connect("ret-late");
+  subscribe_ok(*late, "ret/#", 1);
+  CHECK(late->received().empty());
+}
+
+TEST_CASE("core: retain handling 2 sends no retained messages [MQTT-3.3.1-11]", "[core]") {
+  CoreHarness h;
+  auto pub = h.connect("rh-pub");
+  pub->send(publish("rh", "kept", 0, 0, true));
+  auto sub = h.connect("rh-sub");
+  Subscribe s = subscribe(1, "rh", 0);
+  s.entries[0].retain_handling = 2;
+  sub->send(s);
+  sub->take<Suback>();
+  CHECK(sub->received().empty());
+}
+
+TEST_CASE("core: takeover closes the old connection with 0x8E [MQTT-3.1.4-3]", "[core]") {
+  CoreHarness h;
+  auto first = h.connect("twin");
+  auto second = h.connect("twin");
+  auto d = first->take<Disconnect>();
+  CHECK(d.reason == ReasonCode::SessionTakenOver);
+  CHECK(first->closed_by_broker());
+}
+
+TEST_CASE("core: keep alive timeout closes and publishes the will [MQTT-3.1.2-24]", "[core]") {
+  CoreHarness h;
+  auto watcher = h.connect("watcher");
+  subscribe_ok(*watcher, "will/#", 0);
+  auto c = h.open(ProtocolVersion::V5);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "sleepy";
+  connect.keep_alive = 2;
+  Will will;
+  will.topic = "will/sleepy";
+  will.payload = std::make_shared<const Payload>("gone");
+  connect.will = will;
+  c->send(connect);
+  c->take<Connack>();
+  h.advance(2000);
+  CHECK(c->received().empty());
+  watcher->send(Pingreq{});  // the watcher stays alive
+  watcher->take<Pingresp>();
+  h.advance(1100);
+  CHECK(c->take<Disconnect>().reason == ReasonCode::KeepAliveTimeout);
+  CHECK(*watcher->take<Publish>().payload == "gone");
+}
+
+TEST_CASE("core: a normal DISCONNECT discards the will [MQTT-3.14.4-3]", "[core]") {
+  CoreHarness h;
+  auto watcher = h.connect("w2");
+  subscribe_ok(*watcher, "will/#", 0);
+  auto c = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.client_id = "polite";
+  Will will;
+  will.topic = "will/polite";
+  will.payload = std::make_shared<const Payload>("gone");
+  connect.will = will;
+  c->send(connect);
+  c->take<Connack>();
+  c->send(Disconnect{});
+  CHECK(watcher->received().empty());
+}
+
+TEST_CASE("core: will delay publishes after the delay unless the client returns [MQTT-3.1.3-9]", "[core]") {
+  CoreHarness h;
+  auto watcher = h.connect("w3");
+  subscribe_ok(*watcher, "will/#", 0);
+  auto make = [&] {
+    auto c = h.open(ProtocolVersion::V5);
+    Connect connect;
+    connect.version = ProtocolVersion::V5;
+    connect.client_id = "delayed";
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = 100;
+    Will will;
+    will.topic = "will/delayed";
+    will.payload = std::make_shared<const Payload>("late");
+    will.properties.will_delay_interval = 5;
+    connect.will = will;
+    c->send(connect);
+    c->take<Connack>();
+    return c;
+  };
+  auto c = make();
+  c->drop();
+  h.advance(2000);
+  CHECK(watcher->received().empty());
+  auto back = make();  // returns in time: the will is cancelled
+  h.advance(6000);
+  CHECK(watcher->received().empty());
+  watcher->send(Pingreq{});
+  watcher->take<Pingresp>();
+  back->drop();
+  h.advance(5500);
+  CHECK(*watcher->take<Publish>().payload == "late");
+}
+
+TEST_CASE("core: a session expires after its interval [MQTT-3.1.2-23]", "[core]") {
+  CoreHarness h;
+  auto c = h.connect("brief", ProtocolVersion::V5, false, 2);
+  subscribe_ok(*c, "x", 0);
+  c->drop();
+  h.advance(1000);
+  auto c2 = h.open(ProtocolVersion::V5);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "brief";
+  connect.clean_start = false;
+  connect.properties.session_expiry_interval = 2;
+  c2->send(connect);
+  CHECK(c2->take<Connack>().session_present);
+  c2->drop();
+  h.advance(2500);
+  auto c3 = h.open(ProtocolVersion::V5);
+  c3->send(connect);
+  CHECK_FALSE(c3->take<Connack>().session_present);
+  CHECK(h.engine().index().subscription_count() == 0);
+}
+
+TEST_CASE("core: an expired message is not delivered to a reconnecting session [MQTT-3.3.2-5]", "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("exp", ProtocolVersion::V5, false, 3600);
+  subscribe_ok(*sub, "e", 1);
+  sub->drop();
+  auto pub = h.connect("exp-pub");
+  auto p = publish("e", "short", 1, 1);
+  p.properties.message_expiry_interval = 1;
+  pub->send(p);
+  auto p2 = publish("e", "long", 1, 2);
+  p2.properties.message_expiry_interval = 100;
+  pub->send(p2);
+  h.advance(2000);
+  auto back = h.open(ProtocolVersion::V5);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "exp";
+  connect.clean_start = false;
+  connect.properties.session_expiry_interval = 3600;
+  back->send(connect);
+  back->take<Connack>();
+  auto got = back->take<Publish>();
+  CHECK(*got.payload == "long");
+  // [MQTT-3.3.2-6] forwarded with the interval that remains.
+  CHECK(got.properties.message_expiry_interval == std::optional<std::uint32_t>(98));
+  CHECK(back->received().empty());
+}
+
+TEST_CASE("core: shared subscription spreads messages and hands a leaver's ones on", "[core]") {
+  CoreHarness h;
+  auto m1 = h.connect("member-1", ProtocolVersion::V5, false, 3600);
+  auto m2 = h.connect("member-2");
+  subscribe_ok(*m1, "$share/g/jobs/#", 1);
+  subscribe_ok(*m2, "$share/g/jobs/#", 1);
+  auto pub = h.connect("boss");
+  for (int i = 0; i < 4; ++i) pub->send(publish("jobs/x", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+  std::size_t n1 = m1->received().size(), n2 = m2->received().size();
+  CHECK(n1 + n2 == 4);
+  CHECK(n1 == 2);
+  // member-1 leaves with its messages unacknowledged: they go to member-2.
+  m1->drop();
+  CHECK(m2->received().size() == 4);
+}
+
+TEST_CASE("core: inbound topic alias is resolved; an alias over the maximum is refused [MQTT-3.3.2-9]", "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("alias-sub");
+  subscribe_ok(*sub, "long/topic/name", 0);
+  auto pub = h.connect("alias-pub");
+  auto first = publish("long/topic/name", "1");
+  first.properties.topic_alias = 3;
+  pub->send(first);
+  auto second = publish("", "2");
+  second.properties.topic_alias = 3;
+  pub->send(second);
+  CHECK(sub->take<Publish>().topic == "long/topic/name");
+  CHECK(*sub->take<Publish>().payload == "2");
+  auto bad = publish("x", "3");
+  bad.properties.topic_alias = 65;
+  pub->send(bad);
+  CHECK(pub->take<Disconnect>().reason == ReasonCode::TopicAliasInvalid);
+  CHECK(pub->closed_by_broker());
+}
+
+TEST_CASE("core: 3.1.1 empty client id without clean session gets return code 2 [MQTT-3.1.3-8]", "[core]") {
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.clean_start = false;
+  c->send(connect);
+  CHECK(c->take<Connack>().reason == ReasonCode::ClientIdentifierNotValid);
+  CHECK(c->closed_by_broker());
+}
+
+TEST_CASE("core: 5.0 empty client id gets an assigned one [MQTT-3.2.2-16]", "[core]") {
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V5);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  c->send(connect);
+  auto connack = c->take<Connack>();
+  CHECK(connack.reason == ReasonCode::Success);
+  REQUIRE(connack.properties.assigned_client_identifier);
+  CHECK_FALSE(connack.properties.assigned_client_identifier->empty());
+}
+
+TEST_CASE("core: the first packet must be CONNECT [MQTT-3.1.0-1]", "[core]") {
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V311);
+  c->send(Pingreq{});
+  CHECK(c->received().empty());
+  CHECK(c->closed_by_broker());
+}
+
+TEST_CASE("core: a second CONNECT is a protocol error [MQTT-3.1.0-2]", "[core]") {
+  CoreHarness h;
+  auto c = h.connect("twice");
+  Connect again;
+  again.version = ProtocolVersion::V5;
+  again.client_id = "twice";
+  c->send(again);
+  CHECK(c->take<Disconnect>().reason == ReasonCode::ProtocolError);
+  CHECK(c->closed_by_broker());
+}

@@ -45,7 +45,10 @@ constexpr std::string_view kEnvPrefix = "BROKER_";
 class LineIndex {
  public:
   // REQUIRES: `text` is valid JSON with comments.
-  explicit LineIndex(std::string_view text) : text_(text) { scan(); }
+  explicit LineIndex(std::string_view text) : text_(text) {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // nlohmann skips a UTF-8 BOM too
+    scan();
+  }
 
   // 0 when the path was not seen (e.g. a key written with escapes).
   int line_of(std::string_view path) const {
@@ -161,7 +164,7 @@ class LineIndex {
         read_string();
         after_value();
       } else {
-        while (!at_end() && std::strchr(",]} \t\r\n/", text_[pos_]) == nullptr) ++pos_;
+        while (!at_end() && std::strchr(",:[]{}\" \t\r\n/", text_[pos_]) == nullptr) ++pos_;
         after_value();
       }
     }
@@ -882,7 +885,8 @@ std::string options_to_json(const Options& options) {
     }
     (*node)[std::string(key)] = f.read(options);
   }
-  return doc.dump(2) + "\n";
+  // Strings from the environment or flags may not be UTF-8; print them rather than throw.
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::vector<std::string> config_keys() {

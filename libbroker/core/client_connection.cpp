@@ -62,7 +62,15 @@ ClientConnection::~ClientConnection() {
 
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
-  if (state_ == State::AwaitConnect) received_before_connect_.append(data, size);
+  if (state_ == State::AwaitConnect) {
+    received_before_connect_.append(data, size);
+    // Not MQTT at all (an HTTP request, a TLS hello): close now instead of waiting for a
+    // frame that will never complete [MQTT-3.1.0-1].
+    if (static_cast<std::uint8_t>(received_before_connect_[0]) != 0x10) {
+      protocol_violation(ReasonCode::ProtocolError, "first packet is not CONNECT");
+      return;
+    }
+  }
   last_packet_ms_ = worker_.engine().now_ms();
   std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(data), size);
   protocol::Packet packet;
@@ -165,6 +173,10 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     }
     if (will.retain && !limits.retain_available) {
       reject_connect(ReasonCode::RetainNotSupported, "will retain not supported");
+      return;
+    }
+    if (will.properties.response_topic && !protocol::valid_topic_name(*will.properties.response_topic)) {
+      reject_connect(ReasonCode::ProtocolError, "will response topic is not a topic name");
       return;
     }
     if (will.properties.payload_format_indicator.value_or(0) == 1 &&
@@ -277,6 +289,14 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   }
   if (publish.topic.empty()) {
     protocol_violation(ReasonCode::ProtocolError, "empty topic without alias");
+    return;
+  }
+  if (!props.subscription_identifiers.empty()) {
+    protocol_violation(ReasonCode::ProtocolError, "subscription identifier from a client");  // [MQTT-3.3.4-6]
+    return;
+  }
+  if (props.response_topic && !protocol::valid_topic_name(*props.response_topic)) {
+    protocol_violation(ReasonCode::ProtocolError, "response topic is not a topic name");  // [MQTT-3.3.2-14]
     return;
   }
   if (publish.qos > limits.max_qos) {

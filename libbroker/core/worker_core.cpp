@@ -58,11 +58,13 @@ Session& WorkerCore::create_session(const std::string& client_id) {
 }
 
 void WorkerCore::destroy_session(Session& session) {
+  // Out of the index first, so no shared message is handed back to this session; the
+  // session's filters still tell redistribute_shared which groups its messages came from.
   for (const auto& [filter, options] : session.subscriptions) {
     engine_.index().unsubscribe(session.subscriber->key, filter);
   }
-  session.subscriptions.clear();  // unsubscribed first, so no share goes back to this session
   redistribute_shared(session);
+  session.subscriptions.clear();
   offline_timed_.erase(&session);
   sessions_by_id_.erase(session.id);
   sessions_.erase(session.client_id);  // destroys `session`
@@ -217,7 +219,9 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   }
   ClientConnection* connection = session.connection;
   if (delivery.qos == 0) {
-    if (connection && session.queue.empty()) {
+    // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
+    // QoS 1/2 messages wait for the window.
+    if (connection && connection->connected()) {
       // A reader that does not keep up loses QoS 0 messages, not broker memory.
       if (connection->pending_bytes() > limits.max_queued_bytes) {
         Counters::add(counters_.messages_dropped);

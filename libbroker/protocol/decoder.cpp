@@ -77,7 +77,8 @@ bool reason_allowed(PacketType type, std::uint8_t code) noexcept {
              code == 0x8F || code == 0x91;
     case PacketType::Disconnect:
       return code == 0x00 || code == 0x04 || (code >= 0x80 && code <= 0x83) || code == 0x87 ||
-             code == 0x89 || (code >= 0x8B && code <= 0x8F) || (code >= 0x90 && code <= 0xA2);
+             code == 0x89 || code == 0x8B || (code >= 0x8D && code <= 0x90) ||
+             (code >= 0x93 && code <= 0xA2);
     case PacketType::Auth: return code == 0x00 || code == 0x18 || code == 0x19;
     default: return false;
   }
@@ -425,7 +426,7 @@ DecodeStatus decode_packet(std::uint8_t first_byte, std::span<const std::uint8_t
 
 DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, DecodeError& error) {
   if (failed_) {
-    malformed(error, "decoder already failed");
+    error = error_;  // the first error again: the stream cannot be resynchronised
     return DecodeStatus::Error;
   }
   const auto finish = [&](std::uint8_t first, std::span<const std::uint8_t> body) {
@@ -433,18 +434,23 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     const DecodeStatus st =
         decode_frame(first, body, version_.value_or(ProtocolVersion::V311), out, error, connect);
     if (connect.version) version_ = connect.version;  // also on a failed CONNECT, see DecodeError
-    if (st == DecodeStatus::Error) failed_ = true;
+    if (st == DecodeStatus::Error) {
+      failed_ = true;
+      error_ = error;
+    }
     return st;
   };
   const auto too_large = [&](std::size_t header, std::uint32_t remaining) {
     if (std::uint64_t{header} + remaining <= max_packet_size_) return false;
     fail(error, ReasonCode::PacketTooLarge, "packet exceeds maximum packet size");
     failed_ = true;
+    error_ = error;
     return true;
   };
   const auto bad_length = [&] {
     malformed(error, "remaining length longer than four bytes");
     failed_ = true;
+    error_ = error;
     return DecodeStatus::Error;
   };
 

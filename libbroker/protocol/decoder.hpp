@@ -5,6 +5,25 @@
 // Decodes packets of both directions, so clients in tests and benchmarks use it too; which
 // packets a server may receive is the connection's business.
 //
+// Choices where the specifications leave room (tests/support/packet_vectors.cpp has a row each):
+// - A remaining length (or other Variable Byte Integer) in more bytes than needed is accepted;
+//   minimality binds the sender, and the value is unambiguous. A fifth byte is malformed.
+// - DUP on a QoS 0 PUBLISH is malformed in 3.1.1 as in 5.0 (same rule, [MQTT-3.3.1-2]).
+// - Packet Identifier 0 where one is required (PUBLISH QoS>0, SUBSCRIBE, UNSUBSCRIBE, acks) and
+//   SUBSCRIBE/UNSUBSCRIBE/SUBACK/UNSUBACK without entries are ProtocolError.
+// - 5.0 SUBSCRIBE QoS 3 and Retain Handling 3 are ProtocolError (section 3.8.3.1 says so);
+//   reserved option bits are MalformedPacket; in 3.1.1 all three are MalformedPacket.
+// - An unknown property id, a reason code not defined for the packet and a 3.1.1 CONNACK code
+//   above 5 are MalformedPacket; a property in the wrong packet, a duplicate, or a value out of
+//   range (0 for Receive Maximum, Maximum Packet Size, Topic Alias, Subscription Identifier;
+//   above 1 for the one-byte properties) are ProtocolError.
+// - CONNECT with an unknown protocol name is ProtocolError (the server closes, no CONNACK);
+//   a known name with another level is UnsupportedProtocolVersion (see protocol_level).
+// - Topic filters are only checked for UTF-8 here: a bad filter is answered per entry in SUBACK
+//   (0x8F), not by closing. PUBLISH and Will topic names are checked (TopicNameInvalid).
+// - U+0001..U+001F, U+007F..U+009F and non-characters are allowed in strings ("SHOULD NOT").
+// - AUTH with a lone reason code (remaining length 1) is accepted like DISCONNECT's.
+//
 // Thread safety: one Decoder per connection; not shared.
 #include <cstdint>
 #include <optional>
@@ -44,14 +63,17 @@ class Decoder {
   explicit Decoder(std::uint32_t max_packet_size = 268435460u) : max_packet_size_(max_packet_size) {}
 
   // Protocol version used for every packet but CONNECT. Unset until set_version or until a
-  // CONNECT is decoded (its version is then adopted). While unset, packets decode as 3.1.1.
+  // CONNECT is decoded (its version is then adopted, also when the CONNECT fails after its
+  // protocol name and level were accepted). While unset, packets decode as 3.1.1.
   void set_version(ProtocolVersion version) noexcept { version_ = version; }
   std::optional<ProtocolVersion> version() const noexcept { return version_; }
   void set_max_packet_size(std::uint32_t size) noexcept { max_packet_size_ = size; }
 
   // Consumes bytes from the front of `input` until one packet is complete (Packet: `out` holds
   // it), the input is used up (NeedMore: the tail is buffered inside), or the stream is broken
-  // (Error: `error` says why; the decoder stays in error and must not be fed again).
+  // (Error: `error` says why; the decoder stays in error and must not be fed again: a later
+  // call returns Error with the same `error`). In the Packet case `input` may still hold more
+  // frames; call again until NeedMore. `out` is unspecified after an Error.
   DecodeStatus next(std::span<const std::uint8_t>& input, Packet& out, DecodeError& error);
 
  private:
@@ -59,6 +81,7 @@ class Decoder {
   std::optional<ProtocolVersion> version_;
   std::string partial_;  // an incomplete frame carried between reads
   bool failed_ = false;
+  DecodeError error_;  // the error that failed the stream, repeated on later calls
 };
 
 // Decodes one whole frame: `first_byte` is the fixed header's first byte, `body` the

@@ -37,8 +37,10 @@ namespace broker::transport {
 
 class Worker;
 
-// How the core plugs into the workers. Every callback runs on the named worker's thread and
-// must not block. Empty callbacks are skipped (open: an empty one closes every connection).
+// How the core plugs into the workers. Empty callbacks are skipped (open: an empty one closes
+// every connection).
+// Thread safety: each callback runs on the thread of the worker it names, concurrently with
+// the same callback on other workers; none may block.
 struct WorkerCallbacks {
   // Makes the handler of a new connection, accepted on `worker` or arrived there by hand-over
   // (then its first on_bytes() carries the bytes the old handler passed to hand_over()). The
@@ -56,6 +58,7 @@ struct WorkerCallbacks {
   std::function<void(unsigned worker)> draining;
 };
 
+// Thread safety: plain value, copied into the pool.
 struct PoolOptions {
   // Worker threads. REQUIRES: >= 1.
   unsigned workers = 1;
@@ -73,6 +76,7 @@ struct PoolOptions {
 };
 
 // A snapshot of the transport's counters, summed over the workers.
+// Thread safety: plain value.
 struct TransportStats {
   std::uint64_t bytes_read = 0;
   std::uint64_t bytes_written = 0;             // accepted by the kernel
@@ -84,7 +88,9 @@ struct TransportStats {
   std::uint64_t hand_overs_failed = 0;         // moves that lost the connection (see hand_over)
 };
 
-// Per-worker counters; relaxed atomics, written by their worker, read by anyone.
+// Per-worker counters, a cache line of their own so workers do not share one.
+// Thread safety: relaxed atomics, written by their worker (inbox_drops: by posting threads),
+// read from any thread.
 struct alignas(64) WorkerCounters {
   std::atomic<std::uint64_t> bytes_read{0};
   std::atomic<std::uint64_t> bytes_written{0};
@@ -96,7 +102,9 @@ struct alignas(64) WorkerCounters {
   std::atomic<std::uint64_t> hand_overs_failed{0};
 };
 
-// Thread safety: see the file comment; the class is the Dispatcher every worker's core uses.
+// The Dispatcher every worker's core uses.
+// Thread safety: post(), stop(), listening_ports(), stats(), worker_count() and
+// current_worker() from any thread; bind() and start() from the owner before the workers run.
 class WorkerPool final : public core::Dispatcher {
  public:
   // Creates the workers' loops; binds nothing, starts no thread.

@@ -197,8 +197,9 @@ def test_MQTT_3_8_3_5_subscribe_options_reserved_bits(connected, version):
 
 @BOTH
 def test_MQTT_3_8_3_5_subscribe_qos_3(connected, version):
+    # 5.0 3.8.3.1 calls Maximum QoS 3 a Protocol Error; 3.1.1 calls it malformed.
     after_connect(connected, version,
-                  m.subscribe(1, [("a", 3)], version=version), MALFORMED)
+                  m.subscribe(1, [("a", 3)], version=version), (PROTOCOL, MALFORMED))
 
 
 def test_retain_handling_3_is_protocol_error(connected):

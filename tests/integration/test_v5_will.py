@@ -10,9 +10,15 @@ V = m.V5
 
 
 def will(delay=None, retain=False, props=None, qos=1):
-    p = dict(props or {})
-    if delay is not None:
-        p[m.WILL_DELAY_INTERVAL] = delay
+    # A list keeps repeated properties (user properties); a dict cannot.
+    if isinstance(props, list):
+        p = list(props)
+        if delay is not None:
+            p.append((m.WILL_DELAY_INTERVAL, delay))
+    else:
+        p = dict(props or {})
+        if delay is not None:
+            p[m.WILL_DELAY_INTERVAL] = delay
     return {"topic": "will/t", "payload": b"gone", "qos": qos,
             "retain": retain, "props": p}
 

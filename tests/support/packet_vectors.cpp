@@ -456,6 +456,7 @@ void add_error_rows(Table& t) {
   t.bad("5.0 UNSUBACK without reason codes", V::V5, {0xB0, 0x03, 0x00, 0x01, 0x00}, R::ProtocolError);
   t.bad("3.1.1 DISCONNECT with a body", V::V311, {0xE0, 0x01, 0x00}, R::MalformedPacket);
   t.bad("5.0 DISCONNECT reason 0x01 not for DISCONNECT", V::V5, {0xE0, 0x01, 0x01}, R::MalformedPacket);
+  t.bad("5.0 DISCONNECT reason 0x8C not for DISCONNECT", V::V5, {0xE0, 0x01, 0x8C}, R::MalformedPacket);
   t.bad("5.0 DISCONNECT topic alias not allowed", V::V5,
         Bytes().u8(0).props(Bytes().u8(0x23).u16(1)).frame(0xE0), R::ProtocolError);
   t.bad("5.0 AUTH reason 0x80 not for AUTH", V::V5, {0xF0, 0x02, 0x80, 0x00}, R::MalformedPacket);

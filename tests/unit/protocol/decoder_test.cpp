@@ -95,7 +95,10 @@ TEST_CASE("decoder: a packet after an error is not decoded", "[protocol][decoder
   CHECK(d.next(in, p, e) == DecodeStatus::Packet);
   CHECK(d.next(in, p, e) == DecodeStatus::Error);
   std::span<const std::uint8_t> more(bytes.data(), 2);
-  CHECK(d.next(more, p, e) == DecodeStatus::Error);  // stays failed
+  e = {};
+  CHECK(d.next(more, p, e) == DecodeStatus::Error);  // stays failed, with the same error
+  CHECK(e.reason == ReasonCode::MalformedPacket);
+  CHECK(std::string(e.what) == "reserved fixed header flags");
 }
 
 TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[protocol][decoder]") {

@@ -194,6 +194,18 @@ TEST_CASE("config: a deeply nested document is an error, not a crash", "[server]
   CHECK(msg.size() < 150);
 }
 
+TEST_CASE("config: a UTF-8 byte order mark does not shift line numbers", "[server][config]") {
+  CHECK(file_error("\xEF\xBB\xBF{\n\"workers\": 2000}") ==
+        "config.json:2: \"workers\" must be an integer from 0 to 1024, got 2000");
+}
+
+TEST_CASE("config: --print-config survives non-UTF-8 text from the environment",
+          "[server][config]") {
+  Options o;
+  REQUIRE(env_error({{"BROKER_DATA_DIR", "/d\xFF"}}, &o).empty());
+  CHECK(options_to_json(o).find("\"data_dir\": \"/d") != std::string::npos);
+}
+
 TEST_CASE("config: environment names follow the key path", "[server][config]") {
   CHECK(broker::server::env_name_for("limits.max_packet_size") == "BROKER_LIMITS_MAX_PACKET_SIZE");
   Options o;

@@ -36,11 +36,11 @@ bool empty_payload(const Message& m) noexcept { return !m.payload || m.payload->
 }  // namespace
 
 struct RetainedStore::Impl {
-  explicit Impl(std::uint64_t max) : max_messages(max), root({}) {}
+  explicit Impl(std::uint64_t max) : max_messages_(max), root_({}) {}
 
   ~Impl() {
     std::vector<Node*> todo;  // iterative: topics may be thousands of levels deep
-    root.children.for_each([&](Node* c) { todo.push_back(c); });
+    root_.children.for_each([&](Node* c) { todo.push_back(c); });
     while (!todo.empty()) {
       Node* n = todo.back();
       todo.pop_back();
@@ -52,7 +52,7 @@ struct RetainedStore::Impl {
   // Fills `path` (root first) with the nodes of `topic`; false when one is missing.
   bool find_path(std::string_view topic, std::vector<Node*>& path) {
     path.clear();
-    Node* n = &root;
+    Node* n = &root_;
     path.push_back(n);
     for (std::size_t pos = 0; pos != kEnd;) {
       auto [level, next] = level_at(topic, pos);
@@ -79,14 +79,14 @@ struct RetainedStore::Impl {
     std::vector<Node*> path;
     if (!find_path(m->topic, path) || path.back()->message != m) return;
     path.back()->message.reset();
-    count.fetch_sub(1, std::memory_order_relaxed);
+    count_.fetch_sub(1, std::memory_order_relaxed);
     prune(path);
   }
 
-  const std::uint64_t max_messages;
-  mutable std::shared_mutex mu;
-  Node root;  // guarded by mu
-  std::atomic<std::uint64_t> count{0};
+  const std::uint64_t max_messages_;
+  mutable std::shared_mutex mu_;
+  Node root_;  // guarded by mu_
+  std::atomic<std::uint64_t> count_{0};
 };
 
 RetainedStore::RetainedStore(std::uint64_t max_messages)
@@ -97,7 +97,7 @@ RetainedStore::~RetainedStore() = default;
 RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
   if (!message) return SetResult::NothingToClear;
   Impl& impl = *impl_;
-  std::unique_lock lock(impl.mu);
+  std::unique_lock lock(impl.mu_);
   std::vector<Node*> path;
   const bool found = impl.find_path(message->topic, path);
   Node* existing = found ? path.back() : nullptr;
@@ -105,7 +105,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
   if (empty_payload(*message)) {
     if (existing == nullptr || !existing->message) return SetResult::NothingToClear;
     existing->message.reset();
-    impl.count.fetch_sub(1, std::memory_order_relaxed);
+    impl.count_.fetch_sub(1, std::memory_order_relaxed);
     impl.prune(path);
     return SetResult::Cleared;
   }
@@ -113,7 +113,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
     existing->message = message;
     return SetResult::Replaced;
   }
-  if (impl.count.load(std::memory_order_relaxed) >= impl.max_messages) return SetResult::Full;
+  if (impl.count_.load(std::memory_order_relaxed) >= impl.max_messages_) return SetResult::Full;
   // Create the missing tail of the path; find_path stopped at the deepest existing node.
   Node* n = path.back();
   std::size_t pos = 0;
@@ -128,7 +128,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
     pos = next;
   }
   n->message = message;
-  impl.count.fetch_add(1, std::memory_order_relaxed);
+  impl.count_.fetch_add(1, std::memory_order_relaxed);
   return SetResult::Stored;
 }
 
@@ -137,7 +137,7 @@ void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
   Impl& impl = *impl_;
   std::vector<MessagePtr> expired;
   {
-    std::shared_lock lock(impl.mu);
+    std::shared_lock lock(impl.mu_);
     auto emit = [&](const Node& n) {
       if (!n.message) return;
       if (is_expired(*n.message, now_ms)) {
@@ -148,9 +148,9 @@ void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
     };
     // A wildcard first level never matches a topic starting with '$' [MQTT-4.7.2-1].
     auto visible = [&](const Node& parent, const Node& child) {
-      return &parent != &impl.root || child.name.empty() || child.name.front() != '$';
+      return &parent != &impl.root_ || child.name.empty() || child.name.front() != '$';
     };
-    std::vector<std::pair<const Node*, std::size_t>> stack{{&impl.root, 0}};
+    std::vector<std::pair<const Node*, std::size_t>> stack{{&impl.root_, 0}};
     std::vector<const Node*> subtree;
     while (!stack.empty()) {
       const Node* n = stack.back().first;
@@ -164,7 +164,7 @@ void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
       const std::size_t next = next_pos;  // a lambda below can't capture a structured binding
       if (level == "#") {
         // This level's parent ("sport/#" matches "sport") and everything below.
-        if (n != &impl.root) emit(*n);
+        if (n != &impl.root_) emit(*n);
         subtree.clear();
         n->children.for_each([&](const Node* c) {
           if (visible(*n, *c)) subtree.push_back(c);
@@ -186,17 +186,17 @@ void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
   }
   if (expired.empty()) return;
   // Dropped lazily when met: retaking the lock as a writer is rare (once per expired message).
-  std::unique_lock lock(impl.mu);
+  std::unique_lock lock(impl.mu_);
   for (const auto& m : expired) impl.drop(m);
 }
 
 std::uint64_t RetainedStore::purge_expired(std::uint64_t now_ms) {
   Impl& impl = *impl_;
-  std::unique_lock lock(impl.mu);
+  std::unique_lock lock(impl.mu_);
   // Pre-order list of (node, parent); walking it backwards visits children before parents, so
   // a branch emptied by expiry is pruned bottom-up in one pass.
   std::vector<std::pair<Node*, Node*>> order;
-  impl.root.children.for_each([&](Node* c) { order.emplace_back(c, &impl.root); });
+  impl.root_.children.for_each([&](Node* c) { order.emplace_back(c, &impl.root_); });
   for (std::size_t i = 0; i < order.size(); ++i) {
     Node* n = order[i].first;
     n->children.for_each([&](Node* c) { order.emplace_back(c, n); });
@@ -213,12 +213,12 @@ std::uint64_t RetainedStore::purge_expired(std::uint64_t now_ms) {
       delete n;
     }
   }
-  impl.count.fetch_sub(removed, std::memory_order_relaxed);
+  impl.count_.fetch_sub(removed, std::memory_order_relaxed);
   return removed;
 }
 
 std::uint64_t RetainedStore::size() const noexcept {
-  return impl_->count.load(std::memory_order_relaxed);
+  return impl_->count_.load(std::memory_order_relaxed);
 }
 
 }  // namespace broker::core

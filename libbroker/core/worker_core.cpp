@@ -309,7 +309,9 @@ void WorkerCore::redistribute_shared(Session& session) {
   };
   for (auto it = session.inflight.begin(); it != session.inflight.end();) {
     auto& m = it->second;
-    if (m.delivery.shared && m.state != InflightMessage::State::AwaitPubcomp && hand_off(m.delivery)) {
+    // A QoS 2 message already sent must finish with this session, never another member
+    // [MQTT-4.8.2-5]; a QoS 1 message may go elsewhere.
+    if (m.delivery.shared && m.state == InflightMessage::State::AwaitPuback && hand_off(m.delivery)) {
       it = session.inflight.erase(it);
     } else {
       ++it;

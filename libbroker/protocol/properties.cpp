@@ -204,7 +204,11 @@ bool decode_properties(wire::Reader& r, PropertyScope scope, Properties& out, De
       case PropertyId::TopicAliasMaximum:
         ok = read_two(block, out.topic_alias_maximum, false, error);
         break;
-      case PropertyId::TopicAlias: ok = read_two(block, out.topic_alias, true, error); break;
+      case PropertyId::TopicAlias:
+        // Alias 0 is forbidden [MQTT-3.3.2-8]; Topic Alias Invalid is the precise answer.
+        ok = read_two(block, out.topic_alias, false, error);
+        if (ok && *out.topic_alias == 0) ok = fail(error, ReasonCode::TopicAliasInvalid, "topic alias 0");
+        break;
       case PropertyId::MaximumQos: ok = read_byte(block, out.maximum_qos, true, error); break;
       case PropertyId::RetainAvailable:
         ok = read_byte(block, out.retain_available, true, error);

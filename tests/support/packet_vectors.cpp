@@ -361,7 +361,7 @@ void add_error_rows(Table& t) {
   t.bad("5.0 PUBLISH topic above U+10FFFF", V::V5, Bytes().str("\xF4\x90\x80\x80").u8(0).frame(0x30), R::MalformedPacket);
   t.bad("5.0 PUBLISH topic with truncated UTF-8 sequence", V::V5, Bytes().str("a\xE2\x82").u8(0).frame(0x30), R::MalformedPacket);
   t.bad("3.1.1 PUBLISH topic length past the packet", V::V311, {0x30, 0x03, 0x00, 0x05, 'a'}, R::MalformedPacket);
-  t.bad("5.0 PUBLISH topic alias 0", V::V5, publish_v5("a", Bytes().u8(0x23).u16(0)).frame(0x30), R::ProtocolError);
+  t.bad("5.0 PUBLISH topic alias 0", V::V5, publish_v5("a", Bytes().u8(0x23).u16(0)).frame(0x30), R::TopicAliasInvalid);
   t.bad("5.0 PUBLISH payload format indicator 2", V::V5, publish_v5("a", Bytes().u8(0x01).u8(2)).frame(0x30), R::ProtocolError);
   t.bad("5.0 PUBLISH subscription identifier 0", V::V5, publish_v5("a", Bytes().u8(0x0B).varint(0)).frame(0x30), R::ProtocolError);
   t.bad("5.0 PUBLISH session expiry not allowed [2.2.2.2]", V::V5, publish_v5("a", Bytes().u8(0x11).u32(1)).frame(0x30), R::ProtocolError);

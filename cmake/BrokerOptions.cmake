@@ -2,7 +2,7 @@
 option(BROKER_BUILD_SERVER "Build the brokerd server" ON)
 option(BROKER_BUILD_TESTS "Build the test suite" ON)
 option(BROKER_BUILD_BENCHMARKS "Build the benchmarks" ON)
-option(BROKER_BUILD_EXAMPLES "Build the examples" OFF)
+option(BROKER_BUILD_EXAMPLES "Build the examples" ON)
 option(BROKER_BUILD_FUZZ "Build libFuzzer targets (needs clang)" OFF)
 option(BROKER_WERROR "Treat warnings as errors" OFF)
 set(BROKER_SANITIZE "" CACHE STRING "Sanitizers: address,undefined | thread | empty")

@@ -358,7 +358,7 @@ const std::vector<Field>& fields() {
                             kProtocolMaxPacket),
       BROKER_UNSIGNED_FIELD("limits.receive_maximum", limits.receive_maximum, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_inflight", limits.max_inflight, 1, kU16Max),
-      BROKER_UNSIGNED_FIELD("limits.max_queued_messages", limits.max_queued_messages, 0, kU32Max),
+      BROKER_UNSIGNED_FIELD("limits.max_queued_messages", limits.max_queued_messages, 1, kU32Max),
       BROKER_UNSIGNED_FIELD("limits.max_queued_bytes", limits.max_queued_bytes, 0, kU64Max),
       Field{"limits.queue_overflow", Kind::OverflowName, 0, 0,
             [](const Options& o) {
@@ -370,6 +370,8 @@ const std::vector<Field>& fields() {
             }},
       BROKER_BOOL_FIELD("limits.queue_qos0_offline", limits.queue_qos0_offline),
       BROKER_UNSIGNED_FIELD("limits.max_worker_inbox", limits.max_worker_inbox, 1, kU32Max),
+      BROKER_UNSIGNED_FIELD("limits.max_pending_output_bytes", limits.max_pending_output_bytes, 0,
+                            kU64Max),
       BROKER_UNSIGNED_FIELD("limits.topic_alias_maximum", limits.topic_alias_maximum, 0, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_keep_alive", limits.max_keep_alive, 0, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_session_expiry", limits.max_session_expiry, 0, kU32Max),

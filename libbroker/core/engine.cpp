@@ -11,7 +11,8 @@ Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher,
       dispatcher_(dispatcher),
       clock_(clock),
       index_(workers + 1),
-      retained_(options.limits.max_retained_messages) {
+      retained_(options.limits.max_retained_messages),
+      inbox_load_(std::make_unique<PaddedCounter[]>(workers)) {
   workers_.reserve(workers);
   for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<WorkerCore>(*this, i, workers));
 }

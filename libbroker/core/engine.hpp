@@ -42,6 +42,9 @@ class Engine {
   // without a directory.
   unsigned home_worker(std::string_view client_id) const noexcept;
 
+  // Deliveries posted to worker `w` and not yet taken by it (bounds its inbox).
+  std::atomic<std::uint64_t>& inbox_load(unsigned w) noexcept { return inbox_load_[w].value; }
+
   // Connections open on all workers (for max_connections).
   std::atomic<std::uint64_t>& open_connections() noexcept { return open_connections_; }
 
@@ -53,6 +56,10 @@ class Engine {
   RetainedStore retained_;
   std::vector<std::unique_ptr<WorkerCore>> workers_;
   std::atomic<std::uint64_t> open_connections_{0};
+  struct alignas(64) PaddedCounter {
+    std::atomic<std::uint64_t> value{0};
+  };
+  std::unique_ptr<PaddedCounter[]> inbox_load_;
 };
 
 }  // namespace broker::core

@@ -197,14 +197,30 @@ void WorkerCore::end_of_turn() {
     auto batch = std::move(outgoing_[w]);
     outgoing_[w].clear();
     const std::size_t count = batch.size();
+    // A worker that cannot keep up must not grow memory without bound: past the bound, the
+    // batch is dropped and counted (the target's session queues stay bounded on their own).
+    auto& load = engine_.inbox_load(w);
+    if (load.load(std::memory_order_relaxed) + count > engine_.limits().max_worker_inbox) {
+      Counters::add(counters_.messages_dropped, count);
+      if (engine_.now_ms() - last_inbox_warning_ms_ >= 1000) {
+        last_inbox_warning_ms_ = engine_.now_ms();
+        log::warn("worker {} inbox full ({} deliveries): deliveries dropped", w, load.load());
+      }
+      continue;
+    }
+    load.fetch_add(count, std::memory_order_relaxed);
     WorkerCore* target = &engine_.worker(w);
     bool posted = engine_.dispatcher().post(
         w, [target, b = std::move(batch)]() mutable { target->receive_batch(std::move(b)); });
-    if (!posted) Counters::add(counters_.messages_dropped, count);
+    if (!posted) {
+      load.fetch_sub(count, std::memory_order_relaxed);
+      Counters::add(counters_.messages_dropped, count);
+    }
   }
 }
 
 void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
+  engine_.inbox_load(index_).fetch_sub(batch.size(), std::memory_order_relaxed);
   for (auto& item : batch) {
     auto it = sessions_by_id_.find(item.session_id);
     if (it != sessions_by_id_.end()) deliver(*it->second, std::move(item.delivery));
@@ -223,7 +239,7 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     // QoS 1/2 messages wait for the window.
     if (connection && connection->connected()) {
       // A reader that does not keep up loses QoS 0 messages, not broker memory.
-      if (connection->pending_bytes() > limits.max_queued_bytes) {
+      if (connection->pending_bytes() > limits.max_pending_output_bytes) {
         Counters::add(counters_.messages_dropped);
       } else {
         connection->send_publish(delivery, 0, false);

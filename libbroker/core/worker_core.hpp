@@ -99,6 +99,7 @@ class WorkerCore {
   std::uint64_t next_session_id_ = 1;
   std::uint64_t next_message_seq_ = 1;
   std::uint64_t last_retained_purge_ms_ = 0;
+  std::uint64_t last_inbox_warning_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
   std::mt19937_64 rng_;

@@ -38,15 +38,40 @@ void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
   if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
 }
 
+namespace {
+// Payloads below this size are copied into the link's byte buffer: a copied byte costs less
+// than a 56-byte segment holding a shared pointer, and the flush needs fewer iovecs. Larger
+// payloads stay shared with every other receiver.
+constexpr std::size_t kCopyPayloadBelow = 1024;
+// One coalesced buffer grows up to this size before a new one starts.
+constexpr std::size_t kCoalesceLimit = 64 * 1024;
+}  // namespace
+
+void TcpLink::append_bytes(std::string_view bytes) {
+  if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
+    queue_.back().head.append(bytes);
+  } else {
+    queue_.push_back(Segment{std::string(bytes), nullptr, 0});
+  }
+}
+
 void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
   if (state_ != State::Open) return;
   if (!head.empty()) {
     queued_bytes_ += head.size();
-    queue_.push_back(Segment{std::move(head), nullptr, 0});
+    if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
+      queue_.back().head += head;
+    } else {
+      queue_.push_back(Segment{std::move(head), nullptr, 0});
+    }
   }
   if (payload && !payload->empty()) {
     queued_bytes_ += payload->size();
-    queue_.push_back(Segment{std::string(), std::move(payload), 0});
+    if (payload->size() < kCopyPayloadBelow) {
+      append_bytes(*payload);
+    } else {
+      queue_.push_back(Segment{std::string(), std::move(payload), 0});
+    }
   }
   mark_dirty();
 }

@@ -92,6 +92,7 @@ class TcpLink final : public core::Link {
   bool start_write();
   void consume(std::size_t written);
   void fill_bufs(const std::vector<Segment>& segments);
+  void append_bytes(std::string_view bytes);
   void fail(int err, const char* what);
   void shutdown_then_close();
   void move_socket();

@@ -40,9 +40,13 @@ struct Limits {
   QueueOverflow queue_overflow = QueueOverflow::DropOldest;
   // Whether QoS 0 messages are queued for offline persistent sessions. Default: true.
   bool queue_qos0_offline = true;
-  // Messages waiting in one worker's cross-thread inbox; past it deliveries are dropped and
-  // counted. Default: 1,000,000.
-  std::uint32_t max_worker_inbox = 1000000;
+  // Deliveries waiting in one worker's cross-thread inbox; past it a whole batch is dropped
+  // and counted. Default: 250,000 (with payloads shared, about 25 MB of bookkeeping).
+  std::uint32_t max_worker_inbox = 250000;
+  // Bytes written to a connected client's socket and not yet taken by the kernel; past it
+  // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead).
+  // Default: 1 MiB.
+  std::uint64_t max_pending_output_bytes = 1024 * 1024;
   // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum). Default: 64.
   std::uint16_t topic_alias_maximum = 64;
   // Highest keep alive accepted; 5.0 clients asking for more get Server Keep Alive, 3.1.1

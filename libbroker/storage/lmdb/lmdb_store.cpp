@@ -1,0 +1,743 @@
+// The LMDB Store: see lmdb_store.hpp for the layout and the write path.
+#include "storage/lmdb/lmdb_store.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "storage/lmdb/lmdb_env.hpp"
+#include "storage/record_codec.hpp"
+#include "util/log.hpp"
+
+namespace broker::storage {
+namespace {
+
+using lmdb::Cursor;
+using lmdb::Env;
+using lmdb::from_val;
+using lmdb::lmdb_status;
+using lmdb::to_val;
+using lmdb::Txn;
+
+constexpr unsigned kMaxDbs = 8;
+// LMDB's compiled-in key limit (mdb_env_get_maxkeysize) in Debian's build and upstream's.
+constexpr std::size_t kMaxKeyBytes = 511;
+constexpr std::string_view kMetaKey = "meta";
+constexpr std::string_view kLogNextKey = "log_next";
+// Rough per-op overhead for bounding a group's size.
+constexpr std::size_t kOpOverheadBytes = 64;
+
+struct Dbis {
+  MDB_dbi meta = 0, messages = 0, sessions = 0, deliveries = 0, retained = 0, log = 0, offsets = 0;
+};
+
+Status check_key(std::string_view key, std::string_view what) {
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return Status::invalid_argument(
+        fmt::format("{} of {} bytes cannot be stored (1..{} bytes)", what, key.size(), kMaxKeyBytes));
+  }
+  return Status::ok();
+}
+
+std::size_t estimate_bytes(const WriteBatch& batch) {
+  std::size_t n = 0;
+  auto message_bytes = [](const StoredMessage& m) {
+    return m.message.topic.size() + m.message.payload.size() + m.origin_client_id.size();
+  };
+  for (const auto& op : batch.ops()) {
+    n += kOpOverheadBytes;
+    if (auto* p = std::get_if<WriteBatch::PutMessage>(&op)) n += message_bytes(p->message);
+    if (auto* p = std::get_if<WriteBatch::PutRetained>(&op)) n += message_bytes(p->message);
+    if (auto* p = std::get_if<WriteBatch::AppendLog>(&op)) n += message_bytes(p->message);
+    if (auto* p = std::get_if<WriteBatch::PutSession>(&op)) {
+      n += p->session.subscriptions.size() * kOpOverheadBytes;
+      if (p->session.will) n += p->session.will->message.payload.size();
+    }
+  }
+  return n;
+}
+
+// Printable for error messages: the text when it is plain, hex otherwise, shortened.
+std::string describe_key(std::string_view key, bool numeric) {
+  if (numeric) {
+    if (auto v = parse_u64_key(key)) return std::to_string(*v);
+  }
+  bool plain = true;
+  for (char c : key) plain = plain && c >= 0x20 && c < 0x7f;
+  std::string text = plain ? std::string(key) : "0x" + to_hex(key);
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
+}
+
+// Thread safety: submit(), flush(), the log calls and the accessors are safe from any thread;
+// load() once before any submit(). Completions run on the writer thread, in submission order.
+// flush(), commit_consumer_offset() and trim_log() may be called from a completion: the first
+// returns at once (it cannot wait for its own thread), the other two run inline.
+class LmdbStore final : public Store {
+ public:
+  static Result<std::unique_ptr<LmdbStore>> open(const LmdbStoreOptions& options);
+  ~LmdbStore() override;
+
+  Status load(StoreVisitor& visitor) override;
+  void submit(WriteBatch&& batch, std::function<void(const Status&)> done) override;
+  void flush() override;
+  Result<std::vector<LogRecord>> read_log(std::uint64_t from, std::size_t max) override;
+  Result<std::uint64_t> find_log_time(std::uint64_t time_ms) override;
+  Result<std::uint64_t> consumer_offset(std::string_view consumer) override;
+  Status commit_consumer_offset(std::string_view consumer, std::uint64_t next) override;
+  Result<std::uint64_t> trim_log(std::uint64_t min_arrival_ms, std::uint64_t max_bytes) override;
+
+  LmdbStoreStats stats() const;
+  void hold_writer(bool hold);
+
+ private:
+  // What one write transaction carries along while batches are applied to it.
+  struct WriteContext {
+    MDB_txn* txn;
+    std::uint64_t next_sequence;
+  };
+  using Task = std::function<Status(WriteContext&)>;
+  struct Entry {
+    WriteBatch batch;
+    Task task;  // instead of the batch: commit_consumer_offset, trim_log
+    std::function<void(const Status&)> done;
+    std::size_t bytes = 0;
+  };
+
+  explicit LmdbStore(std::string dir) : dir_(std::move(dir)) {}
+  Status open_env(const LmdbStoreOptions& options);
+  Status open_databases();
+
+  void writer_loop();
+  void run_group(std::vector<Entry>& group);
+  Status apply_group(std::vector<Entry>& group, std::size_t begin, std::size_t end);
+  Status apply_batch(WriteContext& ctx, const WriteBatch& batch);
+  Status apply_op(WriteContext& ctx, const WriteBatch::Op& op);
+  Status put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value);
+  Status del(MDB_txn* txn, MDB_dbi dbi, std::string_view key);
+  void complete(Entry& entry, const Status& status);
+  Status run_task(Task task);
+
+  Result<Txn> begin_read() const;
+  Status read_log_next(MDB_txn* txn, std::uint64_t& next) const;
+  Status corrupt_record(std::string_view db, std::string_view key, bool numeric,
+                        const Status& why) const;
+
+  const std::string dir_;
+  Env env_;
+  Dbis dbi_;
+  std::uint64_t map_size_ = 0;
+  std::uint64_t next_sequence_ = 1;  // writer thread only: the committed next log sequence
+  bool full_logged_ = false;         // writer thread only: "store full" said once per episode
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;   // writer waits for entries
+  std::condition_variable flush_cv_;  // flush() waits for completions
+  std::deque<Entry> queue_;           // guarded by mu_
+  std::uint64_t submitted_ = 0;       // guarded by mu_
+  std::uint64_t completed_ = 0;       // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool held_ = false;                 // guarded by mu_
+  std::thread writer_;
+  std::thread::id writer_id_;
+
+  std::atomic<std::uint64_t> stat_batches_{0};
+  std::atomic<std::uint64_t> stat_groups_{0};
+  std::atomic<std::uint64_t> stat_max_group_{0};
+  std::atomic<std::uint64_t> stat_failed_groups_{0};
+  std::atomic<std::uint64_t> stat_failed_batches_{0};
+};
+
+Result<std::unique_ptr<LmdbStore>> LmdbStore::open(const LmdbStoreOptions& options) {
+  if (options.dir.empty()) return Status::invalid_argument("store directory is empty");
+  std::unique_ptr<LmdbStore> store(new LmdbStore(options.dir));
+  if (Status st = store->open_env(options); !st) return st;
+  if (Status st = store->open_databases(); !st) return st;
+  store->writer_ = std::thread([s = store.get()] { s->writer_loop(); });
+  store->writer_id_ = store->writer_.get_id();
+  return store;
+}
+
+Status LmdbStore::open_env(const LmdbStoreOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) return Status::io_error(fmt::format("{}: cannot create directory: {}", dir_, ec.message()));
+  if (!std::filesystem::is_directory(dir_, ec)) {
+    return Status::io_error(fmt::format("{}: not a directory", dir_));
+  }
+  if (Status st = env_.create(); !st) return st;
+  MDB_env* env = env_.get();
+  if (int rc = mdb_env_set_maxdbs(env, kMaxDbs); rc != 0) return lmdb_status(rc, "mdb_env_set_maxdbs");
+  if (int rc = mdb_env_set_mapsize(env, static_cast<std::size_t>(options.map_size)); rc != 0) {
+    return lmdb_status(rc, "mdb_env_set_mapsize");
+  }
+  // MDB_NOTLS: reader slots follow transactions, not threads, so any number of short-lived
+  // threads may read without each pinning a slot until it exits.
+  unsigned flags = MDB_NOTLS | (options.sync ? 0u : static_cast<unsigned>(MDB_NOSYNC));
+  int rc = mdb_env_open(env, dir_.c_str(), flags, 0644);
+  if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+    return Status::corruption(fmt::format("{}: not a broker data directory ({})", dir_, mdb_strerror(rc)));
+  }
+  if (rc != 0) return Status::io_error(fmt::format("{}: cannot open store: {}", dir_, mdb_strerror(rc)));
+
+  // A data file cut short would make LMDB read past its end through the map (SIGBUS), so
+  // compare the size the meta page promises with the file before touching any other page.
+  MDB_envinfo info{};
+  MDB_stat st{};
+  mdb_env_info(env, &info);
+  mdb_env_stat(env, &st);
+  map_size_ = info.me_mapsize;
+  std::uint64_t need = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  auto size = std::filesystem::file_size(std::filesystem::path(dir_) / "data.mdb", ec);
+  if (ec) return Status::io_error(fmt::format("{}: data.mdb: {}", dir_, ec.message()));
+  if (size < need) {
+    return Status::corruption(
+        fmt::format("{}: data file truncated ({} bytes, {} needed)", dir_, size, need));
+  }
+  int stale = 0;
+  mdb_reader_check(env, &stale);  // slots of readers that died (a killed process)
+  return Status::ok();
+}
+
+Status LmdbStore::open_databases() {
+  Txn txn;
+  if (int rc = txn.begin(env_.get(), 0); rc != 0) return lmdb_status(rc, "mdb_txn_begin");
+  MDB_dbi main_dbi = 0;
+  if (int rc = mdb_dbi_open(txn.get(), nullptr, 0, &main_dbi); rc != 0) {
+    return lmdb_status(rc, "mdb_dbi_open");
+  }
+  MDB_stat main_stat{};
+  mdb_stat(txn.get(), main_dbi, &main_stat);
+  bool fresh = main_stat.ms_entries == 0;
+  const Status foreign = Status::corruption(fmt::format("{}: not a broker data directory", dir_));
+
+  if (!fresh) {
+    int rc = mdb_dbi_open(txn.get(), "meta", 0, &dbi_.meta);
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) return foreign;
+    if (rc != 0) return lmdb_status(rc, "mdb_dbi_open meta");
+    MDB_val k = to_val(kMetaKey), v{};
+    rc = mdb_get(txn.get(), dbi_.meta, &k, &v);
+    if (rc == MDB_NOTFOUND) return Status::corruption(fmt::format("{}: meta record missing", dir_));
+    if (rc != 0) return lmdb_status(rc, "read meta");
+    auto meta = decode_meta(from_val(v));
+    if (!meta) return Status::corruption(fmt::format("{}: {}", dir_, meta.status().message()));
+    if (meta.value().magic != kStoreMagic) return foreign;
+    if (meta.value().format_version > kFormatVersion || meta.value().format_version == 0) {
+      return Status::corruption(
+          fmt::format("{}: unsupported format version {}", dir_, meta.value().format_version));
+    }
+  }
+  const std::pair<const char*, MDB_dbi*> dbs[] = {
+      {"meta", &dbi_.meta},         {"messages", &dbi_.messages}, {"sessions", &dbi_.sessions},
+      {"deliveries", &dbi_.deliveries}, {"retained", &dbi_.retained}, {"log", &dbi_.log},
+      {"offsets", &dbi_.offsets}};
+  for (const auto& [name, dbi] : dbs) {
+    int rc = mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi);
+    if (rc == MDB_INCOMPATIBLE) return foreign;
+    if (rc != 0) return lmdb_status(rc, fmt::format("mdb_dbi_open {}", name));
+  }
+  if (fresh) {
+    if (Status st = put(txn.get(), dbi_.meta, kMetaKey,
+                        encode_meta(MetaRecord{std::string(kStoreMagic), kFormatVersion}));
+        !st) {
+      return st;
+    }
+    if (Status st = put(txn.get(), dbi_.meta, kLogNextKey, encode_counter(1)); !st) return st;
+  } else if (Status st = read_log_next(txn.get(), next_sequence_); !st) {
+    return st;
+  }
+  return lmdb_status(txn.commit(), "commit", map_size_);
+}
+
+LmdbStore::~LmdbStore() {
+  if (!writer_.joinable()) return;  // open failed before the writer started
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  writer_.join();  // the writer drains the queue first
+}
+
+// --- write path ---
+
+void LmdbStore::submit(WriteBatch&& batch, std::function<void(const Status&)> done) {
+  Entry e;
+  e.bytes = estimate_bytes(batch);
+  e.batch = std::move(batch);
+  e.done = std::move(done);
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(e));
+    ++submitted_;
+  }
+  work_cv_.notify_one();
+}
+
+void LmdbStore::flush() {
+  if (std::this_thread::get_id() == writer_id_) return;
+  std::unique_lock lock(mu_);
+  std::uint64_t target = submitted_;
+  flush_cv_.wait(lock, [&] { return completed_ >= target; });
+}
+
+void LmdbStore::writer_loop() {
+  std::vector<Entry> group;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || (!held_ && !queue_.empty()); });
+      if (queue_.empty()) return;  // stopping and drained
+      std::size_t bytes = 0;
+      while (!queue_.empty() && group.size() < kMaxGroupBatches) {
+        if (!group.empty() && bytes + queue_.front().bytes > kMaxGroupBytes) break;
+        bytes += queue_.front().bytes;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    run_group(group);
+    {
+      std::lock_guard lock(mu_);
+      completed_ += group.size();
+    }
+    flush_cv_.notify_all();
+    group.clear();
+  }
+}
+
+void LmdbStore::run_group(std::vector<Entry>& group) {
+  auto note_commit = [this](std::uint64_t size) {
+    stat_groups_.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t prev = stat_max_group_.load(std::memory_order_relaxed);
+    while (prev < size && !stat_max_group_.compare_exchange_weak(prev, size)) {
+    }
+    full_logged_ = false;
+  };
+  Status st = apply_group(group, 0, group.size());
+  if (st) {
+    note_commit(group.size());
+    for (auto& e : group) complete(e, st);
+    return;
+  }
+  stat_failed_groups_.fetch_add(1, std::memory_order_relaxed);
+  if (group.size() == 1) {
+    complete(group[0], st);
+    return;
+  }
+  // Retry each batch alone so that the one that cannot fit fails only itself.
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    Status one = apply_group(group, i, i + 1);
+    if (one) {
+      note_commit(1);
+    } else {
+      stat_failed_groups_.fetch_add(1, std::memory_order_relaxed);
+    }
+    complete(group[i], one);
+  }
+}
+
+void LmdbStore::complete(Entry& entry, const Status& status) {
+  stat_batches_.fetch_add(1, std::memory_order_relaxed);
+  if (!status) {
+    stat_failed_batches_.fetch_add(1, std::memory_order_relaxed);
+    if (status.code() == Status::Code::Unavailable && !full_logged_) {
+      full_logged_ = true;
+      log::warn("store {}: {}; batches fail until space is freed", dir_, status.message());
+    } else if (status.code() != Status::Code::Unavailable) {
+      log::error("store {}: write failed: {}", dir_, status.to_string());
+    }
+  }
+  if (entry.done) entry.done(status);
+}
+
+Status LmdbStore::apply_group(std::vector<Entry>& group, std::size_t begin, std::size_t end) {
+  Txn txn;
+  if (int rc = txn.begin(env_.get(), 0); rc != 0) return lmdb_status(rc, "mdb_txn_begin", map_size_);
+  WriteContext ctx{txn.get(), next_sequence_};
+  for (std::size_t i = begin; i < end; ++i) {
+    Entry& e = group[i];
+    Status st = e.task ? e.task(ctx) : apply_batch(ctx, e.batch);
+    if (!st) return st;  // txn aborts on scope exit
+  }
+  if (ctx.next_sequence != next_sequence_) {
+    if (Status st = put(txn.get(), dbi_.meta, kLogNextKey, encode_counter(ctx.next_sequence)); !st) {
+      return st;
+    }
+  }
+  if (int rc = txn.commit(); rc != 0) return lmdb_status(rc, "mdb_txn_commit", map_size_);
+  next_sequence_ = ctx.next_sequence;
+  return Status::ok();
+}
+
+Status LmdbStore::apply_batch(WriteContext& ctx, const WriteBatch& batch) {
+  for (const auto& op : batch.ops()) {
+    if (Status st = apply_op(ctx, op); !st) return st;
+  }
+  return Status::ok();
+}
+
+Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
+  MDB_txn* txn = ctx.txn;
+  // Deliveries of a client are removed by key range; keys first, then deletes, so no cursor
+  // has to survive a delete under it.
+  auto delete_deliveries = [&](std::string_view client_id) -> Status {
+    std::string prefix = delivery_prefix(client_id);
+    std::vector<std::string> keys;
+    Cursor c;
+    if (int rc = c.open(txn, dbi_.deliveries); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
+    MDB_val k = to_val(prefix), v{};
+    for (int rc = c.get(k, v, MDB_SET_RANGE); rc == 0; rc = c.get(k, v, MDB_NEXT)) {
+      std::string_view key = from_val(k);
+      if (key.substr(0, prefix.size()) != prefix) break;
+      keys.emplace_back(key);
+    }
+    for (const auto& key : keys) {
+      if (Status st = del(txn, dbi_.deliveries, key); !st) return st;
+    }
+    return Status::ok();
+  };
+
+  return std::visit(
+      [&](const auto& o) -> Status {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, WriteBatch::PutSession>) {
+          if (Status st = check_key(delivery_prefix(o.session.client_id), "client id"); !st) return st;
+          return put(txn, dbi_.sessions, o.session.client_id, encode_session(o.session));
+        } else if constexpr (std::is_same_v<T, WriteBatch::DeleteSession>) {
+          if (Status st = check_key(delivery_prefix(o.client_id), "client id"); !st) return st;
+          if (Status st = del(txn, dbi_.sessions, o.client_id); !st) return st;
+          return delete_deliveries(o.client_id);
+        } else if constexpr (std::is_same_v<T, WriteBatch::PutMessage>) {
+          return put(txn, dbi_.messages, u64_key(o.message.id), encode_message(o.message));
+        } else if constexpr (std::is_same_v<T, WriteBatch::DeleteMessage>) {
+          return del(txn, dbi_.messages, u64_key(o.id));
+        } else if constexpr (std::is_same_v<T, WriteBatch::PutDelivery>) {
+          std::string key = delivery_key(o.delivery.client_id, o.delivery.message_id);
+          if (Status st = check_key(key, "client id"); !st) return st;
+          return put(txn, dbi_.deliveries, key, encode_delivery(o.delivery));
+        } else if constexpr (std::is_same_v<T, WriteBatch::DeleteDelivery>) {
+          std::string key = delivery_key(o.client_id, o.message_id);
+          if (Status st = check_key(key, "client id"); !st) return st;
+          return del(txn, dbi_.deliveries, key);
+        } else if constexpr (std::is_same_v<T, WriteBatch::PutRetained>) {
+          const std::string& topic = o.message.message.topic;
+          if (Status st = check_key(topic, "retained topic"); !st) return st;
+          return put(txn, dbi_.retained, topic, encode_message(o.message));
+        } else if constexpr (std::is_same_v<T, WriteBatch::DeleteRetained>) {
+          if (Status st = check_key(o.topic, "retained topic"); !st) return st;
+          return del(txn, dbi_.retained, o.topic);
+        } else {
+          static_assert(std::is_same_v<T, WriteBatch::AppendLog>);
+          LogRecord rec{ctx.next_sequence, o.message};
+          if (Status st = put(txn, dbi_.log, u64_key(rec.sequence), encode_log_record(rec)); !st) {
+            return st;
+          }
+          ++ctx.next_sequence;
+          return Status::ok();
+        }
+      },
+      op);
+}
+
+Status LmdbStore::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value) {
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_put(txn, dbi, &k, &v, 0);
+  if (rc == MDB_BAD_VALSIZE) {
+    return Status::invalid_argument(fmt::format("key of {} bytes cannot be stored", key.size()));
+  }
+  return lmdb_status(rc, "mdb_put", map_size_);
+}
+
+Status LmdbStore::del(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
+  MDB_val k = to_val(key);
+  int rc = mdb_del(txn, dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return Status::ok();
+  return lmdb_status(rc, "mdb_del", map_size_);
+}
+
+Status LmdbStore::run_task(Task task) {
+  Entry e;
+  e.task = std::move(task);
+  if (std::this_thread::get_id() == writer_id_) {
+    // Called from a completion: no transaction is open, so the writer can run it now.
+    std::vector<Entry> one;
+    one.push_back(std::move(e));
+    Status st = apply_group(one, 0, 1);
+    if (st) full_logged_ = false;
+    stat_batches_.fetch_add(1, std::memory_order_relaxed);
+    stat_groups_.fetch_add(st ? 1 : 0, std::memory_order_relaxed);
+    return st;
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  bool finished = false;
+  Status result;
+  e.done = [&](const Status& st) {
+    std::lock_guard lock(m);
+    result = st;
+    finished = true;
+    cv.notify_one();  // under the lock: the waiter cannot leave (and free m, cv) before this returns
+  };
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(e));
+    ++submitted_;
+  }
+  work_cv_.notify_one();
+  std::unique_lock lock(m);
+  cv.wait(lock, [&] { return finished; });
+  return result;
+}
+
+Status LmdbStore::commit_consumer_offset(std::string_view consumer, std::uint64_t next) {
+  if (Status st = check_key(consumer, "consumer name"); !st) return st;
+  std::string key(consumer);
+  return run_task([this, key, next](WriteContext& ctx) {
+    return put(ctx.txn, dbi_.offsets, key, encode_counter(next));
+  });
+}
+
+Result<std::uint64_t> LmdbStore::trim_log(std::uint64_t min_arrival_ms, std::uint64_t max_bytes) {
+  std::uint64_t dropped = 0;
+  Status st = run_task([&](WriteContext& ctx) -> Status {
+    dropped = 0;  // a retried task starts over
+    struct Item {
+      std::uint64_t seq;
+      std::uint64_t bytes;
+    };
+    std::vector<Item> kept;
+    std::vector<std::uint64_t> drop;
+    Cursor c;
+    if (int rc = c.open(ctx.txn, dbi_.log); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
+    MDB_val k{}, v{};
+    std::uint64_t kept_bytes = 0;
+    int rc = c.get(k, v, MDB_FIRST);
+    for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
+      auto rec = decode_log_record(from_val(v));
+      if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+      const StoredMessage& m = rec.value().message;
+      if (m.arrival_ms < min_arrival_ms) {
+        drop.push_back(rec.value().sequence);
+      } else {
+        kept.push_back({rec.value().sequence, payload_bytes(m)});
+        kept_bytes += payload_bytes(m);
+      }
+    }
+    if (rc != MDB_NOTFOUND) return lmdb_status(rc, "mdb_cursor_get");
+    for (std::size_t i = 0; i < kept.size() && kept_bytes > max_bytes; ++i) {
+      kept_bytes -= kept[i].bytes;
+      drop.push_back(kept[i].seq);
+    }
+    for (std::uint64_t seq : drop) {
+      if (Status s = del(ctx.txn, dbi_.log, u64_key(seq)); !s) return s;
+    }
+    dropped = drop.size();
+    return Status::ok();
+  });
+  if (!st) return st;
+  return dropped;
+}
+
+// --- read path ---
+
+Result<Txn> LmdbStore::begin_read() const {
+  Txn txn;
+  if (int rc = txn.begin(env_.get(), MDB_RDONLY); rc != 0) return lmdb_status(rc, "mdb_txn_begin");
+  return Result<Txn>(std::move(txn));
+}
+
+Status LmdbStore::corrupt_record(std::string_view db, std::string_view key, bool numeric,
+                                 const Status& why) const {
+  return Status::corruption(
+      fmt::format("{}: {} record {}: {}", dir_, db, describe_key(key, numeric), why.message()));
+}
+
+Status LmdbStore::read_log_next(MDB_txn* txn, std::uint64_t& next) const {
+  MDB_val k = to_val(kLogNextKey), v{};
+  int rc = mdb_get(txn, dbi_.meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return Status::corruption(fmt::format("{}: log_next record missing", dir_));
+  if (rc != 0) return lmdb_status(rc, "read log_next");
+  auto value = decode_counter(from_val(v));
+  if (!value) return corrupt_record("meta", kLogNextKey, false, value.status());
+  next = value.value();
+  return Status::ok();
+}
+
+Status LmdbStore::load(StoreVisitor& visitor) {
+  auto txn = begin_read();
+  if (!txn) return txn.status();
+  // Visits every record of one database in key order.
+  auto scan = [&](MDB_dbi dbi, std::string_view name, bool numeric, auto&& visit) -> Status {
+    Cursor c;
+    if (int rc = c.open(txn.value().get(), dbi); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
+    MDB_val k{}, v{};
+    int rc = c.get(k, v, MDB_FIRST);
+    for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
+      if (Status st = visit(from_val(k), from_val(v)); !st) {
+        return corrupt_record(name, from_val(k), numeric, st);
+      }
+    }
+    return rc == MDB_NOTFOUND ? Status::ok() : lmdb_status(rc, "mdb_cursor_get");
+  };
+  const Status wrong_key = Status::corruption("key does not match the record");
+
+  Status st = scan(dbi_.messages, "messages", true, [&](std::string_view key, std::string_view val) {
+    auto m = decode_message(val);
+    if (!m) return m.status();
+    if (key != u64_key(m.value().id)) return wrong_key;
+    visitor.on_message(std::move(m).value());
+    return Status::ok();
+  });
+  if (!st) return st;
+  st = scan(dbi_.sessions, "sessions", false, [&](std::string_view key, std::string_view val) {
+    auto s = decode_session(val);
+    if (!s) return s.status();
+    if (key != s.value().client_id) return wrong_key;
+    visitor.on_session(std::move(s).value());
+    return Status::ok();
+  });
+  if (!st) return st;
+  st = scan(dbi_.deliveries, "deliveries", false, [&](std::string_view key, std::string_view val) {
+    auto d = decode_delivery(val);
+    if (!d) return d.status();
+    if (key != delivery_key(d.value().client_id, d.value().message_id)) return wrong_key;
+    visitor.on_delivery(std::move(d).value());
+    return Status::ok();
+  });
+  if (!st) return st;
+  return scan(dbi_.retained, "retained", false, [&](std::string_view key, std::string_view val) {
+    auto m = decode_message(val);
+    if (!m) return m.status();
+    if (key != m.value().message.topic) return wrong_key;
+    visitor.on_retained(std::move(m).value());
+    return Status::ok();
+  });
+}
+
+Result<std::vector<LogRecord>> LmdbStore::read_log(std::uint64_t from, std::size_t max) {
+  std::vector<LogRecord> out;
+  if (max == 0) return out;
+  auto txn = begin_read();
+  if (!txn) return txn.status();
+  Cursor c;
+  if (int rc = c.open(txn.value().get(), dbi_.log); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
+  std::string start = u64_key(from);
+  MDB_val k = to_val(start), v{};
+  int rc = c.get(k, v, MDB_SET_RANGE);
+  for (; rc == 0 && out.size() < max; rc = c.get(k, v, MDB_NEXT)) {
+    auto rec = decode_log_record(from_val(v));
+    if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+    out.push_back(std::move(rec).value());
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_status(rc, "mdb_cursor_get");
+  return out;
+}
+
+Result<std::uint64_t> LmdbStore::find_log_time(std::uint64_t time_ms) {
+  auto txn = begin_read();
+  if (!txn) return txn.status();
+  Cursor c;
+  if (int rc = c.open(txn.value().get(), dbi_.log); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
+  // Arrival times follow the wall clock, which may step back, so scan rather than bisect.
+  MDB_val k{}, v{};
+  int rc = c.get(k, v, MDB_FIRST);
+  for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
+    auto rec = decode_log_record(from_val(v));
+    if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+    if (rec.value().message.arrival_ms >= time_ms) return rec.value().sequence;
+  }
+  if (rc != MDB_NOTFOUND) return lmdb_status(rc, "mdb_cursor_get");
+  std::uint64_t next = 0;
+  if (Status st = read_log_next(txn.value().get(), next); !st) return st;
+  return next;
+}
+
+Result<std::uint64_t> LmdbStore::consumer_offset(std::string_view consumer) {
+  if (Status st = check_key(consumer, "consumer name"); !st) return st;
+  auto txn = begin_read();
+  if (!txn) return txn.status();
+  MDB_val k = to_val(consumer), v{};
+  int rc = mdb_get(txn.value().get(), dbi_.offsets, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::uint64_t{0};
+  if (rc != 0) return lmdb_status(rc, "mdb_get");
+  auto value = decode_counter(from_val(v));
+  if (!value) return corrupt_record("offsets", consumer, false, value.status());
+  return value;
+}
+
+// --- accessors ---
+
+LmdbStoreStats LmdbStore::stats() const {
+  LmdbStoreStats s;
+  s.batches = stat_batches_.load(std::memory_order_relaxed);
+  s.groups = stat_groups_.load(std::memory_order_relaxed);
+  s.max_group_size = stat_max_group_.load(std::memory_order_relaxed);
+  s.failed_groups = stat_failed_groups_.load(std::memory_order_relaxed);
+  s.failed_batches = stat_failed_batches_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void LmdbStore::hold_writer(bool hold) {
+  {
+    std::lock_guard lock(mu_);
+    held_ = hold;
+  }
+  work_cv_.notify_all();
+}
+
+std::string strip_trailing_slashes(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
+
+}  // namespace
+
+std::optional<LmdbStoreStats> lmdb_store_stats(Store& store) {
+  auto* lmdb = dynamic_cast<LmdbStore*>(&store);
+  if (lmdb == nullptr) return std::nullopt;
+  return lmdb->stats();
+}
+
+void lmdb_store_hold_writer_for_test(Store& store, bool hold) {
+  if (auto* lmdb = dynamic_cast<LmdbStore*>(&store)) lmdb->hold_writer(hold);
+}
+
+}  // namespace broker::storage
+
+namespace broker {
+
+Result<StorePtr> open_lmdb_store(const LmdbStoreOptions& options) {
+  auto opened = storage::LmdbStore::open(options);
+  if (opened) return StorePtr(std::move(opened).value());
+  Status why = opened.status();
+  if (!options.move_aside_unreadable || why.code() != Status::Code::Corruption) return why;
+
+  std::string dir = storage::strip_trailing_slashes(options.dir);
+  std::string target = fmt::format("{}.broken-{}", dir, static_cast<long long>(std::time(nullptr)));
+  std::error_code ec;
+  for (int n = 1; std::filesystem::exists(target, ec); ++n) {
+    target = fmt::format("{}.broken-{}-{}", dir, static_cast<long long>(std::time(nullptr)), n);
+  }
+  std::filesystem::rename(dir, target, ec);
+  if (ec) {
+    return Status::io_error(
+        fmt::format("{} (and moving it to {} failed: {})", why.message(), target, ec.message()));
+  }
+  log::warn("store: {}; moved it to {} and started an empty store", why.message(), target);
+  auto fresh = storage::LmdbStore::open(options);
+  if (!fresh) return fresh.status();
+  return StorePtr(std::move(fresh).value());
+}
+
+}  // namespace broker

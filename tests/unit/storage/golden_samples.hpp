@@ -1,0 +1,94 @@
+#pragma once
+// The records behind tests/fixtures/store/records-v<N>.txt: one value per golden line, every
+// field set to something distinguishable so that a field read from the wrong offset shows.
+// Shared by the golden test and the generator (tests/fixtures/make_golden_store.cpp).
+// Never change a sample that a committed golden file holds; add new ones.
+//
+// Thread safety: pure functions.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "broker/store.hpp"
+
+namespace broker::test::golden {
+
+inline Message full_message() {
+  Message m;
+  m.topic = "vehicles/VIN123/telemetry";
+  m.payload = std::string("\x00\x01\xff payload", 11);
+  m.qos = 2;
+  m.retain = true;
+  m.message_expiry_interval = 86400;
+  m.content_type = "application/octet-stream";
+  m.response_topic = "vehicles/VIN123/reply";
+  m.correlation_data = "corr-7";
+  m.payload_format_indicator = 0;
+  m.user_properties = {{"fleet", "north"}, {"fleet", "south"}};
+  return m;
+}
+
+inline StoredMessage message_full() {
+  StoredMessage m;
+  m.id = 0x0102030405060708ull;
+  m.message = full_message();
+  m.origin_client_id = "VIN123";
+  m.arrival_ms = 1'700'000'000'123ull;
+  m.expires_at_ms = 1'700'086'400'123ull;
+  return m;
+}
+
+inline StoredMessage message_minimal() {
+  StoredMessage m;
+  m.id = 1;
+  m.message.topic = "t";
+  return m;
+}
+
+inline StoredSession session_full() {
+  StoredSession s;
+  s.client_id = "VIN123";
+  s.protocol_version = 5;
+  s.expiry_interval = 0xFFFFFFFFu;
+  s.expires_at_ms = 1'700'000'360'000ull;
+  s.subscriptions.push_back(StoredSubscription{"cmd/VIN123/#", 1, true, false, 2, 17});
+  s.subscriptions.push_back(StoredSubscription{"$share/g/config/+", 2, false, true, 1, 0});
+  StoredWill will;
+  will.message = full_message();
+  will.delay_interval = 30;
+  will.publish_at_ms = 1'700'000'030'000ull;
+  s.will = std::move(will);
+  s.inbound_qos2 = {1, 65535, 300};
+  return s;
+}
+
+inline StoredSession session_minimal() {
+  StoredSession s;
+  s.client_id = "c";
+  s.protocol_version = 4;
+  return s;
+}
+
+inline StoredDelivery delivery() {
+  StoredDelivery d;
+  d.client_id = "VIN123";
+  d.message_id = 0x0102030405060708ull;
+  d.qos = 1;
+  d.retain = false;
+  d.shared = true;
+  d.subscription_ids = {17, 0x0FFFFFFFu};
+  d.state = DeliveryState::AwaitPubcomp;
+  d.packet_id = 4242;
+  return d;
+}
+
+inline LogRecord log_record() {
+  LogRecord r;
+  r.sequence = 99;
+  r.message = message_full();
+  return r;
+}
+
+inline constexpr std::uint64_t kCounter = 0x8000000000000001ull;
+
+}  // namespace broker::test::golden

@@ -13,7 +13,7 @@
 
 namespace broker {
 
-class [[nodiscard]] Status {
+class [[nodiscard]] BROKER_EXPORT Status {
  public:
   enum class Code : int {
     Ok = 0,
@@ -41,9 +41,9 @@ class [[nodiscard]] Status {
   explicit operator bool() const noexcept { return is_ok(); }
   Code code() const noexcept { return code_; }
   // The message without the code's name; empty for OK.
-  BROKER_EXPORT const std::string& message() const noexcept;
+  const std::string& message() const noexcept;
   // "InvalidArgument: message", or "OK".
-  BROKER_EXPORT std::string to_string() const;
+  std::string to_string() const;
 
  private:
   Status(Code code, std::string_view msg)

@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[ -z "$MQTT_LOAD" ] && [ -n "$BROKERD" ] && MQTT_LOAD="$(dirname "$BROKERD")/../benchmarks/mqtt_load"
 [ -x "$BROKERD" ] && [ -x "$MQTT_LOAD" ] || { echo "need --brokerd and --load (or env BROKERD, MQTT_LOAD)" >&2; exit 2; }
 command -v mosquitto >/dev/null || { echo "mosquitto not installed" >&2; exit 2; }
 ulimit -n 20000 || exit 1
@@ -95,6 +96,8 @@ run_one() {  # run_one BROKER SCENARIO REP
   echo "  $tag done" >&2
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+SOURCE_REV=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 for rep in $(seq 1 "$REPS"); do
   for sc in "${SCENARIOS[@]}"; do
     if [ $((rep % 2)) -eq 1 ]; then order="brokerd mosquitto"; else order="mosquitto brokerd"; fi
@@ -103,9 +106,11 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r), $(free -g | awk '/Mem:/ {print $2}') GiB"
-python3 - "$RUNS" "$machine" "$REPS" "$QUICK" "$(cat /proc/loadavg)" "$(mosquitto -h 2>/dev/null | head -n 1)" >"$WORK/report.md" <<'PY'
+python3 - "$RUNS" "$machine" "$REPS" "$QUICK" "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" \
+  "$(mosquitto -h 2>/dev/null | head -n 1)" "$BROKERD (source tree at $SOURCE_REV)" "$(date -u +%Y-%m-%dT%H:%MZ)" \
+  >"$WORK/report.md" <<'PY'
 import json, statistics, sys
-runs_path, machine, reps, quick, loadavg, mosq = sys.argv[1:7]
+runs_path, machine, reps, quick, loadavg, mosq, brokerd, when = sys.argv[1:9]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -124,9 +129,10 @@ def ratio(a, c):
     return f"{a / c:.2f}"
 out = []
 out.append("# Load comparison: brokerd vs mosquitto\n")
-out.append(f"- Machine: {machine}; load average at report time: {loadavg.split()[0:3]}")
+out.append(f"- Run {when}. Machine: {machine}")
+out.append(f"- Load average (1/5/15 min) at start / end: {loadavg} (other work on the machine shares the CPUs)")
 out.append(f"- Peer: {mosq or 'mosquitto'} (Debian), `max_queued_messages 1000`, `max_queued_bytes 8 MiB`, `max_inflight_messages 64`, persistence off")
-out.append(f"- brokerd: `--workers 2`, defaults (queue 1000 msgs / 8 MiB drop_oldest, max_inflight 64)")
+out.append(f"- brokerd: {brokerd}, `--workers 2`, defaults (queue 1000 msgs / 8 MiB drop_oldest, max_inflight 64)")
 out.append(f"- {'quick mode, ' if quick == '1' else ''}{reps} repetition(s), medians; broker order alternates per repetition; fresh broker per scenario")
 out.append("- Generator: `benchmarks/load/mqtt_load` (one epoll thread per process, same machine, competes for the same CPUs)")
 out.append("- CPU/M = broker CPU seconds (utime+stime over the whole scenario, connects included) per million delivered messages\n")

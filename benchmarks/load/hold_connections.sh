@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Holds 18,000 idle MQTT connections on one brokerd for 30 s and checks it survives them.
-#   hold_connections.sh [BROKERD [MQTT_LOAD]]     (or env BROKERD, MQTT_LOAD)
+#   hold_connections.sh [BROKERD [MQTT_LOAD]]     (or env BROKERD, MQTT_LOAD; MQTT_LOAD defaults
+#                                                  to mqtt_load in brokerd's build tree)
 # Env: CLIENTS (18000), PROCS (2), HOLD (30), SOURCES (127.0.0.2-127.0.0.9), KEEPALIVE (10),
 #      CONNECT_RATE (0 = flat out), PROTOCOL (4).
 # Two generator processes of 9,000 clients each (one process must stay under 20,000 fds), each
@@ -12,6 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 BROKERD=${1:-${BROKERD:-}}
 MQTT_LOAD=${2:-${MQTT_LOAD:-}}
+# Same build tree as brokerd by default: <build>/server/brokerd -> <build>/benchmarks/mqtt_load.
+[ -z "$MQTT_LOAD" ] && [ -n "$BROKERD" ] && MQTT_LOAD="$(dirname "$BROKERD")/../benchmarks/mqtt_load"
 if [ -z "$BROKERD" ] || [ -z "$MQTT_LOAD" ]; then
   echo "usage: $0 BROKERD MQTT_LOAD   (or env BROKERD, MQTT_LOAD)" >&2
   exit 2

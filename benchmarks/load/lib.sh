@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers for the load scripts (sourced, not run). Brokers are started in their own
 # session (setsid) so that only they get our signals, and are stopped by pid.
 
@@ -6,6 +7,8 @@ start_brokerd() {
   local bin=$1 dir=$2 log=$3
   rm -rf "$dir"
   mkdir -p "$dir"
+  # A stale log would hand us the previous broker's port before the new one truncates it.
+  rm -f "$log"
   setsid "$bin" --listen 127.0.0.1:0 --data-dir "$dir" --workers "${BROKER_WORKERS:-2}" \
     --log-level info >"$log" 2>&1 </dev/null &
   BROKER_PID=$!
@@ -30,7 +33,7 @@ free_port() {
 # start_mosquitto DIR LOG: Debian's mosquitto with limits like brokerd's defaults.
 start_mosquitto() {
   local dir=$1 log=$2
-  rm -rf "$dir"
+  rm -rf "$dir" "$log"
   mkdir -p "$dir"
   BROKER_PORT=$(free_port)
   cat >"$dir/mosquitto.conf" <<CONF

@@ -15,6 +15,13 @@
 // publishing stops and the tool waits at most --drain seconds for the missing messages and
 // outstanding acks; whatever is still missing then is counted lost, never hidden by a stall.
 // The result is one JSON line on stdout.
+//
+// Flags worth knowing: --rate is the total over all publishers (0 = as fast as the socket and
+// the window allow); --window caps each publisher's unacknowledged QoS 1/2 messages (and is cut
+// to the broker's 5.0 Receive Maximum); --source-addrs binds each socket round-robin so one
+// process can exceed the ports of a single (source, destination) pair; --strict makes any
+// loss, duplicate, refused or dropped client an exit status of 3. In `shared`, out_of_order
+// counts arrivals across members of the group, where no order is promised.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -851,8 +858,9 @@ bool LoadGen::pump(Conn& c, std::uint64_t now) {
   constexpr std::size_t kHighWater = 64 * 1024;  // beyond this, wait for the socket
   constexpr int kBatch = 64;                       // messages per publisher per loop turn
   std::uint64_t due = UINT64_MAX;
+  double per_pub = 0;
   if (opts_.rate > 0) {
-    double per_pub = opts_.rate / static_cast<double>(num_pubs_);
+    per_pub = opts_.rate / static_cast<double>(num_pubs_);
     due = static_cast<std::uint64_t>(seconds(now - run_start_) * per_pub) + 1;
   }
   auto& pub = *c.publish;
@@ -875,7 +883,14 @@ bool LoadGen::pump(Conn& c, std::uint64_t now) {
     put_u32(stamp, kMagic);
     put_u32(stamp + 4, c.index);
     put_u64(stamp + 8, c.next_seq);
-    put_u64(stamp + 16, now_ns());
+    // At a fixed rate the clock starts at the message's scheduled time, so time spent held back
+    // by the window or a full socket counts as latency (no coordinated omission).
+    std::uint64_t stamp_ns = now_ns();
+    if (per_pub > 0) {
+      auto scheduled = run_start_ + static_cast<std::uint64_t>(static_cast<double>(c.next_seq) * 1e9 / per_pub);
+      stamp_ns = std::min(stamp_ns, scheduled);
+    }
+    put_u64(stamp + 16, stamp_ns);
     c.out.append(stamp, kStampSize);
     c.out.append(payload_fill_);
     ++c.next_seq;

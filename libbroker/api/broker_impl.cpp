@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "broker/broker.hpp"
+#include "broker/store.hpp"
+#include "core/clock.hpp"
 #include "core/engine.hpp"
 #include "core/worker_core.hpp"
 #include "protocol/topic.hpp"
@@ -54,11 +56,30 @@ class BrokerImpl final : public Broker {
     callbacks.tick = [this](unsigned w, std::uint64_t now) { engine_->worker(w).tick(now); };
     callbacks.draining = [this](unsigned w) { engine_->worker(w).drain(); };
     pool_ = std::make_unique<transport::WorkerPool>(pool_options, std::move(callbacks));
-    engine_ = std::make_unique<core::Engine>(options_, worker_count_, *pool_);
+  }
+
+  // Opens the store the options ask for. Separate from the constructor because it can fail.
+  Status init() {
+    Store* store = options_.store;
+    if (!store && options_.durability != Durability::Memory) {
+      LmdbStoreOptions lmdb;
+      lmdb.dir = options_.data_dir;
+      lmdb.map_size = options_.store_map_size;
+      lmdb.sync = options_.durability == Durability::Durable;
+      lmdb.move_aside_unreadable = options_.store_move_aside_unreadable;
+      auto opened = open_lmdb_store(lmdb);
+      if (!opened) return opened.status();
+      owned_store_ = std::move(opened).value();
+      store = owned_store_.get();
+    }
+    engine_ = std::make_unique<core::Engine>(options_, worker_count_, *pool_,
+                                             core::SystemClock::instance(), store);
+    return engine_->recover();
   }
 
   ~BrokerImpl() override {
     stop();
+    if (engine_) engine_->keep_persisted_messages();
     if (stopper_.joinable()) {
       quitting_ = true;
       sem_post(&stop_request_);
@@ -99,6 +120,11 @@ class BrokerImpl final : public Broker {
     }
     log::info("stopping");
     pool_->stop();
+    // The workers are joined: their last writes go to the store from here, and what is still
+    // in memory (persistent sessions' messages) must not be deleted from it on release.
+    for (unsigned i = 0; i < worker_count_; ++i) engine_->worker(i).flush_writes();
+    engine_->keep_persisted_messages();
+    if (Store* store = engine_->store()) store->flush();
     {
       std::lock_guard lock(mutex_);
       state_ = State::Stopped;
@@ -128,7 +154,7 @@ class BrokerImpl final : public Broker {
       std::lock_guard lock(mutex_);
       if (state_ != State::Running) return Status::unavailable("broker is not running");
     }
-    auto message = std::make_shared<core::Message>();
+    auto message = engine_->new_message();
     message->topic = m.topic;
     message->payload = std::make_shared<const protocol::Payload>(m.payload);
     message->qos = m.qos;
@@ -144,10 +170,9 @@ class BrokerImpl final : public Broker {
     unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
     core::WorkerCore* worker = &engine_->worker(w);
     bool posted = pool_->post(w, [worker, msg = std::move(message)]() mutable {
-      msg->id = worker->next_message_id();
+      msg->id = worker->engine().next_message_id();
       core::MessagePtr shared = std::move(msg);
-      if (shared->retain && worker->engine().limits().retain_available)
-        worker->engine().retained().set(shared);
+      if (shared->retain && worker->engine().limits().retain_available) worker->retain(shared);
       worker->route(shared, nullptr);
     });
     return posted ? Status::ok() : Status::unavailable("worker inbox full or stopping");
@@ -179,6 +204,7 @@ class BrokerImpl final : public Broker {
 
   const Options options_;
   const unsigned worker_count_;
+  StorePtr owned_store_;  // declared first: destroyed after the engine that writes to it
   std::unique_ptr<transport::WorkerPool> pool_;
   std::unique_ptr<core::Engine> engine_;
   std::atomic<unsigned> next_worker_{0};
@@ -200,7 +226,9 @@ Broker::~Broker() = default;
 
 Result<std::unique_ptr<Broker>> Broker::create(const Options& options) {
   if (Status st = check_options(options); !st) return st;
-  return std::unique_ptr<Broker>(std::make_unique<BrokerImpl>(options));
+  auto broker = std::make_unique<BrokerImpl>(options);
+  if (Status st = broker->init(); !st) return st;
+  return std::unique_ptr<Broker>(std::move(broker));
 }
 
 }  // namespace broker

@@ -51,6 +51,7 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
     : worker_(worker),
       link_(link),
       decoder_(worker.engine().limits().max_packet_size),
+      serial_(worker.next_connection_serial()),
       last_packet_ms_(worker_.engine().now_ms()) {
   worker_.connection_opened(*this);
 }
@@ -238,6 +239,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   session->expiry_interval = expiry;
   session->expires_at_ms = 0;
   worker_.session_online(*session);
+  worker_.persist_session(*session);
   session_ = session;
   state_ = State::Connected;
   counted_ = true;
@@ -328,7 +330,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
 
-  auto message = std::make_shared<Message>();
+  auto message = engine.new_message();
   message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*props.message_expiry_interval} * 1000;
@@ -338,16 +340,60 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->retain = publish.retain;
   message->properties = forwarded_properties(std::move(props));
   message->origin_client_id = session_->client_id;
-  message->id = worker_.next_message_id();
+  message->id = engine.next_message_id();
   MessagePtr shared = std::move(message);
 
-  if (shared->retain) engine.retained().set(shared);
+  if (shared->retain) worker_.retain(shared);
   std::size_t receivers = worker_.route(shared, session_);
 
   if (publish.qos == 0) return;
   ReasonCode reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
-  if (publish.qos == 2) session_->inbound_qos2.insert(publish.packet_id);
-  send_ack(ack_type, publish.packet_id, reason);
+  if (publish.qos == 2) {
+    session_->inbound_qos2.insert(publish.packet_id);
+    worker_.persist_session(*session_);
+  }
+  queue_ack(ack_type, publish.packet_id, reason);
+}
+
+void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason) {
+  const bool wait = worker_.engine().durable_acks() && worker_.has_pending_writes();
+  if (!wait && pending_acks_.empty()) {
+    send_ack(type, packet_id, reason);
+    return;
+  }
+  // Acknowledgements leave in the order the PUBLISH packets came [MQTT-4.6.0-2], so one that
+  // needs no commit still waits behind one that does.
+  pending_acks_.push_back(PendingAck{type, packet_id, reason, !wait});
+  if (!wait) return;
+  WorkerCore* worker = &worker_;
+  std::uint64_t serial = serial_;
+  worker_.after_commit([worker, self = this, serial](const Status& status) {
+    if (worker->connection_alive(self, serial)) self->durable_ack_done(status);
+  });
+}
+
+void ClientConnection::durable_ack_done(const Status& status) {
+  for (auto& ack : pending_acks_) {
+    if (ack.ready) continue;
+    ack.ready = true;
+    if (!status.is_ok()) {
+      // Nothing is acknowledged that was not stored: a 5.0 client hears why, a 3.1.1 client
+      // (which has no failure code) is disconnected and will resend.
+      if (ack.type == PacketType::Pubrec && session_) session_->inbound_qos2.erase(ack.packet_id);
+      if (!is_v5()) {
+        disconnect(ReasonCode::UnspecifiedError, "store write failed");
+        return;
+      }
+      ack.reason = status.code() == Status::Code::Unavailable ? ReasonCode::QuotaExceeded
+                                                              : ReasonCode::UnspecifiedError;
+    }
+    break;
+  }
+  while (!pending_acks_.empty() && pending_acks_.front().ready) {
+    const PendingAck& ack = pending_acks_.front();
+    send_ack(ack.type, ack.packet_id, ack.reason);
+    pending_acks_.pop_front();
+  }
 }
 
 void ClientConnection::handle_ack(const protocol::Ack& ack) {
@@ -357,6 +403,7 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
   switch (ack.type) {
     case PacketType::Puback:
       if (it != session.inflight.end() && it->second.state == S::AwaitPuback) {
+        worker_.unpersist_delivery(session, it->second.delivery);
         session.inflight.erase(it);
         worker_.pump(session);
       }
@@ -367,22 +414,25 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
         return;
       }
       if (is_failure(ack.reason)) {  // the receiver refused it: the flow ends here
+        worker_.unpersist_delivery(session, it->second.delivery);
         session.inflight.erase(it);
         worker_.pump(session);
         return;
       }
       it->second.state = S::AwaitPubcomp;
-      it->second.delivery.message.reset();  // [MQTT-4.3.3-?] the message itself is no longer needed
+      worker_.persist_delivery(session, it->second.delivery, DeliveryState::AwaitPubcomp, ack.packet_id);
       send_pubrel(ack.packet_id);
       return;
     case PacketType::Pubcomp:
       if (it != session.inflight.end() && it->second.state == S::AwaitPubcomp) {
+        worker_.unpersist_delivery(session, it->second.delivery);
         session.inflight.erase(it);
         worker_.pump(session);
       }
       return;
     case PacketType::Pubrel: {
       bool known = session.inbound_qos2.erase(ack.packet_id) > 0;
+      if (known) worker_.persist_session(session);
       send_ack(PacketType::Pubcomp, ack.packet_id,
                known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound);
       return;
@@ -440,6 +490,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
       retained_work.push_back({entry.filter, options});
     }
   }
+  worker_.persist_session(session);
   send(suback);  // [MQTT-3.8.4-1] before the retained messages it triggers
   for (const auto& work : retained_work) deliver_retained(work.filter, work.options);
 }
@@ -471,6 +522,7 @@ void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscri
     session.subscriptions.erase(it);
     unsuback.reasons.push_back(ReasonCode::Success);
   }
+  worker_.persist_session(session);
   send(unsuback);
 }
 

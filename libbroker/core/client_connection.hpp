@@ -8,10 +8,12 @@
 //
 // Thread safety: owned by the transport, touched by its worker only.
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "broker/status.hpp"
 #include "core/link.hpp"
 #include "core/session.hpp"
 #include "protocol/decoder.hpp"
@@ -40,6 +42,11 @@ class ClientConnection final : public ConnectionHandler {
   void tick(std::uint64_t now_ms);
 
   Session* session() noexcept { return session_; }
+  // Unique per worker for the life of the process: tells a late store completion whether
+  // this is still the connection it was meant for.
+  std::uint64_t serial() const noexcept { return serial_; }
+  // The store committed (or failed) the writes of the oldest acknowledgement waiting for it.
+  void durable_ack_done(const Status& status);
   protocol::ProtocolVersion version() const noexcept { return version_; }
   bool is_v5() const noexcept { return version_ == protocol::ProtocolVersion::V5; }
   bool connected() const noexcept { return state_ == State::Connected; }
@@ -66,6 +73,8 @@ class ClientConnection final : public ConnectionHandler {
   void protocol_violation(ReasonCode reason, const char* why);
   void send(const protocol::Packet& packet);
   void send_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
+  // PUBACK/PUBREC now, or once the store committed the publish's writes (Durability::Durable).
+  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
   void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
   void end_session_link(bool publish_will);
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.
@@ -74,6 +83,7 @@ class ClientConnection final : public ConnectionHandler {
   WorkerCore& worker_;
   Link& link_;
   protocol::Decoder decoder_;
+  const std::uint64_t serial_;
   State state_ = State::AwaitConnect;
   protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;
   Session* session_ = nullptr;
@@ -88,6 +98,14 @@ class ClientConnection final : public ConnectionHandler {
   std::uint16_t client_topic_alias_max_ = 0;
   bool request_problem_information_ = true;
   bool normal_disconnect_ = false;  // DISCONNECT received: no will (unless 0x04)
+
+  struct PendingAck {
+    protocol::PacketType type;
+    std::uint16_t packet_id;
+    ReasonCode reason;
+    bool ready;
+  };
+  std::deque<PendingAck> pending_acks_;  // waiting for a commit, in PUBLISH order
 
   std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
   std::unordered_map<std::string, std::uint16_t> outbound_aliases_;

@@ -18,6 +18,8 @@ struct Delivery {
   // Came through a shared subscription: if unacknowledged when its session leaves, it goes
   // to another member of the group (found again from the session's shared filters).
   bool shared = false;
+  // A StoredDelivery for it was written (the session is persistent and QoS > 0).
+  bool stored = false;
 };
 
 }  // namespace broker::core

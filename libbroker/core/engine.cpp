@@ -2,14 +2,20 @@
 
 #include <functional>
 
+#include "broker/store.hpp"
 #include "core/worker_core.hpp"
 
 namespace broker::core {
 
-Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher, const Clock& clock)
+Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher, const Clock& clock,
+               Store* store)
     : options_(options),
       dispatcher_(dispatcher),
       clock_(clock),
+      store_(store),
+      // Ids start from the clock so that they keep increasing across restarts; recover()
+      // raises them above any stored id as well.
+      next_message_id_(clock.now_ms() << 16),
       index_(workers + 1),
       retained_(options.limits.max_retained_messages),
       inbox_load_(std::make_unique<PaddedCounter[]>(workers)) {
@@ -21,6 +27,25 @@ Engine::~Engine() = default;
 
 unsigned Engine::home_worker(std::string_view client_id) const noexcept {
   return static_cast<unsigned>(std::hash<std::string_view>{}(client_id) % workers_.size());
+}
+
+std::shared_ptr<Message> Engine::new_message() {
+  if (!store_) return std::make_shared<Message>();
+  return std::shared_ptr<Message>(new Message(), [this](Message* m) {
+    if (m->persisted.load(std::memory_order_acquire) &&
+        delete_released_.load(std::memory_order_relaxed)) {
+      WriteBatch batch;
+      batch.delete_message(m->id);
+      store_->submit(std::move(batch), nullptr);
+    }
+    delete m;
+  });
+}
+
+void Engine::raise_message_id_floor(std::uint64_t above) noexcept {
+  std::uint64_t current = next_message_id_.load();
+  while (current <= above && !next_message_id_.compare_exchange_weak(current, above + 1)) {
+  }
 }
 
 }  // namespace broker::core

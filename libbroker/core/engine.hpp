@@ -12,9 +12,15 @@
 
 #include "broker/options.hpp"
 #include "core/clock.hpp"
+#include "broker/status.hpp"
 #include "core/dispatcher.hpp"
+#include "core/message.hpp"
 #include "core/retained_store.hpp"
 #include "core/topic_index.hpp"
+
+namespace broker {
+class Store;
+}
 
 namespace broker::core {
 
@@ -25,8 +31,9 @@ class Engine {
   // workers: how many WorkerCores to create; dispatcher: how they reach each other; clock:
   // the time source (both must outlive the Engine). One extra index reader slot serves
   // threads that are not workers.
+  // store (may be null: nothing is persisted) must outlive the Engine too.
   Engine(const Options& options, unsigned workers, Dispatcher& dispatcher,
-         const Clock& clock = SystemClock::instance());
+         const Clock& clock = SystemClock::instance(), Store* store = nullptr);
   ~Engine();
 
   const Options& options() const noexcept { return options_; }
@@ -45,6 +52,24 @@ class Engine {
   // Deliveries posted to worker `w` and not yet taken by it (bounds its inbox).
   std::atomic<std::uint64_t>& inbox_load(unsigned w) noexcept { return inbox_load_[w].value; }
 
+  // The store, or null when nothing is persisted.
+  Store* store() const noexcept { return store_; }
+  // Whether publishers' acknowledgements wait for the store's commit.
+  bool durable_acks() const noexcept {
+    return store_ && options_.durability == Durability::Durable;
+  }
+  // A new message whose record, once persisted, is deleted with its last reference.
+  std::shared_ptr<Message> new_message();
+  // Broker-wide unique, increasing message id (also unique across restarts).
+  std::uint64_t next_message_id() noexcept { return next_message_id_.fetch_add(1, std::memory_order_relaxed); }
+  void raise_message_id_floor(std::uint64_t above) noexcept;
+  // Shutdown keeps persisted messages: their in-memory release must not delete records.
+  void keep_persisted_messages() noexcept { delete_released_.store(false); }
+
+  // Reads the store back into the workers' sessions, the index and retained messages.
+  // REQUIRES: before any worker runs. Errors: the store's.
+  Status recover();
+
   // Connections open on all workers (for max_connections).
   std::atomic<std::uint64_t>& open_connections() noexcept { return open_connections_; }
 
@@ -52,6 +77,9 @@ class Engine {
   Options options_;
   Dispatcher& dispatcher_;
   const Clock& clock_;
+  Store* const store_;
+  std::atomic<std::uint64_t> next_message_id_;
+  std::atomic<bool> delete_released_{true};
   TopicIndex index_;
   RetainedStore retained_;
   std::vector<std::unique_ptr<WorkerCore>> workers_;

@@ -4,6 +4,7 @@
 // QoS granted, topic alias, subscription identifiers) live in the delivery, not here.
 //
 // Thread safety: immutable after construction; safe to share across threads.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ struct Message {
   std::uint64_t id = 0;          // broker-wide unique, increasing per origin worker
   std::uint64_t arrival_ms = 0;  // wall clock, ms since the Unix epoch
   std::uint64_t expires_at_ms = 0;  // wall clock; 0 = never expires
+  // Written to the Store (once, by the first worker that needed it); the Engine's deleter then
+  // deletes the record when the last reference goes.
+  mutable std::atomic<bool> persisted{false};
 };
 
 using MessagePtr = std::shared_ptr<const Message>;

@@ -368,13 +368,13 @@ struct TopicIndex::Impl {
   }
 
   void emit(const Node& n, Slot& slot, std::vector<Match>& out) const {
-    for (const Entry& e : n.entries()) out.push_back(Match{e.subscriber->key, e.options, false});
+    for (const Entry& e : n.entries()) out.push_back(Match{e.subscriber->key, e.options, false, e.subscriber});
     if ((n.flags & kHasShared) == 0) return;
     auto it = shared_.find(&n);
     if (it == shared_.end()) return;
     for (const auto& g : it->second) {
       if (const Entry* e = pick(*g, slot, nullptr)) {
-        out.push_back(Match{e->subscriber->key, e->options, true});
+        out.push_back(Match{e->subscriber->key, e->options, true, e->subscriber});
       }
     }
   }
@@ -523,7 +523,7 @@ bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_
   if (g == nullptr) return false;
   const Entry* e = impl.pick(*g, s, &exclude);
   if (e == nullptr) return false;
-  out = Match{e->subscriber->key, e->options, true};
+  out = Match{e->subscriber->key, e->options, true, e->subscriber};
   return true;
 }
 

@@ -30,12 +30,15 @@ struct SubscriberKey {
   bool operator==(const SubscriberKey&) const = default;
 };
 
-// One per session, shared by all its index entries; `connected` is written by the session's
-// worker and read by shared-subscription selection on any worker.
+// One per session, shared by all its index entries; `connected` and `persistent` are written
+// by the session's worker and read on any worker (shared-subscription selection; a publisher's
+// worker stores deliveries to persistent sessions with the message).
 struct Subscriber {
-  explicit Subscriber(SubscriberKey k) : key(k) {}
+  explicit Subscriber(SubscriberKey k, std::string id = {}) : key(k), client_id(std::move(id)) {}
   const SubscriberKey key;
+  const std::string client_id;
   std::atomic<bool> connected{false};
+  std::atomic<bool> persistent{false};
 };
 using SubscriberPtr = std::shared_ptr<Subscriber>;
 
@@ -53,6 +56,7 @@ struct Match {
   SubscriberKey key;
   SubscriptionOptions options;
   bool shared = false;
+  SubscriberPtr subscriber;  // keeps client id and flags readable after the index lock is gone
 };
 
 enum class SharedPolicy : std::uint8_t { RoundRobin, Random };

@@ -6,6 +6,7 @@
 
 #include "core/client_connection.hpp"
 #include "core/engine.hpp"
+#include "core/records.hpp"
 #include "protocol/topic.hpp"
 #include "util/log.hpp"
 
@@ -48,7 +49,7 @@ Session* WorkerCore::find_session(std::string_view client_id) {
 
 Session& WorkerCore::create_session(const std::string& client_id) {
   std::uint64_t id = next_session_id_++;
-  auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id});
+  auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id}, client_id);
   auto session = std::make_unique<Session>(id, client_id, std::move(subscriber));
   Session& ref = *session;
   sessions_by_id_.emplace(id, &ref);
@@ -65,6 +66,9 @@ void WorkerCore::destroy_session(Session& session) {
   }
   redistribute_shared(session);
   session.subscriptions.clear();
+  if (engine_.store() && session.subscriber->persistent.exchange(false)) {
+    batch_.delete_session(session.client_id);  // its deliveries go with it
+  }
   offline_timed_.erase(&session);
   sessions_by_id_.erase(session.id);
   sessions_.erase(session.client_id);  // destroys `session`
@@ -76,10 +80,6 @@ std::string WorkerCore::assign_client_id() {
     std::string id = fmt::format("auto-{:016x}", rng_());
     if (engine_.home_worker(id) == index_ && !sessions_.contains(id)) return id;
   }
-}
-
-std::uint64_t WorkerCore::next_message_id() noexcept {
-  return (std::uint64_t{index_} << 48) | (next_message_seq_++ & 0xFFFFFFFFFFFFull);
 }
 
 void WorkerCore::session_online(Session& session) {
@@ -110,10 +110,11 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
   session.expires_at_ms =
       session.expiry_interval == kNever ? 0 : now + std::uint64_t{session.expiry_interval} * 1000;
   if (session.expires_at_ms != 0 || session.will) offline_timed_.insert(&session);
+  persist_session(session);
 }
 
 void WorkerCore::publish_will(const std::string& client_id, const protocol::Will& will) {
-  auto message = std::make_shared<Message>();
+  auto message = engine_.new_message();
   message->arrival_ms = engine_.now_ms();
   message->topic = will.topic;
   message->payload = will.payload;
@@ -128,9 +129,9 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   message->properties.correlation_data = p.correlation_data;
   message->properties.user_properties = p.user_properties;
   message->origin_client_id = client_id;
-  message->id = next_message_id();
+  message->id = engine_.next_message_id();
   MessagePtr shared = std::move(message);
-  if (shared->retain && engine_.limits().retain_available) engine_.retained().set(shared);
+  if (shared->retain && engine_.limits().retain_available) retain(shared);
   route(shared, nullptr);
 }
 
@@ -163,6 +164,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     }
     if (any) {
       delivery.message = message;
+      store_delivery_for(*matches[i].subscriber, delivery);
       send_to(matches[i].key, std::move(delivery));
       ++receivers;
     }
@@ -176,6 +178,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     delivery.retain = o.retain_as_published && message->retain;
     if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
     delivery.shared = true;
+    store_delivery_for(*matches[i].subscriber, delivery);
     send_to(matches[i].key, std::move(delivery));
     ++receivers;
   }
@@ -192,6 +195,9 @@ void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
 }
 
 void WorkerCore::end_of_turn() {
+  // Store writes go first: a delivery's record must be queued in the store before the worker
+  // that owns the session can change or delete it.
+  flush_writes();
   for (unsigned w = 0; w < outgoing_.size(); ++w) {
     if (outgoing_[w].empty()) continue;
     auto batch = std::move(outgoing_[w]);
@@ -231,6 +237,7 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   const Limits& limits = engine_.limits();
   if (is_expired(*delivery.message, engine_.now_ms())) {
     Counters::add(counters_.messages_expired);
+    unpersist_delivery(session, delivery);
     return;
   }
   ClientConnection* connection = session.connection;
@@ -259,14 +266,19 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   if (over()) {
     if (limits.queue_overflow == QueueOverflow::RefuseNewest) {
       Counters::add(counters_.messages_dropped);
+      unpersist_delivery(session, delivery);
       return;
     }
     while (over() && !session.queue.empty()) {
       session.queued_bytes -= payload_size(session.queue.front());
+      unpersist_delivery(session, session.queue.front());
       session.queue.pop_front();
       Counters::add(counters_.messages_dropped);
     }
   }
+  // Deliveries that did not come through route() (retained on subscribe, a shared message
+  // moved here) are stored here when the session needs them to survive a restart.
+  if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
   session.queued_bytes += size;
   session.queue.push_back(std::move(delivery));
   pump(session);
@@ -286,6 +298,7 @@ void WorkerCore::pump(Session& session) {
     session.queued_bytes -= payload_size(delivery);
     if (is_expired(*delivery.message, now)) {  // [MQTT-3.3.2-5]
       Counters::add(counters_.messages_expired);
+      unpersist_delivery(session, delivery);
       continue;
     }
     if (delivery.qos == 0) {
@@ -296,9 +309,14 @@ void WorkerCore::pump(Session& session) {
     while (session.inflight.contains(id)) id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
     session.next_packet_id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
     // Too large for the client: dropped as if delivered [MQTT-3.1.2-25].
-    if (!connection->send_publish(delivery, id, false)) continue;
+    if (!connection->send_publish(delivery, id, false)) {
+      unpersist_delivery(session, delivery);
+      continue;
+    }
     auto state = delivery.qos == 1 ? InflightMessage::State::AwaitPuback
                                    : InflightMessage::State::AwaitPubrec;
+    persist_delivery(session, delivery,
+                     delivery.qos == 1 ? DeliveryState::AwaitPuback : DeliveryState::AwaitPubrec, id);
     session.inflight.emplace(id, InflightMessage{std::move(delivery), state});
   }
 }
@@ -313,10 +331,13 @@ void WorkerCore::redistribute_shared(Session& session) {
       if (!engine_.index().pick_shared(index_, shared->group, shared->filter,
                                        session.subscriber->key, match))
         continue;
+      unpersist_delivery(session, delivery);
       Delivery moved = std::move(delivery);
       moved.qos = std::min(match.options.qos, moved.message->qos);
       moved.subscription_ids.clear();
       if (match.options.subscription_id) moved.subscription_ids.push_back(match.options.subscription_id);
+      moved.stored = false;
+      store_delivery_for(*match.subscriber, moved);
       send_to(match.key, std::move(moved));
       return true;
     }
@@ -391,6 +412,148 @@ void WorkerCore::drain() {
       session->will.reset();
     }
   }
+}
+
+// --- persistence ---
+
+void WorkerCore::persist_session(Session& session) {
+  if (!engine_.store()) return;
+  if (session.expiry_interval == 0) {
+    if (session.subscriber->persistent.exchange(false)) batch_.delete_session(session.client_id);
+    return;
+  }
+  session.subscriber->persistent.store(true, std::memory_order_relaxed);
+  batch_.put_session(to_record(session));
+}
+
+void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, DeliveryState state,
+                                  std::uint16_t packet_id) {
+  if (!delivery.stored) return;
+  batch_.put_delivery(to_record(session.client_id, delivery, state, packet_id));
+}
+
+void WorkerCore::unpersist_delivery(Session& session, const Delivery& delivery) {
+  if (!delivery.stored || !delivery.message) return;
+  batch_.delete_delivery(session.client_id, delivery.message->id);
+}
+
+void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery) {
+  if (!engine_.store() || delivery.qos == 0 || !target.persistent.load(std::memory_order_relaxed))
+    return;
+  const Message& message = *delivery.message;
+  if (!message.persisted.exchange(true, std::memory_order_acq_rel)) batch_.put_message(to_record(message));
+  batch_.put_delivery(to_record(target.client_id, delivery, DeliveryState::Queued, 0));
+  delivery.stored = true;
+}
+
+void WorkerCore::retain(const MessagePtr& message) {
+  auto result = engine_.retained().set(message);
+  if (!engine_.store()) return;
+  if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {
+    batch_.put_retained(to_record(*message));
+  } else if (result == RetainedStore::SetResult::Cleared) {
+    batch_.delete_retained(message->topic);
+  }
+}
+
+void WorkerCore::after_commit(std::function<void(const Status&)> callback) {
+  after_commit_.push_back(std::move(callback));
+}
+
+void WorkerCore::flush_writes() {
+  Store* store = engine_.store();
+  if (!store || (batch_.empty() && after_commit_.empty())) return;
+  WriteBatch batch = std::move(batch_);
+  batch_.clear();
+  if (after_commit_.empty()) {
+    store->submit(std::move(batch), nullptr);
+    return;
+  }
+  // Completions run on the store's thread; the callbacks belong to this worker.
+  auto callbacks = std::make_shared<std::vector<std::function<void(const Status&)>>>(
+      std::move(after_commit_));
+  after_commit_.clear();
+  Dispatcher* dispatcher = &engine_.dispatcher();
+  unsigned self = index_;
+  store->submit(std::move(batch), [dispatcher, self, callbacks](const Status& status) {
+    dispatcher->post(self, [callbacks, status] {
+      for (auto& callback : *callbacks) callback(status);
+    });
+  });
+}
+
+bool WorkerCore::connection_alive(const ClientConnection* connection, std::uint64_t serial) const {
+  auto it = connections_.find(const_cast<ClientConnection*>(connection));
+  return it != connections_.end() && (*it)->serial() == serial;
+}
+
+void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
+  Session& session = create_session(record.client_id);
+  session.version = static_cast<protocol::ProtocolVersion>(record.protocol_version);
+  session.expiry_interval = record.expiry_interval;
+  session.expires_at_ms = record.expires_at_ms;
+  if (session.expires_at_ms == 0 && session.expiry_interval != kNever) {
+    // Connected when the broker stopped: the client went away then.
+    session.expires_at_ms = now_ms + std::uint64_t{session.expiry_interval} * 1000;
+  }
+  for (auto& sub : record.subscriptions) {
+    SubscriptionOptions o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
+                          sub.subscription_id};
+    engine_.index().subscribe(session.subscriber, sub.filter, o);
+    session.subscriptions.emplace(std::move(sub.filter), o);
+  }
+  if (record.will) {
+    StoredWill& w = *record.will;
+    protocol::Will will;
+    will.topic = std::move(w.message.topic);
+    will.payload = std::make_shared<const protocol::Payload>(std::move(w.message.payload));
+    will.qos = w.message.qos;
+    will.retain = w.message.retain;
+    will.properties.message_expiry_interval = w.message.message_expiry_interval;
+    will.properties.payload_format_indicator = w.message.payload_format_indicator;
+    will.properties.content_type = std::move(w.message.content_type);
+    will.properties.response_topic = std::move(w.message.response_topic);
+    will.properties.correlation_data = std::move(w.message.correlation_data);
+    will.properties.user_properties = std::move(w.message.user_properties);
+    if (w.delay_interval) will.properties.will_delay_interval = w.delay_interval;
+    std::uint64_t at = w.publish_at_ms != 0 ? w.publish_at_ms
+                                            : now_ms + std::uint64_t{w.delay_interval} * 1000;
+    session.will = PendingWill{std::move(will), at};
+  }
+  session.inbound_qos2.insert(record.inbound_qos2.begin(), record.inbound_qos2.end());
+  session.subscriber->persistent.store(true);
+  if (session.expires_at_ms != 0 || session.will) offline_timed_.insert(&session);
+}
+
+bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& message) {
+  Session* session = find_session(record.client_id);
+  if (!session) {
+    forget_stored_delivery(record.client_id, record.message_id);
+    return false;
+  }
+  Delivery delivery;
+  delivery.message = message;
+  delivery.qos = record.qos;
+  delivery.retain = record.retain;
+  delivery.shared = record.shared;
+  delivery.subscription_ids = std::move(record.subscription_ids);
+  delivery.stored = true;
+  if (record.state == DeliveryState::Queued || record.packet_id == 0 ||
+      session->inflight.contains(record.packet_id)) {
+    session->queued_bytes += payload_size(delivery);
+    session->queue.push_back(std::move(delivery));
+    return true;
+  }
+  auto state = record.state == DeliveryState::AwaitPuback   ? InflightMessage::State::AwaitPuback
+               : record.state == DeliveryState::AwaitPubrec ? InflightMessage::State::AwaitPubrec
+                                                            : InflightMessage::State::AwaitPubcomp;
+  session->inflight.emplace(record.packet_id, InflightMessage{std::move(delivery), state});
+  session->next_packet_id = static_cast<std::uint16_t>(record.packet_id == 65535 ? 1 : record.packet_id + 1);
+  return true;
+}
+
+void WorkerCore::forget_stored_delivery(const std::string& client_id, std::uint64_t message_id) {
+  batch_.delete_delivery(client_id, message_id);
 }
 
 }  // namespace broker::core

@@ -7,6 +7,7 @@
 //
 // Thread safety: every method runs on the owning worker's thread.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -15,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "broker/store.hpp"
 #include "core/counters.hpp"
 #include "core/delivery.hpp"
 #include "core/link.hpp"
@@ -71,10 +73,35 @@ class WorkerCore {
   void redistribute_shared(Session& session);
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
-  std::uint64_t next_message_id() noexcept;
 
   void connection_opened(ClientConnection& connection);
   void connection_closed(ClientConnection& connection);
+
+  // --- persistence (no-ops without a store) ---
+  // Writes the session's record if it is persistent (session expiry > 0); a session that
+  // stopped being persistent loses its record.
+  void persist_session(Session& session);
+  // The delivery's record for `session` changed state (sent, PUBREC received).
+  void persist_delivery(Session& session, const Delivery& delivery, DeliveryState state,
+                        std::uint16_t packet_id);
+  // The delivery is done (acknowledged, dropped, expired, moved): its record goes.
+  void unpersist_delivery(Session& session, const Delivery& delivery);
+  // Stores `delivery` (and its message, once) for the persistent session `target` if it needs it.
+  void store_delivery_for(const Subscriber& target, Delivery& delivery);
+  // Sets or clears a retained message, in memory and in the store.
+  void retain(const MessagePtr& message);
+  // Runs `callback` on this worker once every write made so far is durable (or failed).
+  void after_commit(std::function<void(const Status&)> callback);
+  bool has_pending_writes() const noexcept { return !batch_.empty(); }
+  // Submits this turn's writes; end_of_turn() does it, and shutdown once workers stopped.
+  void flush_writes();
+  // Recovery (before the workers run).
+  void restore_session(StoredSession&& record, std::uint64_t now_ms);
+  bool restore_delivery(StoredDelivery&& record, const MessagePtr& message);
+  void forget_stored_delivery(const std::string& client_id, std::uint64_t message_id);
+  // Whether `connection` is still open and is the one that had `serial` (late completions).
+  bool connection_alive(const ClientConnection* connection, std::uint64_t serial) const;
+  std::uint64_t next_connection_serial() noexcept { return next_connection_serial_++; }
 
   // A batch from another worker: (session id, delivery) pairs for sessions living here.
   struct BatchItem {
@@ -97,11 +124,13 @@ class WorkerCore {
   std::unordered_set<ClientConnection*> connections_;
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t next_session_id_ = 1;
-  std::uint64_t next_message_seq_ = 1;
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
+  WriteBatch batch_;  // this turn's store writes
+  std::vector<std::function<void(const Status&)>> after_commit_;
+  std::uint64_t next_connection_serial_ = 1;
   std::mt19937_64 rng_;
   bool draining_ = false;
 };

@@ -3,6 +3,8 @@
 #include <span>
 #include <stdexcept>
 
+#include "broker/store.hpp"
+
 namespace broker::test {
 
 std::size_t ManualDispatcher::run() {
@@ -74,11 +76,19 @@ void VirtualClient::drop() {
   harness_.settle();
 }
 
-CoreHarness::CoreHarness(Options options, unsigned workers)
+CoreHarness::CoreHarness(Options options, unsigned workers, Store* store)
     : dispatcher_(std::make_unique<ManualDispatcher>(workers)),
-      engine_(std::make_unique<core::Engine>(options, workers, *dispatcher_, clock_)) {}
+      engine_(std::make_unique<core::Engine>(options, workers, *dispatcher_, clock_, store)) {
+  if (Status st = engine_->recover(); !st) throw std::runtime_error("recover: " + st.to_string());
+  settle();
+}
 
-CoreHarness::~CoreHarness() = default;
+CoreHarness::~CoreHarness() {
+  // As the broker does at shutdown: last writes out, and what is still in memory stays stored.
+  for (unsigned w = 0; w < engine_->worker_count(); ++w) engine_->worker(w).flush_writes();
+  engine_->keep_persisted_messages();
+  if (Store* store = engine_->store()) store->flush();
+}
 
 void CoreHarness::settle() {
   for (int round = 0; round < 100; ++round) {

@@ -91,7 +91,9 @@ class VirtualClient final : public core::Link {
 
 class CoreHarness {
  public:
-  explicit CoreHarness(Options options = {}, unsigned workers = 2);
+  // `store` (may be null) must outlive the harness; a new harness on the same store is a
+  // restart: it recovers what the previous one persisted.
+  explicit CoreHarness(Options options = {}, unsigned workers = 2, Store* store = nullptr);
   ~CoreHarness();
 
   core::Engine& engine() { return *engine_; }

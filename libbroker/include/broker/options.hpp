@@ -17,6 +17,15 @@ enum class QueueOverflow : std::uint8_t {
   RefuseNewest, // keep what is queued; the new message is dropped
 };
 
+class Store;
+
+// When a QoS 1/2 message that must survive a restart is acknowledged to its publisher.
+enum class Durability : std::uint8_t {
+  Durable,  // after the Store committed it to disk (fsync): survives a power loss
+  Async,    // at once; the Store writes it soon after (survives a process crash, usually)
+  Memory,   // nothing is written; sessions live as long as the process
+};
+
 struct ListenerOptions {
   std::string host = "0.0.0.0";  // Default: all IPv4 interfaces.
   std::uint16_t port = 1883;     // Default: 1883 (IANA MQTT). 0 picks a free port.
@@ -77,8 +86,18 @@ struct Options {
   // Worker threads, each with its own event loop and listener socket. 0 = one per core.
   // Default: 0.
   unsigned workers = 0;
-  // Directory for durable state. Default: "./data".
+  // Directory for durable state (the LMDB store). Default: "./data".
   std::string data_dir = "./data";
+  // Default: Durable.
+  Durability durability = Durability::Durable;
+  // Where state is kept. Not owned; must outlive the Broker. Default: null, meaning an LMDB
+  // store in data_dir (or none with Durability::Memory).
+  Store* store = nullptr;
+  // Largest size of the LMDB data file. Default: 16 GiB (address space, not disk).
+  std::uint64_t store_map_size = 16ull << 30;
+  // An unreadable data dir is moved aside and an empty one started, instead of failing.
+  // Default: false.
+  bool store_move_aside_unreadable = false;
   // Default: Info.
   LogLevel log_level = LogLevel::Info;
   Limits limits;

@@ -1,0 +1,232 @@
+// What the core writes to the Store and reads back after a restart, driven in memory: a
+// "restart" is a new CoreHarness on the same store.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "broker/store.hpp"
+#include "storage/lmdb/lmdb_store.hpp"
+#include "support/core_harness.hpp"
+
+using namespace broker;
+using namespace broker::protocol;
+using broker::test::CoreHarness;
+using broker::test::VirtualClient;
+
+namespace {
+
+Publish publish(const std::string& topic, const std::string& payload, std::uint8_t qos,
+                std::uint16_t id, bool retain = false) {
+  Publish p;
+  p.topic = topic;
+  p.payload = std::make_shared<const Payload>(payload);
+  p.qos = qos;
+  p.packet_id = id;
+  p.retain = retain;
+  return p;
+}
+
+Connect connect_packet(const std::string& id, ProtocolVersion v, bool clean, std::uint32_t expiry) {
+  Connect c;
+  c.version = v;
+  c.client_id = id;
+  c.clean_start = clean;
+  if (v == ProtocolVersion::V5 && expiry) c.properties.session_expiry_interval = expiry;
+  return c;
+}
+
+void subscribe(VirtualClient& c, const std::string& filter, std::uint8_t qos) {
+  Subscribe s;
+  s.packet_id = 1;
+  s.entries.push_back(SubscribeEntry{filter, qos, false, false, 0});
+  c.send(s);
+  c.take<Suback>();
+}
+
+// Everything a store holds, for checks.
+struct Counts final : StoreVisitor {
+  std::size_t messages = 0, sessions = 0, deliveries = 0, retained = 0;
+  void on_message(StoredMessage&&) override { ++messages; }
+  void on_session(StoredSession&&) override { ++sessions; }
+  void on_delivery(StoredDelivery&&) override { ++deliveries; }
+  void on_retained(StoredMessage&&) override { ++retained; }
+};
+Counts count(Store& store) {
+  Counts c;
+  REQUIRE(store.load(c).is_ok());
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("persistence: an offline session's queue survives a restart, in order", "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto sub = h.connect("car-1", ProtocolVersion::V311, false);
+    subscribe(*sub, "vehicle/car-1/poi", 1);
+    sub->drop();
+    auto platform = h.connect("platform");
+    for (int i = 0; i < 3; ++i)
+      platform->send(publish("vehicle/car-1/poi", "poi-" + std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+    for (int i = 0; i < 3; ++i) CHECK(platform->take<Ack>().type == PacketType::Puback);
+  }
+  CoreHarness h({}, 2, store.get());
+  auto car = h.open(ProtocolVersion::V311);
+  car->send(connect_packet("car-1", ProtocolVersion::V311, false, 0));
+  CHECK(car->take<Connack>().session_present);
+  for (int i = 0; i < 3; ++i) {
+    auto p = car->take<Publish>();
+    CHECK(*p.payload == "poi-" + std::to_string(i));
+    car->send(Ack{PacketType::Puback, p.packet_id, ReasonCode::Success, {}});
+  }
+  // The subscription came back too.
+  auto platform = h.connect("platform");
+  platform->send(publish("vehicle/car-1/poi", "live", 1, 9));
+  CHECK(*car->take<Publish>().payload == "live");
+}
+
+TEST_CASE("persistence: acknowledged deliveries and their messages leave the store", "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto sub = h.connect("car-2", ProtocolVersion::V5, true, 3600);
+    subscribe(*sub, "t", 1);
+    auto pub = h.connect("pub");
+    pub->send(publish("t", "x", 1, 1));
+    auto p = sub->take<Publish>();
+    sub->send(Ack{PacketType::Puback, p.packet_id, ReasonCode::Success, {}});
+  }
+  auto c = count(*store);
+  CHECK(c.sessions == 1);
+  CHECK(c.deliveries == 0);
+  CHECK(c.messages == 0);
+}
+
+TEST_CASE("persistence: an unacknowledged QoS 1 message is resent with DUP and its packet id after a restart", "[persistence]") {
+  auto store = make_memory_store();
+  std::uint16_t first_id = 0;
+  {
+    CoreHarness h({}, 2, store.get());
+    auto sub = h.connect("car-3", ProtocolVersion::V5, true, 3600);
+    subscribe(*sub, "t", 1);
+    auto pub = h.connect("pub");
+    pub->send(publish("t", "once", 1, 1));
+    first_id = sub->take<Publish>().packet_id;
+  }
+  CoreHarness h({}, 2, store.get());
+  auto sub = h.open(ProtocolVersion::V5);
+  sub->send(connect_packet("car-3", ProtocolVersion::V5, false, 3600));
+  CHECK(sub->take<Connack>().session_present);
+  auto again = sub->take<Publish>();
+  CHECK(again.dup);
+  CHECK(again.packet_id == first_id);
+  CHECK(*again.payload == "once");
+}
+
+TEST_CASE("persistence: QoS 2 state on both sides survives a restart", "[persistence]") {
+  auto store = make_memory_store();
+  std::uint16_t out_id = 0;
+  {
+    CoreHarness h({}, 2, store.get());
+    auto sub = h.connect("q2-sub", ProtocolVersion::V5, true, 3600);
+    subscribe(*sub, "q2", 2);
+    auto pub = h.connect("q2-pub", ProtocolVersion::V5, true, 3600);
+    pub->send(publish("q2", "exactly-once", 2, 5));
+    CHECK(pub->take<Ack>().type == PacketType::Pubrec);  // PUBREL not sent before the restart
+    out_id = sub->take<Publish>().packet_id;
+    sub->send(Ack{PacketType::Pubrec, out_id, ReasonCode::Success, {}});
+    CHECK(sub->take<Ack>().type == PacketType::Pubrel);  // PUBCOMP not sent before the restart
+  }
+  CoreHarness h({}, 2, store.get());
+  auto sub = h.open(ProtocolVersion::V5);
+  sub->send(connect_packet("q2-sub", ProtocolVersion::V5, false, 3600));
+  sub->take<Connack>();
+  auto rel = sub->take<Ack>();  // [MQTT-4.4.0-1] the PUBREL again, not the message
+  CHECK(rel.type == PacketType::Pubrel);
+  CHECK(rel.packet_id == out_id);
+  auto pub = h.open(ProtocolVersion::V5);
+  pub->send(connect_packet("q2-pub", ProtocolVersion::V5, false, 3600));
+  pub->take<Connack>();
+  auto dup = publish("q2", "exactly-once", 2, 5);
+  dup.dup = true;
+  pub->send(dup);  // the publisher never saw PUBREC: it resends; the broker must not route it again
+  CHECK(pub->take<Ack>().type == PacketType::Pubrec);
+  CHECK(sub->received().empty());
+}
+
+TEST_CASE("persistence: retained messages survive a restart; clearing removes them", "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto pub = h.connect("cfg");
+    pub->send(publish("vehicle/all/config", "v1", 1, 1, true));
+    pub->send(publish("vehicle/old/config", "gone", 1, 2, true));
+    pub->send(publish("vehicle/old/config", "", 1, 3, true));
+  }
+  CHECK(count(*store).retained == 1);
+  CoreHarness h({}, 2, store.get());
+  auto sub = h.connect("late");
+  subscribe(*sub, "vehicle/+/config", 1);
+  auto got = sub->take<Publish>();
+  CHECK(got.retain);
+  CHECK(*got.payload == "v1");
+  CHECK(sub->received().empty());
+}
+
+TEST_CASE("persistence: clean sessions write nothing", "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto sub = h.connect("clean", ProtocolVersion::V5, true, 0);
+    subscribe(*sub, "t", 1);
+    auto pub = h.connect("pub");
+    pub->send(publish("t", "x", 1, 1));
+    sub->take<Publish>();
+  }
+  auto c = count(*store);
+  CHECK(c.sessions == 0);
+  CHECK(c.deliveries == 0);
+}
+
+TEST_CASE("persistence: a session that expired is removed from the store [MQTT-3.1.2-23]", "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto c = h.connect("brief", ProtocolVersion::V5, true, 2);
+    subscribe(*c, "t", 1);
+    c->drop();
+    CHECK(count(*store).sessions == 1);
+    h.advance(3000);
+  }
+  CHECK(count(*store).sessions == 0);
+}
+
+TEST_CASE("persistence: a durable PUBACK waits for the commit", "[persistence]") {
+  auto dir = std::filesystem::temp_directory_path() / "broker-durable-ack-test";
+  std::filesystem::remove_all(dir);
+  LmdbStoreOptions o;
+  o.dir = dir.string();
+  o.map_size = 64ull << 20;
+  auto opened = open_lmdb_store(o);
+  REQUIRE(opened.is_ok());
+  auto store = std::move(opened).value();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto sub = h.connect("car-4", ProtocolVersion::V311, false);
+    subscribe(*sub, "t", 1);
+    sub->drop();
+    auto pub = h.connect("pub");
+    storage::lmdb_store_hold_writer_for_test(*store, true);
+    pub->send(publish("t", "durable", 1, 7));
+    CHECK(pub->received().empty());  // not acknowledged before it is on disk
+    storage::lmdb_store_hold_writer_for_test(*store, false);
+    store->flush();
+    h.settle();
+    auto ack = pub->take<Ack>();
+    CHECK(ack.type == PacketType::Puback);
+    CHECK(ack.packet_id == 7);
+  }
+  store.reset();
+  std::filesystem::remove_all(dir);
+}

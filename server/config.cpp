@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <span>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -277,7 +278,7 @@ std::string_view leaf(std::string_view path) {
 // The schema: one row per option, driving the file, the environment, the flags, --print-config
 // and the "did you mean" hints, so a new Options field is added in one place.
 
-enum class Kind { Unsigned, Bool, String, LogLevelName, OverflowName, ListenerList };
+enum class Kind { Unsigned, Bool, String, Enum, ListenerList };
 
 struct Field {
   std::string_view key;
@@ -287,10 +288,12 @@ struct Field {
   Json (*read)(const Options&);
   // Called with a value already checked against kind/min/max (and normalized).
   void (*write)(Options&, const Json&);
+  std::span<const std::string_view> names = {};  // Kind::Enum: the accepted names, in enum order
 };
 
 constexpr std::string_view kLogLevelNames[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kOverflowNames[] = {"drop_oldest", "refuse_newest"};
+constexpr std::string_view kDurabilityNames[] = {"durable", "async", "memory"};
 
 template <typename Enum, std::size_t N>
 std::optional<Enum> enum_from_name(const std::string_view (&names)[N], std::string_view name) {
@@ -307,14 +310,21 @@ std::string_view enum_name(const std::string_view (&names)[N], Enum value) {
   return i < N ? names[i] : std::string_view("?");
 }
 
-template <std::size_t N>
-std::string enum_choices(const std::string_view (&names)[N]) {
+std::string enum_choices(std::span<const std::string_view> names) {
   std::string out;
-  for (std::size_t i = 0; i < N; ++i) {
-    if (i > 0) out += i + 1 == N ? " or " : ", ";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
     out += fmt::format("\"{}\"", names[i]);
   }
   return out;
+}
+
+bool is_enum_name(std::span<const std::string_view> names, std::string_view name) {
+  std::string l = lower(name);
+  for (auto n : names) {
+    if (n == l) return true;
+  }
+  return false;
 }
 
 // The static_cast is safe: write() only sees values within the row's min..max.
@@ -349,25 +359,35 @@ const std::vector<Field>& fields() {
       BROKER_UNSIGNED_FIELD("workers", workers, 0, kMaxWorkers),
       Field{"data_dir", Kind::String, 0, 0, [](const Options& o) { return Json(o.data_dir); },
             [](Options& o, const Json& v) { o.data_dir = v.get<std::string>(); }},
-      Field{"log_level", Kind::LogLevelName, 0, 0,
+      BROKER_UNSIGNED_FIELD("store_map_size", store_map_size, 1ull << 20, kU64Max),
+      BROKER_BOOL_FIELD("store_move_aside_unreadable", store_move_aside_unreadable),
+      Field{"log_level", Kind::Enum, 0, 0,
             [](const Options& o) { return Json(enum_name(kLogLevelNames, o.log_level)); },
             [](Options& o, const Json& v) {
               o.log_level = *enum_from_name<LogLevel>(kLogLevelNames, v.get<std::string>());
-            }},
+            },
+            kLogLevelNames},
+      Field{"durability", Kind::Enum, 0, 0,
+            [](const Options& o) { return Json(enum_name(kDurabilityNames, o.durability)); },
+            [](Options& o, const Json& v) {
+              o.durability = *enum_from_name<Durability>(kDurabilityNames, v.get<std::string>());
+            },
+            kDurabilityNames},
       BROKER_UNSIGNED_FIELD("limits.max_packet_size", limits.max_packet_size, kMinPacket,
                             kProtocolMaxPacket),
       BROKER_UNSIGNED_FIELD("limits.receive_maximum", limits.receive_maximum, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_inflight", limits.max_inflight, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_queued_messages", limits.max_queued_messages, 1, kU32Max),
       BROKER_UNSIGNED_FIELD("limits.max_queued_bytes", limits.max_queued_bytes, 0, kU64Max),
-      Field{"limits.queue_overflow", Kind::OverflowName, 0, 0,
+      Field{"limits.queue_overflow", Kind::Enum, 0, 0,
             [](const Options& o) {
               return Json(enum_name(kOverflowNames, o.limits.queue_overflow));
             },
             [](Options& o, const Json& v) {
               o.limits.queue_overflow =
                   *enum_from_name<QueueOverflow>(kOverflowNames, v.get<std::string>());
-            }},
+            },
+            kOverflowNames},
       BROKER_BOOL_FIELD("limits.queue_qos0_offline", limits.queue_qos0_offline),
       BROKER_UNSIGNED_FIELD("limits.max_worker_inbox", limits.max_worker_inbox, 1, kU32Max),
       BROKER_UNSIGNED_FIELD("limits.max_pending_output_bytes", limits.max_pending_output_bytes, 0,
@@ -500,19 +520,10 @@ Status check_value(const Source& src, const Field& f, const Json& v, Json& out) 
         return fail(src, path, fmt::format("must be a non-empty string, got {}", shown(v)));
       out = v;
       return Status::ok();
-    case Kind::LogLevelName:
-    case Kind::OverflowName: {
-      bool is_level = f.kind == Kind::LogLevelName;
-      bool known = v.is_string() &&
-                   (is_level ? enum_from_name<LogLevel>(kLogLevelNames, v.get<std::string>())
-                                   .has_value()
-                             : enum_from_name<QueueOverflow>(kOverflowNames,
-                                                             v.get<std::string>())
-                                   .has_value());
-      if (!known) {
-        std::string choices = is_level ? enum_choices(kLogLevelNames)
-                                       : enum_choices(kOverflowNames);
-        return fail(src, path, fmt::format("must be one of {}, got {}", choices, shown(v)));
+    case Kind::Enum: {
+      if (!v.is_string() || !is_enum_name(f.names, v.get<std::string>())) {
+        return fail(src, path,
+                    fmt::format("must be one of {}, got {}", enum_choices(f.names), shown(v)));
       }
       out = lower(v.get<std::string>());
       return Status::ok();
@@ -586,8 +597,7 @@ Json json_from_text(Kind kind, std::string_view text) {
       return list;
     }
     case Kind::String:
-    case Kind::LogLevelName:
-    case Kind::OverflowName:
+    case Kind::Enum:
       break;
   }
   return std::string(text);

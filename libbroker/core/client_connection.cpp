@@ -263,6 +263,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     } else {
       send_publish(inflight.delivery, packet_id, true);
     }
+    inflight.sent = true;
   }
   worker_.pump(*session);
 }
@@ -421,7 +422,7 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
       }
       it->second.state = S::AwaitPubcomp;
       worker_.persist_delivery(session, it->second.delivery, DeliveryState::AwaitPubcomp, ack.packet_id);
-      send_pubrel(ack.packet_id);
+      worker_.send_inflight_when_durable(session, ack.packet_id);
       return;
     case PacketType::Pubcomp:
       if (it != session.inflight.end() && it->second.state == S::AwaitPubcomp) {
@@ -433,8 +434,10 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
     case PacketType::Pubrel: {
       bool known = session.inbound_qos2.erase(ack.packet_id) > 0;
       if (known) worker_.persist_session(session);
-      send_ack(PacketType::Pubcomp, ack.packet_id,
-               known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound);
+      // After the commit: a PUBCOMP for an id the broker could still hold after a crash would
+      // make it drop the client's next message with that id as a duplicate.
+      queue_ack(PacketType::Pubcomp, ack.packet_id,
+                known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound);
       return;
     }
     default:

@@ -29,6 +29,9 @@ struct InflightMessage {
   enum class State : std::uint8_t { AwaitPuback, AwaitPubrec, AwaitPubcomp };
   Delivery delivery;
   State state = State::AwaitPuback;
+  // The packet for `state` (PUBLISH, or PUBREL once PUBREC came) went out on the current
+  // connection. False while it waits for the store (QoS 2 with Durability::Durable).
+  bool sent = true;
 };
 
 struct PendingWill {

@@ -308,6 +308,12 @@ void WorkerCore::pump(Session& session) {
     std::uint16_t id = session.next_packet_id;
     while (session.inflight.contains(id)) id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
     session.next_packet_id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
+    if (delivery.qos == 2 && delivery.stored && engine_.durable_acks()) {
+      persist_delivery(session, delivery, DeliveryState::AwaitPubrec, id);
+      session.inflight.emplace(id, InflightMessage{std::move(delivery), InflightMessage::State::AwaitPubrec, false});
+      send_inflight_when_durable(session, id);
+      continue;
+    }
     // Too large for the client: dropped as if delivered [MQTT-3.1.2-25].
     if (!connection->send_publish(delivery, id, false)) {
       unpersist_delivery(session, delivery);
@@ -319,6 +325,32 @@ void WorkerCore::pump(Session& session) {
                      delivery.qos == 1 ? DeliveryState::AwaitPuback : DeliveryState::AwaitPubrec, id);
     session.inflight.emplace(id, InflightMessage{std::move(delivery), state});
   }
+}
+
+void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t packet_id) {
+  auto transmit = [](Session& s, std::uint16_t id) {
+    auto it = s.inflight.find(id);
+    if (it == s.inflight.end() || it->second.sent || !s.connection || !s.connection->connected()) return;
+    it->second.sent = true;
+    if (it->second.state == InflightMessage::State::AwaitPubcomp) {
+      s.connection->send_pubrel(id);
+    } else if (!s.connection->send_publish(it->second.delivery, id, false)) {
+      s.inflight.erase(it);  // too large for the client: dropped as if delivered
+    }
+  };
+  auto it = session.inflight.find(packet_id);
+  if (it == session.inflight.end()) return;
+  if (!engine_.durable_acks() || !it->second.delivery.stored) {
+    it->second.sent = false;
+    transmit(session, packet_id);
+    return;
+  }
+  it->second.sent = false;
+  after_commit([this, session_id = session.id, packet_id, transmit](const Status& status) {
+    if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
+    auto found = sessions_by_id_.find(session_id);
+    if (found != sessions_by_id_.end()) transmit(*found->second, packet_id);
+  });
 }
 
 void WorkerCore::redistribute_shared(Session& session) {

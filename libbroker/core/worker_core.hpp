@@ -69,6 +69,11 @@ class WorkerCore {
   void deliver(Session& session, Delivery&& delivery);
   // Sends queued messages while the session's inflight window has room.
   void pump(Session& session);
+  // Sends the packet the inflight entry `packet_id` is waiting to send (PUBLISH or PUBREL)
+  // now, or, for a stored QoS 2 flow under Durability::Durable, once its state is on disk:
+  // exactly once must hold across a crash, so the client never sees a packet id or a PUBREL
+  // the broker could forget.
+  void send_inflight_when_durable(Session& session, std::uint16_t packet_id);
   // Moves a session's unacknowledged shared-subscription messages to other group members.
   void redistribute_shared(Session& session);
   // Publishes a will as its client's last message.

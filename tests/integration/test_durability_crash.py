@@ -1,0 +1,194 @@
+"""Nothing acknowledged is lost: brokerd is killed with SIGKILL at random points while a
+publisher sends QoS 1 messages to an offline persistent session, then restarted on the same
+data dir; at the end the vehicle receives every message the broker acknowledged.
+
+Runs against brokerd only (it restarts the broker itself)."""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+import mqtt_raw as m
+from conftest import IS_MOSQUITTO
+
+pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="restarts brokerd on its data dir")
+
+LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+class Brokerd:
+    """brokerd on a fixed data dir, started and killed at will."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.proc = None
+        self.port = None
+        self.log = []
+
+    def start(self):
+        self.port = None
+        self.proc = subprocess.Popen(
+            [os.environ["BROKERD"], "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+             "--workers", "2", "--log-level", "info"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        found = threading.Event()
+
+        def read(proc):
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.append(line)
+                match = LISTEN_RE.search(line)
+                if match and not found.is_set():
+                    self.port = int(match.group(1))
+                    found.set()
+            found.set()
+
+        threading.Thread(target=read, args=(self.proc,), daemon=True).start()
+        assert found.wait(10) and self.port, "brokerd did not start:\n" + "\n".join(self.log[-30:])
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(10)
+
+
+@pytest.fixture
+def brokerd():
+    with tempfile.TemporaryDirectory(prefix="brokerd-crash-") as tmp:
+        b = Brokerd(os.path.join(tmp, "data"))
+        b.start()
+        try:
+            yield b
+        finally:
+            b.kill()
+
+
+def publish_until_killed(broker, first_id, count, kill_after, topic, qos=1):
+    """Publishes ids first_id.. while another thread kills the broker after kill_after seconds.
+    Returns the ids the broker acknowledged."""
+    acked = []
+    killer = threading.Timer(kill_after, broker.kill)
+    killer.start()
+    try:
+        c = m.Client(broker.port, version=m.V311, timeout=5)
+        c.connect("platform-pub", version=m.V311, clean=True)
+        for i in range(first_id, first_id + count):
+            c.publish(topic, b"%d" % i, qos=qos)
+            acked.append(i)
+    except (m.MQTTTestError, OSError):
+        pass  # the broker died under us: what was acknowledged is what counts
+    finally:
+        killer.cancel()
+        killer.join()
+        broker.kill()
+    return acked
+
+
+def connect_vehicle(broker, clean=False):
+    c = m.Client(broker.port, version=m.V311, timeout=5)
+    c.connect("car-crash", version=m.V311, clean=clean)
+    return c
+
+
+def test_acknowledged_qos1_messages_survive_sigkill(brokerd):
+    rng = random.Random(20261126)
+    car = connect_vehicle(brokerd, clean=True)
+    car.close()
+    car = connect_vehicle(brokerd)
+    car.subscribe("vehicle/car-crash/cmd", 1)
+    car.disconnect()
+
+    # 4 x 200 stays under the session queue bound (1,000, drop oldest), so every loss would be
+    # a durability failure, not the overflow policy.
+    acked = []
+    next_id = 1
+    for _ in range(4):
+        got = publish_until_killed(brokerd, next_id, 200, rng.uniform(0.05, 0.6),
+                                   "vehicle/car-crash/cmd")
+        acked += got
+        next_id += 200
+        brokerd.start()
+    assert acked, "no publish was acknowledged at all"
+
+    car = connect_vehicle(brokerd)
+    assert car.connack.session_present
+    received = set()
+    deadline = time.monotonic() + 30
+    while not set(acked) <= received and time.monotonic() < deadline:
+        try:
+            pkt = car.recv(timeout=3)
+        except Exception:
+            break
+        if pkt.type == m.PUBLISH:
+            received.add(int(pkt.payload))
+            car.ack(pkt)
+    missing = sorted(set(acked) - received)
+    assert not missing, "%d acknowledged messages lost, first %r" % (len(missing), missing[:10])
+    car.disconnect()
+    assert brokerd.stop() == 0
+
+
+def test_retained_message_survives_sigkill(brokerd):
+    acked = publish_until_killed_retained(brokerd)
+    brokerd.start()
+    c = m.Client(brokerd.port, version=m.V311, timeout=5)
+    c.connect("reader", version=m.V311)
+    c.subscribe("fleet/config", 1)
+    pkt = c.expect(m.PUBLISH)
+    assert pkt.retain
+    assert int(pkt.payload) >= acked[-1]
+    c.disconnect()
+    assert brokerd.stop() == 0
+
+
+def publish_until_killed_retained(broker):
+    acked = []
+    killer = threading.Timer(0.3, broker.kill)
+    killer.start()
+    try:
+        c = m.Client(broker.port, version=m.V311, timeout=5)
+        c.connect("config-pub", version=m.V311)
+        for i in range(1, 100000):
+            c.publish("fleet/config", b"%d" % i, qos=1, retain=True)
+            acked.append(i)
+    except (m.MQTTTestError, OSError):
+        pass
+    finally:
+        killer.cancel()
+        killer.join()
+        broker.kill()
+    assert acked
+    return acked
+
+
+def test_qos2_in_flight_completes_after_sigkill(brokerd):
+    car = connect_vehicle(brokerd)
+    car.subscribe("vehicle/car-crash/file", 2)
+    pub = m.Client(brokerd.port, version=m.V311, timeout=5)
+    pub.connect("file-pub", version=m.V311)
+    pub.publish("vehicle/car-crash/file", b"chunk-1", qos=2)
+    pkt = car.expect(m.PUBLISH)
+    assert pkt.qos == 2
+    car.send(m.pubrec(pkt.pid, version=m.V311))
+    car.expect(m.PUBREL)
+    brokerd.kill()  # before our PUBCOMP: the broker must resend PUBREL, not the message
+    brokerd.start()
+    car = connect_vehicle(brokerd)
+    assert car.connack.session_present
+    rel = car.expect(m.PUBREL)
+    assert rel.pid == pkt.pid
+    car.send(m.pubcomp(rel.pid, version=m.V311))
+    car.expect_nothing(0.5)
+    car.disconnect()
+    assert brokerd.stop() == 0

@@ -308,9 +308,19 @@ void WorkerCore::pump(Session& session) {
     std::uint16_t id = session.next_packet_id;
     while (session.inflight.contains(id)) id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
     session.next_packet_id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
-    if (delivery.qos == 2 && delivery.stored && engine_.durable_acks()) {
-      persist_delivery(session, delivery, DeliveryState::AwaitPubrec, id);
-      session.inflight.emplace(id, InflightMessage{std::move(delivery), InflightMessage::State::AwaitPubrec, false});
+    // A stored QoS 2 message waits for its state to be on disk; whatever follows it waits
+    // behind it (the after-commit callbacks run in order), so the session's order holds.
+    const bool wait_for_commit =
+        engine_.durable_acks() &&
+        ((delivery.qos == 2 && delivery.stored) ||
+         std::any_of(session.inflight.begin(), session.inflight.end(),
+                     [](const auto& entry) { return !entry.second.sent; }));
+    if (wait_for_commit) {
+      const auto state = delivery.qos == 1 ? InflightMessage::State::AwaitPuback
+                                           : InflightMessage::State::AwaitPubrec;
+      persist_delivery(session, delivery,
+                       delivery.qos == 1 ? DeliveryState::AwaitPuback : DeliveryState::AwaitPubrec, id);
+      session.inflight.emplace(id, InflightMessage{std::move(delivery), state, false});
       send_inflight_when_durable(session, id);
       continue;
     }
@@ -340,7 +350,10 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   };
   auto it = session.inflight.find(packet_id);
   if (it == session.inflight.end()) return;
-  if (!engine_.durable_acks() || !it->second.delivery.stored) {
+  const bool others_waiting = std::any_of(
+      session.inflight.begin(), session.inflight.end(),
+      [packet_id](const auto& entry) { return entry.first != packet_id && !entry.second.sent; });
+  if (!engine_.durable_acks() || (!it->second.delivery.stored && !others_waiting)) {
     it->second.sent = false;
     transmit(session, packet_id);
     return;

@@ -7,6 +7,7 @@
 #include "broker/store.hpp"
 #include "storage/lmdb/lmdb_store.hpp"
 #include "support/core_harness.hpp"
+#include "support/faulty_store.hpp"
 
 using namespace broker;
 using namespace broker::protocol;
@@ -229,4 +230,82 @@ TEST_CASE("persistence: a durable PUBACK waits for the commit", "[persistence]")
   }
   store.reset();
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+// A store whose batches fail on demand, behind a broker core in durable mode.
+struct FaultyFixture {
+  broker::test::FaultyStore store{make_memory_store()};
+};
+}  // namespace
+
+TEST_CASE("persistence: a failed write is never acknowledged; 5.0 hears why", "[persistence]") {
+  FaultyFixture f;
+  CoreHarness h({}, 2, &f.store);
+  auto car = h.connect("car-f", ProtocolVersion::V311, false);
+  subscribe(*car, "t", 1);
+  car->drop();
+  auto pub = h.connect("pub-f");  // 5.0
+  f.store.fail_from(f.store.submitted() + 1, Status::unavailable("store full: map size reached"));
+  pub->send(publish("t", "lost?", 1, 3));
+  auto ack = pub->take<Ack>();
+  CHECK(ack.packet_id == 3);
+  CHECK(ack.reason == ReasonCode::QuotaExceeded);
+  f.store.clear_faults();
+  pub->send(publish("t", "kept", 1, 4));
+  CHECK(pub->take<Ack>().reason == ReasonCode::Success);
+}
+
+TEST_CASE("persistence: a failed write disconnects a 3.1.1 publisher, which has no failure code", "[persistence]") {
+  FaultyFixture f;
+  CoreHarness h({}, 2, &f.store);
+  auto car = h.connect("car-g", ProtocolVersion::V311, false);
+  subscribe(*car, "t", 1);
+  car->drop();
+  auto pub = h.connect("pub-g", ProtocolVersion::V311);
+  f.store.fail_from(f.store.submitted() + 1, Status::io_error("disk failed"));
+  pub->send(publish("t", "x", 1, 5));
+  CHECK(pub->received().empty());  // no PUBACK for what was not stored
+  CHECK(pub->closed_by_broker());
+}
+
+TEST_CASE("persistence: acknowledgements keep PUBLISH order while one waits for the store [MQTT-4.6.0-2]", "[persistence]") {
+  FaultyFixture f;
+  CoreHarness h({}, 2, &f.store);
+  auto car = h.connect("car-h", ProtocolVersion::V311, false);
+  subscribe(*car, "stored", 1);
+  car->drop();
+  auto pub = h.connect("pub-h");
+  f.store.hold_writes(true);
+  pub->send(publish("stored", "a", 1, 1));     // waits for the commit
+  pub->send(publish("nobody/here", "b", 1, 2));  // needs none, but must not overtake
+  CHECK(pub->received().empty());
+  f.store.release_held();
+  f.store.hold_writes(false);
+  h.settle();
+  CHECK(pub->take<Ack>().packet_id == 1);
+  CHECK(pub->take<Ack>().packet_id == 2);
+}
+
+TEST_CASE("persistence: nothing acknowledged is among the writes a crash loses", "[persistence]") {
+  FaultyFixture f;
+  {
+    CoreHarness h({}, 2, &f.store);
+    auto car = h.connect("car-i", ProtocolVersion::V311, false);
+    subscribe(*car, "t", 1);
+    car->drop();
+    auto pub = h.connect("pub-i");
+    pub->send(publish("t", "1", 1, 1));
+    CHECK(pub->take<Ack>().packet_id == 1);
+    f.store.hold_writes(true);
+    pub->send(publish("t", "2", 1, 2));
+    CHECK(pub->received().empty());
+    f.store.drop_unsynced();  // the crash
+  }
+  f.store.hold_writes(false);
+  CoreHarness h({}, 2, &f.store);
+  auto car = h.open(ProtocolVersion::V311);
+  car->send(connect_packet("car-i", ProtocolVersion::V311, false, 0));
+  car->take<Connack>();
+  CHECK(*car->take<Publish>().payload == "1");  // the acknowledged one is there
 }

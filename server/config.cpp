@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "broker/topic.hpp"
 #include "broker/version.h"
 
 extern char** environ;  // POSIX; not declared by any standard header in C++ mode
@@ -278,7 +279,7 @@ std::string_view leaf(std::string_view path) {
 // The schema: one row per option, driving the file, the environment, the flags, --print-config
 // and the "did you mean" hints, so a new Options field is added in one place.
 
-enum class Kind { Unsigned, Bool, String, Enum, ListenerList };
+enum class Kind { Unsigned, Bool, String, Enum, ListenerList, FilterList, TtlRules };
 
 struct Field {
   std::string_view key;
@@ -361,6 +362,24 @@ const std::vector<Field>& fields() {
             [](Options& o, const Json& v) { o.data_dir = v.get<std::string>(); }},
       BROKER_UNSIGNED_FIELD("store_map_size", store_map_size, 1ull << 20, kU64Max),
       BROKER_BOOL_FIELD("store_move_aside_unreadable", store_move_aside_unreadable),
+      Field{"persisted_filters", Kind::FilterList, 0, 0,
+            [](const Options& o) { return Json(o.persisted_filters); },
+            [](Options& o, const Json& v) { o.persisted_filters = v.get<std::vector<std::string>>(); }},
+      Field{"message_ttl_rules", Kind::TtlRules, 0, 0,
+            [](const Options& o) {
+              Json rules = Json::array();
+              for (const auto& r : o.message_ttl_rules)
+                rules.push_back({{"filter", r.filter}, {"seconds", r.seconds}});
+              return rules;
+            },
+            [](Options& o, const Json& v) {
+              o.message_ttl_rules.clear();
+              for (const auto& r : v)
+                o.message_ttl_rules.push_back(
+                    TtlRule{r["filter"].get<std::string>(), r["seconds"].get<std::uint32_t>()});
+            }},
+      BROKER_UNSIGNED_FIELD("log_retention_seconds", log_retention_seconds, 1, kU64Max / 1000),
+      BROKER_UNSIGNED_FIELD("log_max_bytes", log_max_bytes, 0, kU64Max),
       Field{"log_level", Kind::Enum, 0, 0,
             [](const Options& o) { return Json(enum_name(kLogLevelNames, o.log_level)); },
             [](Options& o, const Json& v) {
@@ -499,6 +518,40 @@ Status check_listener(const Source& src, const std::string& path, const Json& it
   return Status::ok();
 }
 
+bool valid_filter(const Json& v) {
+  return v.is_string() && broker::is_valid_topic_filter(v.get<std::string>()) &&
+         !broker::is_shared_filter(v.get<std::string>());
+}
+
+// A TTL rule: {"filter": "vehicle/+/poi", "seconds": 86400}, or "vehicle/+/poi=86400".
+Status check_ttl_rule(const Source& src, const std::string& path, const Json& item, Json& out) {
+  constexpr std::string_view kRule =
+      "must be {\"filter\": TOPIC-FILTER, \"seconds\": 1..4294967295} or \"FILTER=SECONDS\"";
+  Json rule = item;
+  if (item.is_string()) {
+    const std::string text = item.get<std::string>();
+    auto eq = text.rfind('=');
+    if (eq == std::string::npos) return fail(src, path, fmt::format("{}, got {}", kRule, shown(item)));
+    std::string digits = text.substr(eq + 1);
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    Json seconds = ec == std::errc() && end == digits.data() + digits.size() && !digits.empty()
+                       ? Json(n)
+                       : Json(digits);
+    rule = Json{{"filter", text.substr(0, eq)}, {"seconds", seconds}};
+  }
+  if (!rule.is_object() || rule.size() != 2 || !rule.contains("filter") || !rule.contains("seconds"))
+    return fail(src, path, fmt::format("{}, got {}", kRule, shown(item)));
+  if (!valid_filter(rule["filter"]))
+    return fail(src, path + ".filter", fmt::format("must be a topic filter, got {}", shown(rule["filter"])));
+  auto seconds = as_unsigned(rule["seconds"]);
+  if (!seconds || *seconds == 0 || *seconds > kU32Max)
+    return fail(src, path + ".seconds",
+                fmt::format("must be an integer from 1 to 4294967295, got {}", shown(rule["seconds"])));
+  out = {{"filter", rule["filter"]}, {"seconds", *seconds}};
+  return Status::ok();
+}
+
 Status check_value(const Source& src, const Field& f, const Json& v, Json& out) {
   const std::string path(f.key);
   switch (f.kind) {
@@ -526,6 +579,26 @@ Status check_value(const Source& src, const Field& f, const Json& v, Json& out) 
                     fmt::format("must be one of {}, got {}", enum_choices(f.names), shown(v)));
       }
       out = lower(v.get<std::string>());
+      return Status::ok();
+    }
+    case Kind::FilterList: {
+      if (!v.is_array()) return fail(src, path, fmt::format("must be an array of topic filters, got {}", shown(v)));
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!valid_filter(v[i]))
+          return fail(src, fmt::format("{}[{}]", path, i),
+                      fmt::format("must be a topic filter, got {}", shown(v[i])));
+      }
+      out = v;
+      return Status::ok();
+    }
+    case Kind::TtlRules: {
+      if (!v.is_array()) return fail(src, path, fmt::format("must be an array of rules, got {}", shown(v)));
+      out = Json::array();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        Json rule;
+        if (Status st = check_ttl_rule(src, fmt::format("{}[{}]", path, i), v[i], rule); !st) return st;
+        out.push_back(std::move(rule));
+      }
       return Status::ok();
     }
     case Kind::ListenerList: {
@@ -580,8 +653,11 @@ Json json_from_text(Kind kind, std::string_view text) {
       if (l == "false" || l == "0" || l == "no" || l == "off") return false;
       return std::string(text);
     }
+    case Kind::FilterList:
+    case Kind::TtlRules:
     case Kind::ListenerList: {
       Json list = Json::array();
+      if (text.empty()) return list;
       std::size_t start = 0;
       for (;;) {
         std::size_t comma = text.find(',', start);

@@ -2,6 +2,7 @@
 #include <semaphore.h>
 
 #include <cerrno>
+#include <ctime>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -23,6 +24,8 @@ namespace {
 // Ticks drive keep alive, will delay and expiry; a keep alive of 1 s must be enforced at
 // 1.5 s, so ticks come several times a second.
 constexpr std::uint32_t kTickIntervalMs = 250;
+// How often the message log is trimmed to its retention (age and bytes).
+constexpr long kLogTrimIntervalSeconds = 60;
 
 Status check_options(const Options& options) {
   const Limits& l = options.limits;
@@ -36,6 +39,14 @@ Status check_options(const Options& options) {
   if (l.max_worker_inbox == 0) return Status::invalid_argument("limits.max_worker_inbox must be at least 1");
   if (l.max_client_id_length == 0) return Status::invalid_argument("limits.max_client_id_length must be at least 1");
   if (options.workers > 1024) return Status::invalid_argument("workers must be from 0 to 1024");
+  for (const auto& rule : options.message_ttl_rules) {
+    if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))
+      return Status::invalid_argument("message_ttl_rules: \"" + rule.filter + "\" is not a topic filter");
+  }
+  for (const auto& filter : options.persisted_filters) {
+    if (!protocol::valid_topic_filter(filter) || protocol::is_shared_filter(filter))
+      return Status::invalid_argument("persisted_filters: \"" + filter + "\" is not a topic filter");
+  }
   return Status::ok();
 }
 
@@ -100,8 +111,14 @@ class BrokerImpl final : public Broker {
     }
     log::info("broker running with {} workers", worker_count_);
     state_ = State::Running;
+    // Waits for a stop request; between requests, trims the message log to its retention.
     stopper_ = std::thread([this] {
-      while (sem_wait(&stop_request_) == -1 && errno == EINTR) {
+      for (;;) {
+        timespec deadline{};
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += kLogTrimIntervalSeconds;
+        if (sem_timedwait(&stop_request_, &deadline) == 0) break;
+        if (errno == ETIMEDOUT) trim_log();
       }
       if (!quitting_) stop();
     });
@@ -170,12 +187,26 @@ class BrokerImpl final : public Broker {
     unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
     core::WorkerCore* worker = &engine_->worker(w);
     bool posted = pool_->post(w, [worker, msg = std::move(message)]() mutable {
-      msg->id = worker->engine().next_message_id();
-      core::MessagePtr shared = std::move(msg);
-      if (shared->retain && worker->engine().limits().retain_available) worker->retain(shared);
-      worker->route(shared, nullptr);
+      worker->publish(std::move(msg), nullptr);
     });
     return posted ? Status::ok() : Status::unavailable("worker inbox full or stopping");
+  }
+
+  Result<std::vector<LogRecord>> read_log(std::uint64_t from, std::size_t max) override {
+    if (Store* store = engine_->store()) return store->read_log(from, max);
+    return no_store();
+  }
+  Result<std::uint64_t> log_sequence_at(std::uint64_t time_ms) override {
+    if (Store* store = engine_->store()) return store->find_log_time(time_ms);
+    return no_store();
+  }
+  Result<std::uint64_t> consumer_offset(std::string_view consumer) override {
+    if (Store* store = engine_->store()) return store->consumer_offset(consumer);
+    return no_store();
+  }
+  Status commit_consumer_offset(std::string_view consumer, std::uint64_t next) override {
+    if (Store* store = engine_->store()) return store->commit_consumer_offset(consumer, next);
+    return no_store();
   }
 
   Stats stats() const override {
@@ -201,6 +232,18 @@ class BrokerImpl final : public Broker {
 
  private:
   enum class State { Created, Running, Stopping, Stopped };
+
+  static Status no_store() { return Status::unavailable("no store: durability is \"memory\""); }
+
+  void trim_log() {
+    Store* store = engine_->store();
+    if (!store || options_.persisted_filters.empty()) return;
+    std::uint64_t now = core::SystemClock::instance().now_ms();
+    std::uint64_t keep_ms = options_.log_retention_seconds * 1000;
+    auto trimmed = store->trim_log(now > keep_ms ? now - keep_ms : 0, options_.log_max_bytes);
+    if (!trimmed) log::warn("message log retention: {}", trimmed.status().to_string());
+    else if (trimmed.value() > 0) log::info("message log retention dropped {} records", trimmed.value());
+  }
 
   const Options options_;
   const unsigned worker_count_;

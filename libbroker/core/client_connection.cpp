@@ -341,11 +341,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->retain = publish.retain;
   message->properties = forwarded_properties(std::move(props));
   message->origin_client_id = session_->client_id;
-  message->id = engine.next_message_id();
-  MessagePtr shared = std::move(message);
-
-  if (shared->retain) worker_.retain(shared);
-  std::size_t receivers = worker_.route(shared, session_);
+  std::size_t receivers = worker_.publish(std::move(message), session_);
 
   if (publish.qos == 0) return;
   ReasonCode reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;

@@ -4,6 +4,7 @@
 
 #include "broker/store.hpp"
 #include "core/worker_core.hpp"
+#include "protocol/topic.hpp"
 
 namespace broker::core {
 
@@ -40,6 +41,20 @@ std::shared_ptr<Message> Engine::new_message() {
     }
     delete m;
   });
+}
+
+std::optional<std::uint32_t> Engine::ttl_for(std::string_view topic) const {
+  for (const auto& rule : options_.message_ttl_rules) {
+    if (protocol::topic_matches(rule.filter, topic)) return rule.seconds;
+  }
+  return std::nullopt;
+}
+
+bool Engine::persisted_topic(std::string_view topic) const {
+  for (const auto& filter : options_.persisted_filters) {
+    if (protocol::topic_matches(filter, topic)) return true;
+  }
+  return false;
 }
 
 void Engine::raise_message_id_floor(std::uint64_t above) noexcept {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -65,6 +66,11 @@ class Engine {
   void raise_message_id_floor(std::uint64_t above) noexcept;
   // Shutdown keeps persisted messages: their in-memory release must not delete records.
   void keep_persisted_messages() noexcept { delete_released_.store(false); }
+
+  // Seconds a message on `topic` lives when its publisher set no expiry (TTL rules).
+  std::optional<std::uint32_t> ttl_for(std::string_view topic) const;
+  // Whether messages on `topic` go to the message log (persisted filters).
+  bool persisted_topic(std::string_view topic) const;
 
   // Reads the store back into the workers' sessions, the index and retained messages.
   // REQUIRES: before any worker runs. Errors: the store's.

@@ -129,10 +129,18 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   message->properties.correlation_data = p.correlation_data;
   message->properties.user_properties = p.user_properties;
   message->origin_client_id = client_id;
+  publish(std::move(message), nullptr);
+}
+
+std::size_t WorkerCore::publish(std::shared_ptr<Message>&& message, const Session* publisher) {
   message->id = engine_.next_message_id();
+  if (message->expires_at_ms == 0) {
+    if (auto ttl = engine_.ttl_for(message->topic)) message->expires_at_ms = message->arrival_ms + *ttl * 1000ull;
+  }
+  if (engine_.store() && engine_.persisted_topic(message->topic)) batch_.append_log(to_record(*message));
   MessagePtr shared = std::move(message);
   if (shared->retain && engine_.limits().retain_available) retain(shared);
-  route(shared, nullptr);
+  return route(shared, publisher);
 }
 
 std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {

@@ -62,6 +62,10 @@ class WorkerCore {
   std::string assign_client_id();
 
   // --- messages ---
+  // Takes a new message in: gives it its id, applies the TTL rules when it has no expiry,
+  // appends it to the message log when a persisted filter matches, keeps it when retained,
+  // and routes it. `publisher` as for route(). Returns the number of receiving sessions.
+  std::size_t publish(std::shared_ptr<Message>&& message, const Session* publisher);
   // Matches `message` once and delivers it to every subscriber, here or on other workers.
   // `publisher` (may be null) is used for No Local. Returns the number of receiving sessions.
   std::size_t route(const MessagePtr& message, const Session* publisher);

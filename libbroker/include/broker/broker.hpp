@@ -11,12 +11,14 @@
 // any thread; they post work to the worker threads. Destroying the Broker stops it first.
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "broker/export.h"
 #include "broker/message.hpp"
 #include "broker/options.hpp"
 #include "broker/status.hpp"
+#include "broker/store.hpp"
 
 namespace broker {
 
@@ -61,6 +63,20 @@ class BROKER_EXPORT Broker {
   virtual Status publish(const Message& message) = 0;
 
   virtual Stats stats() const = 0;
+
+  // --- the message log (messages on Options::persisted_filters, in arrival order) ---
+  // A consumer reads from its committed offset, delivers the records to its database, then
+  // commits the next sequence: at-least-once delivery that survives restarts on both sides.
+  // Every call is safe from any thread and may block briefly on the store.
+  // Errors: Unavailable with Durability::Memory (no store); the store's IoError/Corruption.
+
+  // Up to `max` records with sequence >= `from`.
+  virtual Result<std::vector<LogRecord>> read_log(std::uint64_t from, std::size_t max) = 0;
+  // The sequence of the first record that arrived at or after `time_ms` (Unix ms).
+  virtual Result<std::uint64_t> log_sequence_at(std::uint64_t time_ms) = 0;
+  // The next sequence `consumer` wants (0 = none committed yet).
+  virtual Result<std::uint64_t> consumer_offset(std::string_view consumer) = 0;
+  virtual Status commit_consumer_offset(std::string_view consumer, std::uint64_t next) = 0;
 
  protected:
   Broker() = default;

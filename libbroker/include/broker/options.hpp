@@ -80,6 +80,13 @@ struct Limits {
   std::uint64_t max_retained_messages = 1000000;
 };
 
+// How long messages on a topic live when their publisher sets no Message Expiry Interval
+// (3.1.1 platforms cannot): it bounds how long they wait for an offline vehicle.
+struct TtlRule {
+  std::string filter;         // e.g. "vehicle/+/poi"
+  std::uint32_t seconds = 0;  // e.g. 86400
+};
+
 struct Options {
   // MQTT over TCP listeners. Default: one on 0.0.0.0:1883.
   std::vector<ListenerOptions> listeners = {ListenerOptions{}};
@@ -101,6 +108,15 @@ struct Options {
   // Default: Info.
   LogLevel log_level = LogLevel::Info;
   Limits limits;
+  // First matching rule wins. Default: none (messages without an expiry never expire).
+  std::vector<TtlRule> message_ttl_rules;
+  // Topic filters whose messages are appended to the durable message log before the
+  // publisher's PUBACK (reported vehicle data), e.g. "vehicle/+/telemetry/#". Default: none.
+  std::vector<std::string> persisted_filters;
+  // How long the log keeps records. Default: 7 days.
+  std::uint64_t log_retention_seconds = 7 * 24 * 3600;
+  // Payload bytes the log keeps at most, oldest dropped first. Default: 4 GiB.
+  std::uint64_t log_max_bytes = 4ull << 30;
 };
 
 }  // namespace broker

@@ -309,3 +309,48 @@ TEST_CASE("persistence: nothing acknowledged is among the writes a crash loses",
   car->take<Connack>();
   CHECK(*car->take<Publish>().payload == "1");  // the acknowledged one is there
 }
+
+TEST_CASE("persistence: a TTL rule bounds how long a message waits for an offline vehicle", "[persistence]") {
+  Options o;
+  o.message_ttl_rules.push_back(TtlRule{"vehicle/+/poi", 60});
+  auto store = make_memory_store();
+  CoreHarness h(o, 2, store.get());
+  auto car = h.connect("car-ttl", ProtocolVersion::V311, false);
+  subscribe(*car, "vehicle/car-ttl/#", 1);
+  car->drop();
+  auto platform = h.connect("platform-ttl", ProtocolVersion::V311);  // 3.1.1: no expiry property
+  platform->send(publish("vehicle/car-ttl/poi", "old poi", 1, 1));
+  platform->send(publish("vehicle/car-ttl/config", "config", 1, 2));
+  h.advance(61000);
+  auto back = h.open(ProtocolVersion::V311);
+  back->send(connect_packet("car-ttl", ProtocolVersion::V311, false, 0));
+  back->take<Connack>();
+  CHECK(*back->take<Publish>().payload == "config");  // no rule: kept
+  CHECK(back->received().empty());                    // the POI expired
+}
+
+TEST_CASE("persistence: messages on persisted filters go to the log before the PUBACK", "[persistence]") {
+  Options o;
+  o.persisted_filters.push_back("vehicle/+/telemetry/#");
+  broker::test::FaultyStore store{make_memory_store()};
+  CoreHarness h(o, 2, &store);
+  auto car = h.connect("car-log", ProtocolVersion::V311);
+  store.hold_writes(true);
+  car->send(publish("vehicle/car-log/telemetry/speed", "88", 1, 1));
+  car->send(publish("vehicle/car-log/status", "not logged", 1, 2));
+  CHECK(car->received().empty());  // waits for the log append
+  store.release_held();
+  store.hold_writes(false);
+  h.settle();
+  CHECK(car->take<Ack>().packet_id == 1);
+  CHECK(car->take<Ack>().packet_id == 2);
+  auto records = store.read_log(1, 10);
+  REQUIRE(records.is_ok());
+  REQUIRE(records.value().size() == 1);
+  CHECK(records.value()[0].message.message.topic == "vehicle/car-log/telemetry/speed");
+  CHECK(records.value()[0].message.message.payload == "88");
+  CHECK(records.value()[0].message.origin_client_id == "car-log");
+  // A consumer commits where it got to and resumes there.
+  CHECK(store.commit_consumer_offset("warehouse", records.value()[0].sequence + 1).is_ok());
+  CHECK(store.consumer_offset("warehouse").value() == records.value()[0].sequence + 1);
+}

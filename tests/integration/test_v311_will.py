@@ -102,8 +102,10 @@ def test_MQTT_3_1_2_15_will_retain_without_will_flag_closes(mqtt):
 
 
 def test_MQTT_3_1_2_16_will_retain_0_published_non_retained(connected):
+    live = will_watcher(connected, 1)
     c = connected("nr", V, will=dict(WILL, retain=False))
     c.abort()
+    live.ack(live.expect_publish(topic="will/t"))  # the will went out before "late" comes
     w = connected("late", V)
     w.subscribe("will/#", 1)
     w.expect_nothing(1.0)

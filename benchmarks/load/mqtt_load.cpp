@@ -119,6 +119,7 @@ struct Options {
   std::uint32_t id_offset = 0;  // idle: topic and client numbering start, for several processes
   std::string prefix;           // client ids and topics; default from the pid
   bool strict = false;          // exit 3 on any loss, duplicate or failed client
+  bool persistent = false;      // persistent sessions (clean session 0 / expiry 300 s): durability's cost
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -128,6 +129,7 @@ struct Options {
                "  [--source-addrs 127.0.0.2-127.0.0.9|a,b,c] [--clients N] [--publishers P]\n"
                "  [--duration S] [--drain S] [--qos 0|1|2] [--window W] [--rate MSG_PER_S]\n"
                "  [--payload BYTES] [--protocol 4|5] [--connect-rate PER_S] [--max-pending N]\n"
+               "  [--persistent]\n"
                "  [--connect-timeout S] [--keepalive S] [--id-offset N] [--prefix STR] [--strict]\n");
   std::exit(2);
 }
@@ -185,6 +187,10 @@ Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string_view flag = argv[i];
+    if (flag == "--persistent") {
+      o.persistent = true;
+      continue;
+    }
     if (flag == "--strict") {
       o.strict = true;
       continue;
@@ -611,7 +617,9 @@ void LoadGen::on_connected(Conn& c, std::uint64_t now) {
   c.state = State::AwaitConnack;
   proto::Connect connect;
   connect.version = opts_.protocol;
-  connect.clean_start = true;
+  connect.clean_start = !opts_.persistent;
+  if (opts_.persistent && opts_.protocol == proto::ProtocolVersion::V5)
+    connect.properties.session_expiry_interval = 300;
   connect.keep_alive = opts_.keepalive;
   connect.client_id = c.client_id;
   send_packet(c, connect, now);

@@ -14,6 +14,7 @@
 #include "core/worker_core.hpp"
 #include "protocol/topic.hpp"
 #include "protocol/utf8.hpp"
+#include "storage/lmdb/lmdb_store.hpp"
 #include "transport/worker_pool.hpp"
 #include "util/log.hpp"
 
@@ -141,7 +142,15 @@ class BrokerImpl final : public Broker {
     // in memory (persistent sessions' messages) must not be deleted from it on release.
     for (unsigned i = 0; i < worker_count_; ++i) engine_->worker(i).flush_writes();
     engine_->keep_persisted_messages();
-    if (Store* store = engine_->store()) store->flush();
+    if (Store* store = engine_->store()) {
+      store->flush();
+      if (auto st = storage::lmdb_store_stats(*store)) {
+        log::info("store: {} batches in {} commits (average group {:.1f}, largest {}), {} failed",
+                  st->batches, st->groups,
+                  st->groups ? static_cast<double>(st->batches) / static_cast<double>(st->groups) : 0.0,
+                  st->max_group_size, st->failed_batches);
+      }
+    }
     {
       std::lock_guard lock(mutex_);
       state_ = State::Stopped;

@@ -17,6 +17,8 @@ using protocol::ProtocolVersion;
 
 namespace {
 
+// Longest client id of a persistent session (the store's key limit, with room for its suffixes).
+constexpr std::size_t kMaxStoredClientIdLength = 480;
 // A client that opens a socket and never sends CONNECT is dropped after this long.
 constexpr std::uint64_t kConnectTimeoutMs = 10000;
 
@@ -216,6 +218,12 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     expiry = connect.clean_start ? 0 : limits.persistent_session_expiry;
   }
 
+  // A persistent session's records are keyed by client id, and store keys are bounded: refuse
+  // rather than fail every write batch this session would share with others.
+  if (expiry != 0 && engine.store() && client_id.size() > kMaxStoredClientIdLength) {
+    reject_connect(ReasonCode::ClientIdentifierNotValid, "client id too long for a persistent session");
+    return;
+  }
   Session* session = worker_.find_session(client_id);
   if (session && session->connection) {
     // [MQTT-3.1.4-3] takeover: the old connection goes, the session may stay.

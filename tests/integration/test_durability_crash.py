@@ -34,10 +34,15 @@ class Brokerd:
 
     def start(self):
         self.port = None
+        # Queues large enough that the overflow policy never drops: every loss would be a
+        # durability failure.
+        env = dict(os.environ, BROKER_PERSISTED_FILTERS="vehicle/+/telemetry/#",
+                   BROKER_LIMITS_MAX_QUEUED_MESSAGES="1000000",
+                   BROKER_LIMITS_MAX_QUEUED_BYTES="1073741824")
         self.proc = subprocess.Popen(
             [os.environ["BROKERD"], "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
              "--workers", "2", "--log-level", "info"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         found = threading.Event()
 
         def read(proc):
@@ -109,15 +114,14 @@ def test_acknowledged_qos1_messages_survive_sigkill(brokerd):
     car.subscribe("vehicle/car-crash/cmd", 1)
     car.disconnect()
 
-    # 4 x 200 stays under the session queue bound (1,000, drop oldest), so every loss would be
-    # a durability failure, not the overflow policy.
+    # More ids than can be sent before the kill, so each kill lands mid-stream.
     acked = []
     next_id = 1
     for _ in range(4):
-        got = publish_until_killed(brokerd, next_id, 200, rng.uniform(0.05, 0.6),
+        got = publish_until_killed(brokerd, next_id, 1000000, rng.uniform(0.05, 0.6),
                                    "vehicle/car-crash/cmd")
         acked += got
-        next_id += 200
+        next_id += 1000000
         brokerd.start()
     assert acked, "no publish was acknowledged at all"
 
@@ -192,3 +196,31 @@ def test_qos2_in_flight_completes_after_sigkill(brokerd):
     car.expect_nothing(0.5)
     car.disconnect()
     assert brokerd.stop() == 0
+
+
+def test_acknowledged_telemetry_is_in_the_log_after_sigkill(brokerd):
+    """Reported data on a persisted filter is in the message log before its PUBACK."""
+    rng = random.Random(7)
+    acked = []
+    next_id = 1
+    for _ in range(4):
+        acked += publish_until_killed(brokerd, next_id, 1000000, rng.uniform(0.05, 0.5),
+                                      "vehicle/car-crash/telemetry/speed")
+        next_id += 1000000
+        brokerd.start()
+    assert acked, "no publish was acknowledged at all"
+    assert brokerd.stop() == 0
+    dump = subprocess.run([os.environ["BROKER_LOG_DUMP"], brokerd.data_dir],
+                          capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr
+    logged = set()
+    sequences = []
+    for line in dump.stdout.splitlines():
+        seq, topic, payload = line.split(" ", 2)
+        assert topic == "vehicle/car-crash/telemetry/speed"
+        logged.add(int(payload))
+        sequences.append(int(seq))
+    assert sequences == sorted(sequences)
+    missing = sorted(set(acked) - logged)
+    assert not missing, "%d acknowledged records missing from the log, first %r" % (
+        len(missing), missing[:10])

@@ -279,7 +279,7 @@ std::string_view leaf(std::string_view path) {
 // The schema: one row per option, driving the file, the environment, the flags, --print-config
 // and the "did you mean" hints, so a new Options field is added in one place.
 
-enum class Kind { Unsigned, Bool, String, Enum, ListenerList, FilterList, TtlRules };
+enum class Kind { Unsigned, Bool, String, Enum, ListenerList, FilterList, TtlRules, DurabilityRules };
 
 struct Field {
   std::string_view key;
@@ -377,6 +377,20 @@ const std::vector<Field>& fields() {
               for (const auto& r : v)
                 o.message_ttl_rules.push_back(
                     TtlRule{r["filter"].get<std::string>(), r["seconds"].get<std::uint32_t>()});
+            }},
+      Field{"durability_rules", Kind::DurabilityRules, 0, 0,
+            [](const Options& o) {
+              Json rules = Json::array();
+              for (const auto& r : o.durability_rules)
+                rules.push_back({{"filter", r.filter}, {"mode", enum_name(kDurabilityNames, r.mode)}});
+              return rules;
+            },
+            [](Options& o, const Json& v) {
+              o.durability_rules.clear();
+              for (const auto& r : v)
+                o.durability_rules.push_back(DurabilityRule{
+                    r["filter"].get<std::string>(),
+                    *enum_from_name<Durability>(kDurabilityNames, r["mode"].get<std::string>())});
             }},
       BROKER_UNSIGNED_FIELD("log_retention_seconds", log_retention_seconds, 1, kU64Max / 1000),
       BROKER_UNSIGNED_FIELD("log_max_bytes", log_max_bytes, 0, kU64Max),
@@ -523,32 +537,58 @@ bool valid_filter(const Json& v) {
          !broker::is_shared_filter(v.get<std::string>());
 }
 
-// A TTL rule: {"filter": "vehicle/+/poi", "seconds": 86400}, or "vehicle/+/poi=86400".
-Status check_ttl_rule(const Source& src, const std::string& path, const Json& item, Json& out) {
-  constexpr std::string_view kRule =
-      "must be {\"filter\": TOPIC-FILTER, \"seconds\": 1..4294967295} or \"FILTER=SECONDS\"";
+// A rule mapping a topic filter to a value: {"filter": F, "<key>": V}, or "F=V" from the
+// environment (V becomes a number when it is one). `value_ok` checks V; `rule_text` says what
+// a rule must look like.
+Status check_filter_rule(const Source& src, const std::string& path, const Json& item,
+                         const std::string& key, std::string_view rule_text,
+                         bool (*value_ok)(const Json&), Json& out) {
   Json rule = item;
   if (item.is_string()) {
     const std::string text = item.get<std::string>();
     auto eq = text.rfind('=');
-    if (eq == std::string::npos) return fail(src, path, fmt::format("{}, got {}", kRule, shown(item)));
-    std::string digits = text.substr(eq + 1);
+    if (eq == std::string::npos) return fail(src, path, fmt::format("{}, got {}", rule_text, shown(item)));
+    std::string value = text.substr(eq + 1);
     std::uint64_t n = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    Json seconds = ec == std::errc() && end == digits.data() + digits.size() && !digits.empty()
-                       ? Json(n)
-                       : Json(digits);
-    rule = Json{{"filter", text.substr(0, eq)}, {"seconds", seconds}};
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    bool numeric = ec == std::errc() && end == value.data() + value.size() && !value.empty();
+    rule = Json{{"filter", text.substr(0, eq)}, {key, numeric ? Json(n) : Json(value)}};
   }
-  if (!rule.is_object() || rule.size() != 2 || !rule.contains("filter") || !rule.contains("seconds"))
-    return fail(src, path, fmt::format("{}, got {}", kRule, shown(item)));
+  if (!rule.is_object() || rule.size() != 2 || !rule.contains("filter") || !rule.contains(key))
+    return fail(src, path, fmt::format("{}, got {}", rule_text, shown(item)));
   if (!valid_filter(rule["filter"]))
     return fail(src, path + ".filter", fmt::format("must be a topic filter, got {}", shown(rule["filter"])));
-  auto seconds = as_unsigned(rule["seconds"]);
-  if (!seconds || *seconds == 0 || *seconds > kU32Max)
-    return fail(src, path + ".seconds",
-                fmt::format("must be an integer from 1 to 4294967295, got {}", shown(rule["seconds"])));
-  out = {{"filter", rule["filter"]}, {"seconds", *seconds}};
+  if (!value_ok(rule[key])) return fail(src, path + "." + key, fmt::format("{}, got {}", rule_text, shown(rule[key])));
+  out = {{"filter", rule["filter"]}, {key, rule[key]}};
+  return Status::ok();
+}
+
+bool ttl_seconds_ok(const Json& v) {
+  auto n = as_unsigned(v);
+  return n && *n >= 1 && *n <= kU32Max;
+}
+
+bool durability_name_ok(const Json& v) {
+  return v.is_string() && is_enum_name(kDurabilityNames, v.get<std::string>());
+}
+
+Status check_rules(const Source& src, const std::string& path, const Json& v, Kind kind, Json& out) {
+  const bool ttl = kind == Kind::TtlRules;
+  const std::string key = ttl ? "seconds" : "mode";
+  const std::string_view rule_text =
+      ttl ? "must be {\"filter\": TOPIC-FILTER, \"seconds\": 1..4294967295} or \"FILTER=SECONDS\""
+          : "must be {\"filter\": TOPIC-FILTER, \"mode\": \"durable\"|\"async\"|\"memory\"} or \"FILTER=MODE\"";
+  if (!v.is_array()) return fail(src, path, fmt::format("must be an array of rules, got {}", shown(v)));
+  out = Json::array();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    Json rule;
+    if (Status st = check_filter_rule(src, fmt::format("{}[{}]", path, i), v[i], key, rule_text,
+                                      ttl ? ttl_seconds_ok : durability_name_ok, rule);
+        !st)
+      return st;
+    if (!ttl) rule[key] = lower(rule[key].get<std::string>());
+    out.push_back(std::move(rule));
+  }
   return Status::ok();
 }
 
@@ -591,16 +631,9 @@ Status check_value(const Source& src, const Field& f, const Json& v, Json& out) 
       out = v;
       return Status::ok();
     }
-    case Kind::TtlRules: {
-      if (!v.is_array()) return fail(src, path, fmt::format("must be an array of rules, got {}", shown(v)));
-      out = Json::array();
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        Json rule;
-        if (Status st = check_ttl_rule(src, fmt::format("{}[{}]", path, i), v[i], rule); !st) return st;
-        out.push_back(std::move(rule));
-      }
-      return Status::ok();
-    }
+    case Kind::TtlRules:
+    case Kind::DurabilityRules:
+      return check_rules(src, path, v, f.kind, out);
     case Kind::ListenerList: {
       if (!v.is_array() || v.empty())
         return fail(src, path,
@@ -655,6 +688,7 @@ Json json_from_text(Kind kind, std::string_view text) {
     }
     case Kind::FilterList:
     case Kind::TtlRules:
+    case Kind::DurabilityRules:
     case Kind::ListenerList: {
       Json list = Json::array();
       if (text.empty()) return list;

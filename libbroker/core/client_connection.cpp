@@ -339,6 +339,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
 
+  const bool durable = engine.durability_for(publish.topic) == Durability::Durable;
   auto message = engine.new_message();
   message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)
@@ -357,11 +358,12 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     session_->inbound_qos2.insert(publish.packet_id);
     worker_.persist_session(*session_);
   }
-  queue_ack(ack_type, publish.packet_id, reason);
+  queue_ack(ack_type, publish.packet_id, reason, durable);
 }
 
-void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason) {
-  const bool wait = worker_.engine().durable_acks() && worker_.has_pending_writes();
+void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason,
+                                 bool durable) {
+  const bool wait = durable && worker_.engine().store() && worker_.has_pending_writes();
   if (!wait && pending_acks_.empty()) {
     send_ack(type, packet_id, reason);
     return;
@@ -441,7 +443,8 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
       // After the commit: a PUBCOMP for an id the broker could still hold after a crash would
       // make it drop the client's next message with that id as a duplicate.
       queue_ack(PacketType::Pubcomp, ack.packet_id,
-                known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound);
+                known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound,
+                worker_.engine().durable_acks());
       return;
     }
     default:

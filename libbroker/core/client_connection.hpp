@@ -74,7 +74,8 @@ class ClientConnection final : public ConnectionHandler {
   void send(const protocol::Packet& packet);
   void send_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
   // PUBACK/PUBREC now, or once the store committed the publish's writes (Durability::Durable).
-  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
+  // `durable`: the message's durability asks to wait for the commit.
+  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool durable);
   void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
   void end_session_link(bool publish_will);
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.

@@ -50,6 +50,13 @@ std::optional<std::uint32_t> Engine::ttl_for(std::string_view topic) const {
   return std::nullopt;
 }
 
+Durability Engine::durability_for(std::string_view topic) const {
+  for (const auto& rule : options_.durability_rules) {
+    if (protocol::topic_matches(rule.filter, topic)) return rule.mode;
+  }
+  return options_.durability;
+}
+
 bool Engine::persisted_topic(std::string_view topic) const {
   for (const auto& filter : options_.persisted_filters) {
     if (protocol::topic_matches(filter, topic)) return true;

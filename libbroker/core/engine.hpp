@@ -69,6 +69,8 @@ class Engine {
 
   // Seconds a message on `topic` lives when its publisher set no expiry (TTL rules).
   std::optional<std::uint32_t> ttl_for(std::string_view topic) const;
+  // How messages on `topic` are stored and acknowledged (durability rules, then the default).
+  Durability durability_for(std::string_view topic) const;
   // Whether messages on `topic` go to the message log (persisted filters).
   bool persisted_topic(std::string_view topic) const;
 

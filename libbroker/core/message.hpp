@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "broker/options.hpp"
 #include "protocol/packet.hpp"
 
 namespace broker::core {
@@ -26,6 +27,8 @@ struct Message {
   std::uint64_t id = 0;          // broker-wide unique, increasing per origin worker
   std::uint64_t arrival_ms = 0;  // wall clock, ms since the Unix epoch
   std::uint64_t expires_at_ms = 0;  // wall clock; 0 = never expires
+  // How it is stored and acknowledged (Options::durability and durability_rules).
+  Durability durability = Durability::Durable;
   // Written to the Store (once, by the first worker that needed it); the Engine's deleter then
   // deletes the record when the last reference goes.
   mutable std::atomic<bool> persisted{false};

@@ -135,6 +135,7 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
 
 std::size_t WorkerCore::publish(std::shared_ptr<Message>&& message, const Session* publisher) {
   message->id = engine_.next_message_id();
+  message->durability = engine_.durability_for(message->topic);
   if (message->expires_at_ms == 0) {
     if (auto ttl = engine_.ttl_for(message->topic)) message->expires_at_ms = message->arrival_ms + *ttl * 1000ull;
   }
@@ -492,7 +493,8 @@ void WorkerCore::unpersist_delivery(Session& session, const Delivery& delivery) 
 }
 
 void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery) {
-  if (!engine_.store() || delivery.qos == 0 || !target.persistent.load(std::memory_order_relaxed))
+  if (!engine_.store() || delivery.qos == 0 || delivery.message->durability == Durability::Memory ||
+      !target.persistent.load(std::memory_order_relaxed))
     return;
   const Message& message = *delivery.message;
   if (!message.persisted.exchange(true, std::memory_order_acq_rel)) batch_.put_message(to_record(message));
@@ -504,7 +506,9 @@ void WorkerCore::retain(const MessagePtr& message) {
   auto result = engine_.retained().set(message);
   // Store keys are bounded (LMDB: 511 bytes); a longer topic's retained message lives in
   // memory only rather than failing the whole write batch it would share.
-  if (!engine_.store() || message->topic.size() > kMaxStoredTopicLength) return;
+  if (!engine_.store() || message->topic.size() > kMaxStoredTopicLength ||
+      message->durability == Durability::Memory)
+    return;
   if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {
     batch_.put_retained(to_record(*message));
   } else if (result == RetainedStore::SetResult::Cleared) {

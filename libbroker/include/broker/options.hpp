@@ -87,6 +87,13 @@ struct TtlRule {
   std::uint32_t seconds = 0;  // e.g. 86400
 };
 
+// Durability for the messages on some topics, overriding Options::durability: telemetry that
+// may be lost on a crash can be "async", high-rate sensor data "memory".
+struct DurabilityRule {
+  std::string filter;
+  Durability mode = Durability::Durable;
+};
+
 struct Options {
   // MQTT over TCP listeners. Default: one on 0.0.0.0:1883.
   std::vector<ListenerOptions> listeners = {ListenerOptions{}};
@@ -108,6 +115,9 @@ struct Options {
   // Default: Info.
   LogLevel log_level = LogLevel::Info;
   Limits limits;
+  // First matching rule wins; a message on no rule's filter gets `durability`. Default: none.
+  // With durability "memory" overall, no store exists and rules cannot add one.
+  std::vector<DurabilityRule> durability_rules;
   // First matching rule wins. Default: none (messages without an expiry never expire).
   std::vector<TtlRule> message_ttl_rules;
   // Topic filters whose messages are appended to the durable message log before the

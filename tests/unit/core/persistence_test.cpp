@@ -354,3 +354,26 @@ TEST_CASE("persistence: messages on persisted filters go to the log before the P
   CHECK(store.commit_consumer_offset("warehouse", records.value()[0].sequence + 1).is_ok());
   CHECK(store.consumer_offset("warehouse").value() == records.value()[0].sequence + 1);
 }
+
+TEST_CASE("persistence: durability rules pick async or memory for some topics", "[persistence]") {
+  Options o;
+  o.durability_rules.push_back(DurabilityRule{"raw/#", Durability::Async});
+  o.durability_rules.push_back(DurabilityRule{"sensor/#", Durability::Memory});
+  broker::test::FaultyStore store{make_memory_store()};
+  CoreHarness h(o, 2, &store);
+  auto car = h.connect("car-rules", ProtocolVersion::V311, false);
+  subscribe(*car, "#", 1);
+  car->drop();
+  auto pub = h.connect("pub-rules");
+  store.hold_writes(true);
+  pub->send(publish("raw/1", "a", 1, 1));  // async: stored, acknowledged at once
+  CHECK(pub->take<Ack>().packet_id == 1);
+  pub->send(publish("sensor/1", "b", 1, 2));  // memory: not stored
+  CHECK(pub->take<Ack>().packet_id == 2);
+  store.release_held();
+  store.hold_writes(false);
+  h.settle();
+  auto c = count(store);
+  CHECK(c.deliveries == 1);  // raw/1 only
+  CHECK(c.messages == 1);
+}

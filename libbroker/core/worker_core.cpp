@@ -216,7 +216,9 @@ void WorkerCore::end_of_turn() {
     // A worker that cannot keep up must not grow memory without bound: past the bound, the
     // batch is dropped and counted (the target's session queues stay bounded on their own).
     auto& load = engine_.inbox_load(w);
-    if (load.load(std::memory_order_relaxed) + count > engine_.limits().max_worker_inbox) {
+    const std::uint64_t waiting = load.load(std::memory_order_relaxed);
+    // An empty inbox takes any batch: a broadcast larger than the bound must still go out.
+    if (waiting > 0 && waiting + count > engine_.limits().max_worker_inbox) {
       Counters::add(counters_.messages_dropped, count);
       if (engine_.now_ms() - last_inbox_warning_ms_ >= 1000) {
         last_inbox_warning_ms_ = engine_.now_ms();

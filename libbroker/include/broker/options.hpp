@@ -50,8 +50,9 @@ struct Limits {
   // Whether QoS 0 messages are queued for offline persistent sessions. Default: true.
   bool queue_qos0_offline = true;
   // Deliveries waiting in one worker's cross-thread inbox; past it a whole batch is dropped
-  // and counted. Default: 250,000 (with payloads shared, about 25 MB of bookkeeping).
-  std::uint32_t max_worker_inbox = 250000;
+  // and counted. One batch is always accepted by an empty inbox, so a broadcast to more
+  // sessions than this still goes out. Default: 100,000 (a few tens of MB at most).
+  std::uint32_t max_worker_inbox = 100000;
   // Bytes written to a connected client's socket and not yet taken by the kernel; past it
   // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead).
   // Default: 1 MiB.

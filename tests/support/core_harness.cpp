@@ -7,6 +7,17 @@
 
 namespace broker::test {
 
+protocol::Publish make_publish(const std::string& topic, const std::string& payload,
+                               std::uint8_t qos, std::uint16_t id, bool retain) {
+  protocol::Publish p;
+  p.topic = topic;
+  p.payload = std::make_shared<const protocol::Payload>(payload);
+  p.qos = qos;
+  p.packet_id = id;
+  p.retain = retain;
+  return p;
+}
+
 std::size_t ManualDispatcher::run() {
   std::size_t ran = 0;
   while (!tasks_.empty()) {

@@ -48,6 +48,10 @@ class ManualDispatcher final : public core::Dispatcher {
 
 class CoreHarness;
 
+// A PUBLISH as a client would send it.
+protocol::Publish make_publish(const std::string& topic, const std::string& payload,
+                               std::uint8_t qos = 0, std::uint16_t id = 0, bool retain = false);
+
 // A client seen from the broker's side of a connection: what the test sends goes to the
 // handler as bytes; what the broker writes is decoded back into packets.
 class VirtualClient final : public core::Link {

@@ -16,15 +16,9 @@ using broker::test::VirtualClient;
 
 namespace {
 
-Publish publish(const std::string& topic, const std::string& payload, std::uint8_t qos,
-                std::uint16_t id, bool retain = false) {
-  Publish p;
-  p.topic = topic;
-  p.payload = std::make_shared<const Payload>(payload);
-  p.qos = qos;
-  p.packet_id = id;
-  p.retain = retain;
-  return p;
+Publish publish(const std::string& topic, const std::string& payload, std::uint8_t qos = 0,
+                std::uint16_t id = 0, bool retain = false) {
+  return broker::test::make_publish(topic, payload, qos, id, retain);
 }
 
 Connect connect_packet(const std::string& id, ProtocolVersion v, bool clean, std::uint32_t expiry) {

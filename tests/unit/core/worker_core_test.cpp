@@ -25,13 +25,7 @@ Subscribe subscribe(std::uint16_t id, const std::string& filter, std::uint8_t qo
 
 Publish publish(const std::string& topic, const std::string& payload, std::uint8_t qos = 0,
                 std::uint16_t id = 0, bool retain = false) {
-  Publish p;
-  p.topic = topic;
-  p.payload = std::make_shared<const Payload>(payload);
-  p.qos = qos;
-  p.packet_id = id;
-  p.retain = retain;
-  return p;
+  return broker::test::make_publish(topic, payload, qos, id, retain);
 }
 
 Ack ack(PacketType type, std::uint16_t id) {

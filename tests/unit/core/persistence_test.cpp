@@ -2,12 +2,11 @@
 // "restart" is a new CoreHarness on the same store.
 #include <catch2/catch.hpp>
 
-#include <filesystem>
-
 #include "broker/store.hpp"
 #include "storage/lmdb/lmdb_store.hpp"
 #include "support/core_harness.hpp"
 #include "support/faulty_store.hpp"
+#include "unit/storage/store_test_util.hpp"
 
 using namespace broker;
 using namespace broker::protocol;
@@ -198,10 +197,9 @@ TEST_CASE("persistence: a session that expired is removed from the store [MQTT-3
 }
 
 TEST_CASE("persistence: a durable PUBACK waits for the commit", "[persistence]") {
-  auto dir = std::filesystem::temp_directory_path() / "broker-durable-ack-test";
-  std::filesystem::remove_all(dir);
+  broker::test::TempDir dir;
   LmdbStoreOptions o;
-  o.dir = dir.string();
+  o.dir = dir.path();
   o.map_size = 64ull << 20;
   auto opened = open_lmdb_store(o);
   REQUIRE(opened.is_ok());
@@ -223,7 +221,6 @@ TEST_CASE("persistence: a durable PUBACK waits for the commit", "[persistence]")
     CHECK(ack.packet_id == 7);
   }
   store.reset();
-  std::filesystem::remove_all(dir);
 }
 
 namespace {

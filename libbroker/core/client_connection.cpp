@@ -396,11 +396,12 @@ void ClientConnection::durable_ack_done(const Status& status) {
     }
     break;
   }
-  while (!pending_acks_.empty() && pending_acks_.front().ready) {
-    const PendingAck& ack = pending_acks_.front();
+  std::size_t sent = 0;
+  while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
+    const PendingAck& ack = pending_acks_[sent++];
     send_ack(ack.type, ack.packet_id, ack.reason);
-    pending_acks_.pop_front();
   }
+  pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + static_cast<std::ptrdiff_t>(sent));
 }
 
 void ClientConnection::handle_ack(const protocol::Ack& ack) {

@@ -106,7 +106,9 @@ class ClientConnection final : public ConnectionHandler {
     ReasonCode reason;
     bool ready;
   };
-  std::deque<PendingAck> pending_acks_;  // waiting for a commit, in PUBLISH order
+  // Waiting for a commit, in PUBLISH order; a vector, as it is short and usually empty (an
+  // empty std::deque costs ~600 bytes per connection).
+  std::vector<PendingAck> pending_acks_;
 
   std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
   std::unordered_map<std::string, std::uint16_t> outbound_aliases_;

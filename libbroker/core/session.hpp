@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "core/delivery.hpp"
+#include "core/delivery_queue.hpp"
 #include "core/topic_index.hpp"
 #include "protocol/packet.hpp"
 
@@ -51,7 +52,7 @@ struct Session {
 
   std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;  // filter -> options
 
-  std::deque<Delivery> queue;
+  DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
   std::map<std::uint16_t, InflightMessage> inflight;  // by packet id; ordered for redelivery
   std::uint16_t next_packet_id = 1;

@@ -11,6 +11,7 @@
 #include "broker/store.hpp"
 #include "core/clock.hpp"
 #include "core/engine.hpp"
+#include "core/records.hpp"
 #include "core/worker_core.hpp"
 #include "protocol/topic.hpp"
 #include "protocol/utf8.hpp"
@@ -180,19 +181,14 @@ class BrokerImpl final : public Broker {
       std::lock_guard lock(mutex_);
       if (state_ != State::Running) return Status::unavailable("broker is not running");
     }
-    auto message = engine_->new_message();
-    message->topic = m.topic;
-    message->payload = std::make_shared<const protocol::Payload>(m.payload);
-    message->qos = m.qos;
-    message->retain = m.retain;
-    message->arrival_ms = core::SystemClock::instance().now_ms();
+    // The public Message becomes a core one the way a stored record does.
+    StoredMessage record;
+    record.message = m;
+    record.arrival_ms = core::SystemClock::instance().now_ms();
     if (m.message_expiry_interval)
-      message->expires_at_ms = message->arrival_ms + std::uint64_t{*m.message_expiry_interval} * 1000;
-    message->properties.payload_format_indicator = m.payload_format_indicator;
-    message->properties.content_type = m.content_type;
-    message->properties.response_topic = m.response_topic;
-    message->properties.correlation_data = m.correlation_data;
-    message->properties.user_properties = m.user_properties;
+      record.expires_at_ms = record.arrival_ms + std::uint64_t{*m.message_expiry_interval} * 1000;
+    auto message = engine_->new_message();
+    core::from_record(std::move(record), *message);
     unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
     core::WorkerCore* worker = &engine_->worker(w);
     bool posted = pool_->post(w, [worker, msg = std::move(message)]() mutable {

@@ -339,7 +339,6 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
 
-  const bool durable = engine.durability_for(publish.topic) == Durability::Durable;
   auto message = engine.new_message();
   message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)
@@ -350,7 +349,8 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->retain = publish.retain;
   message->properties = forwarded_properties(std::move(props));
   message->origin_client_id = session_->client_id;
-  std::size_t receivers = worker_.publish(std::move(message), session_);
+  const auto [receivers, durability] = worker_.publish(std::move(message), session_);
+  const bool durable = durability == Durability::Durable;
 
   if (publish.qos == 0) return;
   ReasonCode reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;

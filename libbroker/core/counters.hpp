@@ -1,6 +1,8 @@
 #pragma once
-// Counters one worker keeps; ops and Broker::stats() read and sum them. Relaxed atomics: each
-// is written by one worker thread and read, approximately, by any thread.
+// Counters one worker keeps; ops and Broker::stats() read and sum them.
+//
+// Thread safety: relaxed atomics, each written by one worker thread and read, approximately,
+// by any thread.
 #include <atomic>
 #include <cstdint>
 

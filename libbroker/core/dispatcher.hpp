@@ -2,6 +2,8 @@
 // Dispatcher: how the core of one worker reaches the other workers (cross-worker delivery
 // batches, socket hand-over, embedder publishes). Implemented by the transport with a
 // mutex-guarded queue plus uv_async_t per worker.
+//
+// Thread safety: post() and worker_count() are safe from any thread.
 #include <functional>
 
 namespace broker::core {

@@ -133,7 +133,8 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   publish(std::move(message), nullptr);
 }
 
-std::size_t WorkerCore::publish(std::shared_ptr<Message>&& message, const Session* publisher) {
+WorkerCore::Published WorkerCore::publish(std::shared_ptr<Message>&& message,
+                                          const Session* publisher) {
   message->id = engine_.next_message_id();
   message->durability = engine_.durability_for(message->topic);
   if (message->expires_at_ms == 0) {
@@ -142,7 +143,7 @@ std::size_t WorkerCore::publish(std::shared_ptr<Message>&& message, const Sessio
   if (engine_.store() && engine_.persisted_topic(message->topic)) batch_.append_log(to_record(*message));
   MessagePtr shared = std::move(message);
   if (shared->retain && engine_.limits().retain_available) retain(shared);
-  return route(shared, publisher);
+  return Published{route(shared, publisher), shared->durability};
 }
 
 std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {

@@ -64,8 +64,12 @@ class WorkerCore {
   // --- messages ---
   // Takes a new message in: gives it its id, applies the TTL rules when it has no expiry,
   // appends it to the message log when a persisted filter matches, keeps it when retained,
-  // and routes it. `publisher` as for route(). Returns the number of receiving sessions.
-  std::size_t publish(std::shared_ptr<Message>&& message, const Session* publisher);
+  // and routes it. `publisher` as for route().
+  struct Published {
+    std::size_t receivers;  // sessions it went to
+    Durability durability;  // how it is stored and acknowledged
+  };
+  Published publish(std::shared_ptr<Message>&& message, const Session* publisher);
   // Matches `message` once and delivers it to every subscriber, here or on other workers.
   // `publisher` (may be null) is used for No Local. Returns the number of receiving sessions.
   std::size_t route(const MessagePtr& message, const Session* publisher);

@@ -2,6 +2,8 @@
 // MQTT reason codes (MQTT 5.0 section 2.4) as they travel on the wire. These are answers to
 // clients, not library errors: every rejection picks the most precise one. For MQTT 3.1.1
 // CONNACK, `to_v3_connack_code` maps them to the six 3.1.1 return codes.
+//
+// Thread safety: values and pure functions.
 #include <cstdint>
 #include <string_view>
 

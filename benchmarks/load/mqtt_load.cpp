@@ -366,6 +366,11 @@ class LoadGen {
   void flush(Conn& c);
   void set_epoll_out(Conn& c, bool on);
   bool pump(Conn& c, std::uint64_t now);  // true when it could send more right away
+  // Fixed rate: publisher p's message k is scheduled at (k + p / publishers) / per-publisher
+  // rate after the run starts, so the publishers interleave evenly instead of sending together.
+  std::uint64_t scheduled_ns(const Conn& c, std::uint64_t seq) const;
+  std::uint64_t messages_due(const Conn& c, std::uint64_t now) const;  // scheduled by `now`
+  std::uint64_t next_send_ns() const;  // earliest scheduled message of a publisher that may send
   void free_pid(Conn& c, std::uint16_t pid);
   void tick(std::uint64_t now);
   void note_error(const std::string& what) { ++errors_[what]; }
@@ -515,8 +520,15 @@ int LoadGen::run() {
       for (auto& c : conns_)
         if (c.role == Role::Publisher && c.state == State::Ready) busy |= pump(c, now);
     }
-    int timeout = busy ? 0 : (phase_ == Phase::Run && opts_.rate > 0) ? 1 : 10;
-    int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), timeout);
+    // At a fixed rate, sleep exactly until the next message is due (a millisecond tick would
+    // add up to a millisecond of the generator's own delay to every latency).
+    std::uint64_t timeout_ns = busy ? 0 : 10'000'000;
+    if (!busy && phase_ == Phase::Run && opts_.rate > 0) {
+      std::uint64_t next = next_send_ns();
+      timeout_ns = std::min(timeout_ns, next > now ? next - now : 0);
+    }
+    timespec timeout{static_cast<time_t>(timeout_ns / kNsPerSec), static_cast<long>(timeout_ns % kNsPerSec)};
+    int n = epoll_pwait2(epfd_, events.data(), static_cast<int>(events.size()), &timeout, nullptr);
     if (n < 0 && errno != EINTR) {
       std::perror("epoll_wait");
       return 1;
@@ -862,6 +874,29 @@ void LoadGen::free_pid(Conn& c, std::uint16_t pid) {
   --c.inflight;
 }
 
+std::uint64_t LoadGen::scheduled_ns(const Conn& c, std::uint64_t seq) const {
+  double per_pub = opts_.rate / static_cast<double>(num_pubs_);
+  double phase = static_cast<double>(c.index) / static_cast<double>(num_pubs_);
+  return run_start_ + static_cast<std::uint64_t>((static_cast<double>(seq) + phase) * 1e9 / per_pub);
+}
+
+std::uint64_t LoadGen::messages_due(const Conn& c, std::uint64_t now) const {
+  double per_pub = opts_.rate / static_cast<double>(num_pubs_);
+  double phase = static_cast<double>(c.index) / static_cast<double>(num_pubs_);
+  double slots = seconds(now - run_start_) * per_pub - phase;
+  return slots < 0 ? 0 : static_cast<std::uint64_t>(slots) + 1;
+}
+
+std::uint64_t LoadGen::next_send_ns() const {
+  std::uint64_t next = UINT64_MAX;
+  for (const auto& c : conns_) {
+    if (c.role != Role::Publisher || c.state != State::Ready || c.epoll_out) continue;
+    if (opts_.qos > 0 && c.inflight >= c.window) continue;  // an ack wakes the loop
+    next = std::min(next, scheduled_ns(c, c.next_seq));
+  }
+  return next;
+}
+
 bool LoadGen::pump(Conn& c, std::uint64_t now) {
   constexpr std::size_t kHighWater = 64 * 1024;  // beyond this, wait for the socket
   constexpr int kBatch = 64;                       // messages per publisher per loop turn
@@ -869,7 +904,7 @@ bool LoadGen::pump(Conn& c, std::uint64_t now) {
   double per_pub = 0;
   if (opts_.rate > 0) {
     per_pub = opts_.rate / static_cast<double>(num_pubs_);
-    due = static_cast<std::uint64_t>(seconds(now - run_start_) * per_pub) + 1;
+    due = messages_due(c, now);
   }
   auto& pub = *c.publish;
   int sent = 0;
@@ -894,10 +929,7 @@ bool LoadGen::pump(Conn& c, std::uint64_t now) {
     // At a fixed rate the clock starts at the message's scheduled time, so time spent held back
     // by the window or a full socket counts as latency (no coordinated omission).
     std::uint64_t stamp_ns = now_ns();
-    if (per_pub > 0) {
-      auto scheduled = run_start_ + static_cast<std::uint64_t>(static_cast<double>(c.next_seq) * 1e9 / per_pub);
-      stamp_ns = std::min(stamp_ns, scheduled);
-    }
+    if (per_pub > 0) stamp_ns = std::min(stamp_ns, scheduled_ns(c, c.next_seq));
     put_u64(stamp + 16, stamp_ns);
     c.out.append(stamp, kStampSize);
     c.out.append(payload_fill_);

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages needed to build and test libbroker and brokerd.
-# Does nothing when everything is already installed; uses sudo only when not root.
+# Installs the Debian 12 packages needed to build and test libbroker and brokerd; with --bench,
+# also what benchmarks/run.sh needs. Does nothing when everything is already installed; uses
+# sudo only when not root.
 set -euo pipefail
 
 build_deps=(build-essential cmake ninja-build pkg-config libuv1-dev libmbedtls-dev liblmdb-dev
             libfmt-dev nlohmann-json3-dev catch2 clang libclang-rt-14-dev)
 test_deps=(mosquitto mosquitto-clients python3-paho-mqtt python3-pytest)
+bench_deps=()
+case ${1:-} in
+  --bench) bench_deps=(jq bc) ;;
+  "") ;;
+  *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
-for pkg in "${build_deps[@]}" "${test_deps[@]}"; do
+for pkg in "${build_deps[@]}" "${test_deps[@]}" "${bench_deps[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
   [[ $status == installed ]] || missing+=("$pkg")
 done

@@ -3,6 +3,7 @@
 # repetition. Every scenario gets a fresh broker; its CPU (utime+stime from /proc/PID/stat) is
 # read around the scenario and its peak RSS (VmHWM) at the end.
 #   compare.sh [--quick] [--reps N] [--scenarios "a b c"] [--brokerd PATH] [--load PATH] [--out FILE]
+#              [--runs FILE]
 # Writes a markdown report to stdout and to FILE (default benchmarks/RESULTS.md); raw JSON
 # lines of every run go to $WORK/runs.jsonl (kept, path printed on stderr).
 set -u
@@ -13,6 +14,7 @@ QUICK=0
 BROKERD=${BROKERD:-}
 MQTT_LOAD=${MQTT_LOAD:-}
 OUT="$here/../RESULTS.md"
+RUNS_COPY=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1; REPS=1 ;;
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     --brokerd) BROKERD=$2; shift ;;
     --load) MQTT_LOAD=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --runs) RUNS_COPY=$2; shift ;;
     --scenarios) read -r -a ONLY <<<"$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -79,14 +82,23 @@ run_one() {  # run_one BROKER SCENARIO REP
     # shellcheck disable=SC2086
     "$MQTT_LOAD" ${ARGS[$sc]} --port "$BROKER_PORT" --clients $((IDLE_CLIENTS - half)) --id-offset "$half" --prefix cmpb --source-addrs "$SOURCES" >"$WORK/$tag.b.json" &
     local gb=$!
+    # Kernel memory held for the sockets (slab: socket, inode, dentry, tcp structures), read
+    # mid-hold; both ends live on this machine, so half of it is the broker side's share.
+    local slab0 slab1=""
+    slab0=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
+    if [ "$sc" = idle18k ]; then
+      sleep $((HOLD / 2 + 3))
+      slab1=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
+    fi
     wait $ga $gb
     jq -s -c '{clients: (map(.clients)|add), connect_ok: (map(.connect_ok)|add),
         connect_failed: (map(.connect_failed)|add), connect_seconds: (map(.connect_seconds)|max),
         connect_rate: ((map(.connect_ok)|add) / ([(map(.connect_seconds)|max), 0.001]|max)),
         all_connected: (map(.all_alive)|all), dropped: (map(.dropped)|add),
         connect_p99_ms: (map(.connect_p99_ms)|max),
-        gen_cpu_s: (map(.gen_cpu_s)|add), received: 0, lost: 0, sent: 0, errors: (map(.errors)|add)}' \
-      "$WORK/$tag.a.json" "$WORK/$tag.b.json" >"$WORK/$tag.json"
+        gen_cpu_s: (map(.gen_cpu_s)|add), received: 0, lost: 0, sent: 0, errors: (map(.errors)|add)}
+        + (if $slab1 == "" then {} else {kernel_slab_kb: (($slab1|tonumber) - ($slab0|tonumber))} end)' \
+      --arg slab0 "$slab0" --arg slab1 "$slab1" "$WORK/$tag.a.json" "$WORK/$tag.b.json" >"$WORK/$tag.json"
   else
     # shellcheck disable=SC2086
     timeout 120 "$MQTT_LOAD" ${ARGS[$sc]} --port "$BROKER_PORT" --prefix "cmp$rep" >"$WORK/$tag.json"
@@ -116,7 +128,7 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r), $(free -g | awk '/Mem:/ {print $2}') GiB"
-python3 - "$RUNS" "$machine" "$REPS" "$QUICK" "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" \
+/usr/bin/python3 - "$RUNS" "$machine" "$REPS" "$QUICK" "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" \
   "$(mosquitto -h 2>/dev/null | head -n 1)" "$BROKERD (source tree at $SOURCE_REV)" "$(date -u +%Y-%m-%dT%H:%MZ)" \
   >"$WORK/report.md" <<'PY'
 import json, statistics, sys
@@ -159,6 +171,8 @@ for sc in ["idle18k", "connect18k"]:
     row(sc, "connect rate (conn/s)", lambda b: get(b, sc, "connect_rate"))
     row(sc, "broker peak RSS (MiB)", lambda b: (get(b, sc, "broker_hwm_kb") or 0) / 1024)
     row(sc, "RSS per connection (KiB, peak - idle)", lambda b: derived(b, sc, lambda r: (r["broker_hwm_kb"] - r["broker_base_kb"]) / max(r["connect_ok"], 1)), nd=2)
+    if sc == "idle18k":
+        row(sc, "kernel slab per connection, broker side (KiB, half the growth)", lambda b: derived(b, sc, lambda r: r["kernel_slab_kb"] / 2 / max(r["connect_ok"], 1) if "kernel_slab_kb" in r else None), nd=2)
     row(sc, "connect latency p99 (ms)", lambda b: get(b, sc, "connect_p99_ms"), nd=2)
     row(sc, "broker CPU (s)", lambda b: get(b, sc, "broker_cpu_s"), nd=2)
     row(sc, "broker CPU per connection (us)", lambda b: derived(b, sc, lambda r: r["broker_cpu_s"] / max(r["connect_ok"], 1) * 1e6), nd=1)
@@ -196,4 +210,5 @@ print("\n".join(out))
 PY
 cat "$WORK/report.md"
 cp "$WORK/report.md" "$OUT"
+[ -n "$RUNS_COPY" ] && cp "$RUNS" "$RUNS_COPY"
 echo "written: $OUT" >&2

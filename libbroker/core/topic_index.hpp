@@ -56,7 +56,9 @@ struct Match {
   SubscriberKey key;
   SubscriptionOptions options;
   bool shared = false;
-  SubscriberPtr subscriber;  // keeps client id and flags readable after the index lock is gone
+  // Keeps client id and flags readable after the index lock is gone. Always set for shared
+  // matches; for plain ones only when match() was asked for it (null otherwise).
+  SubscriberPtr subscriber;
 };
 
 enum class SharedPolicy : std::uint8_t { RoundRobin, Random };
@@ -78,8 +80,12 @@ class TopicIndex {
 
   // Appends to `out` every subscription matching topic name `topic` (non-shared ones: one
   // Match per subscription, so a session with overlapping filters appears several times;
-  // shared ones: one Match per group). REQUIRES: slot < reader_slots.
-  void match(unsigned slot, std::string_view topic, std::vector<Match>& out) const;
+  // shared ones: one Match per group). Plain matches carry their Subscriber only when
+  // `with_subscribers`: fetching it costs a cache miss and an atomic increment per match, which
+  // a caller that needs only the key and options should not pay.
+  // REQUIRES: slot < reader_slots.
+  void match(unsigned slot, std::string_view topic, std::vector<Match>& out,
+             bool with_subscribers = true) const;
 
   // Picks a member of shared group `group` on `filter` other than `exclude`, preferring
   // connected ones; used to hand a departed member's unacknowledged messages to another.

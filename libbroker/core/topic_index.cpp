@@ -5,12 +5,13 @@
 //   std::string): child set (16), subscriber list (24), entry count, key length and flags.
 // - Nodes and child tables come from a TrieArena (huge pages, 8-byte rounding, no per-block
 //   header): at 10M subscriptions a match is a chain of cache and TLB misses.
-// - A subscriber entry is {SubscriberKey, SubscriptionOptions}: 24 bytes. The first one lives
-//   inside the node, so the usual leaf (one session's unique filter) is a single allocation.
-//   It holds the key, not the Subscriber: reading a session's Subscriber (a cache and TLB miss
-//   of its own) and bumping its atomic reference count cost more than the rest of a match at
-//   10M subscriptions. The Subscribers live once per session in Impl::held_, and match() fetches
-//   them only when the caller asks (a broker with a store needs the persistence flag).
+// - A subscriber entry is {session id, Subscriber* with the worker index in its high bits,
+//   options}: 24 bytes. The first one lives inside the node, so the usual leaf (one session's
+//   unique filter) is a single allocation. The key is read from the entry itself: reading the
+//   Subscriber (a cache and TLB miss of its own) and bumping its atomic reference count cost
+//   more than the rest of a match at 10M subscriptions, so match() does that only when the
+//   caller asks (a broker with a store needs the persistence flag). Entries hold plain
+//   pointers; Impl::held_ owns each Subscriber once, counting the entries that name it.
 // - Shared group members are {SubscriberPtr, options}: choosing one reads `connected`.
 // - Shared groups are rare, so they live in a side table keyed by node, flagged in the node,
 //   instead of costing every node a pointer.
@@ -64,7 +65,23 @@ struct KeyHash {
 
 // A plain subscription.
 struct Entry {
-  SubscriberKey key;
+  static constexpr unsigned kWorkerShift = 48;  // user-space addresses are below 2^48
+
+  Entry(const Subscriber* s, const SubscriptionOptions& o) noexcept
+      : session_id(s->key.session_id),
+        subscriber(reinterpret_cast<std::uintptr_t>(s) |
+                   (std::uintptr_t{s->key.worker} << kWorkerShift)),
+        options(o) {}
+
+  SubscriberKey key() const noexcept {
+    return {static_cast<std::uint32_t>(subscriber >> kWorkerShift), session_id};
+  }
+  Subscriber* ptr() const noexcept {
+    return reinterpret_cast<Subscriber*>(subscriber & ((std::uintptr_t{1} << kWorkerShift) - 1));
+  }
+
+  std::uint64_t session_id;
+  std::uintptr_t subscriber;  // Subscriber*, the worker index in the top 16 bits
   SubscriptionOptions options;
 };
 static_assert(sizeof(Entry) == 24, "keep subscriber entries compact");
@@ -75,8 +92,14 @@ struct MemberEntry {
   SubscriptionOptions options;
 };
 
-const SubscriberKey& key_of(const Entry& e) noexcept { return e.key; }
+SubscriberKey key_of(const Entry& e) noexcept { return e.key(); }
 const SubscriberKey& key_of(const MemberEntry& e) noexcept { return e.subscriber->key; }
+
+// Whether the index can hold subscriptions of `s`: its worker index and address must leave
+// Entry's packing room (workers are threads, so this always holds in a broker).
+bool packable(const Subscriber& s) noexcept {
+  return s.key.worker <= 0xFFFF && (reinterpret_cast<std::uintptr_t>(&s) >> Entry::kWorkerShift) == 0;
+}
 
 // The subscribers of one filter, or the members of one shared group (E: Entry or MemberEntry).
 // The entry count is kept by the owner (a Node packs it beside its key length) and passed in:
@@ -406,8 +429,8 @@ struct TopicIndex::Impl {
 
   void emit(const Node& n, Slot& slot, bool with_subscribers, std::vector<Match>& out) const {
     for (const Entry& e : n.entries()) {
-      Match& m = out.emplace_back(Match{e.key, e.options, false, nullptr});
-      if (with_subscribers) m.subscriber = held_.find(e.key)->second.subscriber;
+      Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
+      if (with_subscribers) m.subscriber = e.ptr()->shared_from_this();
     }
     if ((n.flags & kHasShared) == 0) return;
     auto it = shared_.find(&n);
@@ -437,12 +460,22 @@ struct TopicIndex::Impl {
   TrieArena arena_;  // nodes and child tables; written under every slot's lock
   Node* const root_;
   std::unordered_map<const Node*, SharedGroups> shared_;  // written under every slot's lock
-  // Each session with plain subscriptions: its Subscriber, and how many entries name it.
+  // Owns each Subscriber that plain entries name, with how many do. Written under every
+  // slot's lock.
   struct Held {
     SubscriberPtr subscriber;
     std::uint32_t entries = 0;
   };
-  std::unordered_map<SubscriberKey, Held, KeyHash> held_;  // written under every slot's lock
+  std::unordered_map<const Subscriber*, Held> held_;
+
+  void hold(const SubscriberPtr& s) {
+    Held& h = held_[s.get()];
+    if (h.entries++ == 0) h.subscriber = s;
+  }
+  void let_go(const Subscriber* s) noexcept {
+    auto it = held_.find(s);
+    if (--it->second.entries == 0) held_.erase(it);
+  }
   std::vector<Node*> path_;                               // writers' scratch
   std::atomic<std::uint64_t> count_{0};
 };
@@ -455,7 +488,7 @@ TopicIndex::~TopicIndex() = default;
 bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view filter,
                            const SubscriptionOptions& options) {
   // An invalid filter (a caller's bug) changes nothing rather than corrupting the trie.
-  if (!subscriber || !protocol::valid_topic_filter(filter)) return false;
+  if (!subscriber || !packable(*subscriber) || !protocol::valid_topic_filter(filter)) return false;
   std::string_view group;
   if (auto shared = protocol::parse_shared_filter(filter)) {
     group = shared->group;
@@ -477,10 +510,12 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
   }
   bool added;
   if (group.empty()) {
-    Impl::Held& held = impl_->held_[subscriber->key];
-    held.subscriber = subscriber;  // a recreated Subscriber for the same session replaces the old
-    added = n->subs.upsert(n->nsubs, Entry{subscriber->key, options});
-    if (added) ++held.entries;
+    Entry* old = n->subs.find(n->nsubs, subscriber->key);
+    const Subscriber* replaced = old != nullptr ? old->ptr() : nullptr;
+    impl_->hold(subscriber);
+    added = n->subs.upsert(n->nsubs, Entry{subscriber.get(), options});
+    // A recreated Subscriber for the same session replaces the old one in this entry.
+    if (replaced != nullptr) impl_->let_go(replaced);
   } else {
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr) {
@@ -516,9 +551,11 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
     pos = next;
   }
   if (group.empty()) {
-    if (!n->subs.erase(n->nsubs, key)) return false;
-    auto held = impl_->held_.find(key);
-    if (--held->second.entries == 0) impl_->held_.erase(held);
+    const Entry* e = n->subs.find(n->nsubs, key);
+    if (e == nullptr) return false;
+    const Subscriber* s = e->ptr();
+    n->subs.erase(n->nsubs, key);
+    impl_->let_go(s);
   } else {
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr || !g->members.erase(g->size, key)) return false;

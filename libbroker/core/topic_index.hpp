@@ -33,7 +33,9 @@ struct SubscriberKey {
 // One per session, shared by all its index entries; `connected` and `persistent` are written
 // by the session's worker and read on any worker (shared-subscription selection; a publisher's
 // worker stores deliveries to persistent sessions with the message).
-struct Subscriber {
+// Owned by shared_ptr only (make_shared): the index keeps plain pointers in its entries and
+// makes a SubscriberPtr from one with shared_from_this() when a caller asks.
+struct Subscriber : std::enable_shared_from_this<Subscriber> {
   explicit Subscriber(SubscriberKey k, std::string id = {}) : key(k), client_id(std::move(id)) {}
   const SubscriberKey key;
   const std::string client_id;
@@ -72,7 +74,8 @@ class TopicIndex {
   TopicIndex& operator=(const TopicIndex&) = delete;
 
   // Adds or replaces the subscription of `subscriber` to `filter` (a valid filter; may be
-  // "$share/<group>/<f>"). Returns true when it is new, false when an existing one was replaced.
+  // "$share/<group>/<f>"). Returns true when it is new, false when an existing one was replaced
+  // or nothing was done (an invalid filter; a worker index above 65,535).
   bool subscribe(const SubscriberPtr& subscriber, std::string_view filter,
                  const SubscriptionOptions& options);
   // Returns true when the subscription existed and was removed.

@@ -537,27 +537,42 @@ TEST_CASE("topic index: matches carry their Subscriber only when asked") {
   for (const auto& m : out) CHECK(m.subscriber == (m.key.session_id == 1 ? a : b));
 }
 
-TEST_CASE("topic index: holds one Subscriber per session while it has plain subscriptions") {
+TEST_CASE("topic index: holds each Subscriber while an entry names it") {
   TopicIndex index(1);
   auto a = sub(1);
   REQUIRE(index.subscribe(a, "x/1", {}));
   REQUIRE(index.subscribe(a, "x/2", {}));
   CHECK(a.use_count() == 2);  // the test's and the index's, however many filters
-  // A recreated Subscriber for the same session replaces the old one for all its filters.
+  // A recreated Subscriber for the same session replaces the old one in that entry only.
   auto a2 = sub(1);
   CHECK_FALSE(index.subscribe(a2, "x/1", qos(1)));
-  CHECK(a.use_count() == 1);
-  std::vector<Match> out;
-  index.match(0, "x/2", out, true);
-  REQUIRE(out.size() == 1);
-  CHECK(out[0].subscriber == a2);
-  out.clear();
-  REQUIRE(index.unsubscribe(a2->key, "x/1"));
+  CHECK(a.use_count() == 2);
   CHECK(a2.use_count() == 2);
+  std::vector<Match> out;
+  index.match(0, "x/1", out, true);
+  index.match(0, "x/2", out, true);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].subscriber == a2);
+  CHECK(out[1].subscriber == a);
+  out.clear();
   REQUIRE(index.unsubscribe(a2->key, "x/2"));
+  CHECK(a.use_count() == 1);
+  REQUIRE(index.unsubscribe(a2->key, "x/1"));
   CHECK(a2.use_count() == 1);
-  CHECK_FALSE(index.unsubscribe(a2->key, "x/2"));
-  CHECK(a2.use_count() == 1);
+  CHECK_FALSE(index.unsubscribe(a2->key, "x/1"));
+  CHECK(index.subscription_count() == 0);
+}
+
+TEST_CASE("topic index: a worker index above 16 bits is refused") {
+  TopicIndex index(1);
+  auto s = sub(1, 0x10000);
+  CHECK_FALSE(index.subscribe(s, "t", {}));
+  CHECK(match(index, "t").empty());
+  auto ok = sub(2, 0xFFFF);
+  REQUIRE(index.subscribe(ok, "t", {}));
+  auto m = match(index, "t");
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].key == ok->key);
 }
 
 TEST_CASE("topic index: readers match while a writer grows and shrinks child tables") {

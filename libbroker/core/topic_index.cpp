@@ -11,7 +11,7 @@
 //   Subscriber (a cache and TLB miss of its own) and bumping its atomic reference count cost
 //   more than the rest of a match at 10M subscriptions, so match() does that only when the
 //   caller asks (a broker with a store needs the persistence flag). Entries hold plain
-//   pointers; Impl::held_ owns each Subscriber once, counting the entries that name it.
+//   pointers; each Subscriber holds itself for the index while entries name it.
 // - Shared group members are {SubscriberPtr, options}: choosing one reads `connected`.
 // - Shared groups are rare, so they live in a side table keyed by node, flagged in the node,
 //   instead of costing every node a pointer.
@@ -358,6 +358,7 @@ struct TopicIndex::Impl {
       Node* n = todo.back();
       todo.pop_back();
       n->children.for_each([&](Node* c) { todo.push_back(c); });
+      for (const Entry& e : n->entries()) let_go(e.ptr());
       free_node(arena_, n);
     }
   }
@@ -427,19 +428,26 @@ struct TopicIndex::Impl {
     return fallback;
   }
 
-  void emit(const Node& n, Slot& slot, bool with_subscribers, std::vector<Match>& out) const {
-    for (const Entry& e : n.entries()) {
+  // Appends the node's matches; returns how many sources they came from (its plain list
+  // counts one, a shared group two: a group's pick may repeat a session).
+  unsigned emit(const Node& n, Slot& slot, bool with_subscribers, std::vector<Match>& out) const {
+    const auto entries = n.entries();
+    unsigned sources = entries.empty() ? 0 : 1;
+    out.reserve(out.size() + entries.size());
+    for (const Entry& e : entries) {
       Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
       if (with_subscribers) m.subscriber = e.ptr()->shared_from_this();
     }
-    if ((n.flags & kHasShared) == 0) return;
+    if ((n.flags & kHasShared) == 0) return sources;
     auto it = shared_.find(&n);
-    if (it == shared_.end()) return;
+    if (it == shared_.end()) return sources;
     for (const auto& g : it->second) {
       if (const MemberEntry* e = pick(*g, slot, nullptr)) {
         out.push_back(Match{e->subscriber->key, e->options, true, e->subscriber});
+        sources += 2;
       }
     }
+    return sources;
   }
 
   // Removes the trailing nodes of `nodes` (root first) that hold nothing any more.
@@ -460,21 +468,13 @@ struct TopicIndex::Impl {
   TrieArena arena_;  // nodes and child tables; written under every slot's lock
   Node* const root_;
   std::unordered_map<const Node*, SharedGroups> shared_;  // written under every slot's lock
-  // Owns each Subscriber that plain entries name, with how many do. Written under every
-  // slot's lock.
-  struct Held {
-    SubscriberPtr subscriber;
-    std::uint32_t entries = 0;
-  };
-  std::unordered_map<const Subscriber*, Held> held_;
-
-  void hold(const SubscriberPtr& s) {
-    Held& h = held_[s.get()];
-    if (h.entries++ == 0) h.subscriber = s;
+  // The index holds each Subscriber that a plain entry names (see Subscriber::index_hold_).
+  static void hold(const SubscriberPtr& s) {
+    if (s->index_entries_++ == 0) s->index_hold_ = s;
   }
-  void let_go(const Subscriber* s) noexcept {
-    auto it = held_.find(s);
-    if (--it->second.entries == 0) held_.erase(it);
+  static void let_go(Subscriber* s) noexcept {
+    if (--s->index_entries_ != 0) return;
+    SubscriberPtr last = std::move(s->index_hold_);  // the index's reference: may free `s`
   }
   std::vector<Node*> path_;                               // writers' scratch
   std::atomic<std::uint64_t> count_{0};
@@ -511,7 +511,7 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
   bool added;
   if (group.empty()) {
     Entry* old = n->subs.find(n->nsubs, subscriber->key);
-    const Subscriber* replaced = old != nullptr ? old->ptr() : nullptr;
+    Subscriber* replaced = old != nullptr ? old->ptr() : nullptr;
     impl_->hold(subscriber);
     added = n->subs.upsert(n->nsubs, Entry{subscriber.get(), options});
     // A recreated Subscriber for the same session replaces the old one in this entry.
@@ -553,7 +553,7 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
   if (group.empty()) {
     const Entry* e = n->subs.find(n->nsubs, key);
     if (e == nullptr) return false;
-    const Subscriber* s = e->ptr();
+    Subscriber* s = e->ptr();
     n->subs.erase(n->nsubs, key);
     impl_->let_go(s);
   } else {
@@ -574,7 +574,7 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
   return true;
 }
 
-void TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>& out,
+bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>& out,
                        bool with_subscribers) const {
   Impl& impl = *impl_;
   Impl::Slot& s = impl.slots_[slot];
@@ -594,14 +594,15 @@ void TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
   auto& stack = s.stack;  // depth-first, iterative: topics may have thousands of levels
   stack.clear();
   stack.emplace_back(impl.root_, 0);
+  unsigned sources = 0;
   while (!stack.empty()) {
     auto [n, i] = stack.back();
     stack.pop_back();
     if (i == depth) {
-      impl.emit(*n, s, with_subscribers, out);
+      sources += impl.emit(*n, s, with_subscribers, out);
       // "sport/#" also matches "sport".
       if ((n->flags & kHasHash) != 0) {
-        impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
+        sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
       }
       continue;
     }
@@ -609,13 +610,14 @@ void TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
     const std::string_view level = topic.substr(l.pos, l.len);
     const bool wild_ok = !(dollar && n == impl.root_);
     if (wild_ok && (n->flags & kHasHash) != 0) {
-      impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
+      sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
     }
     if (wild_ok && (n->flags & kHasPlus) != 0) stack.emplace_back(n->children.find("+", kPlusHash), i + 1);
     // A topic name has no wildcards; if one slipped through, don't count its node twice.
     if (is_wildcard(level)) continue;
     if (const Node* c = n->children.find(level, l.hash)) stack.emplace_back(c, i + 1);
   }
+  return sources <= 1;
 }
 
 bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_view filter,

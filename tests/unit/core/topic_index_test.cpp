@@ -619,3 +619,39 @@ TEST_CASE("topic index: readers match while a writer grows and shrinks child tab
   CHECK(failures.load() == 0);
   CHECK(index.subscription_count() == 16);
 }
+
+TEST_CASE("topic index: match tells when its matches need no grouping by session") {
+  TopicIndex index(1);
+  for (std::uint64_t i = 0; i < 100; ++i) REQUIRE(index.subscribe(sub(i), "b/#", {}));
+  std::vector<Match> out;
+  CHECK(index.match(0, "b/x", out));  // one list: each session once
+  CHECK(out.size() == 100);
+  out.clear();
+  CHECK(index.match(0, "nothing", out));
+  REQUIRE(index.subscribe(sub(7), "b/x", {}));  // session 7 now twice
+  CHECK_FALSE(index.match(0, "b/x", out));
+  out.clear();
+  CHECK(index.match(0, "b/y", out));
+  out.clear();
+  REQUIRE(index.subscribe(sub(500), "$share/g/b/y", {}));
+  CHECK_FALSE(index.match(0, "b/y", out));
+  out.clear();
+  REQUIRE(index.unsubscribe({0, 7}, "b/x"));
+  CHECK(index.match(0, "b/x", out));
+}
+
+TEST_CASE("topic index: destroying the index lets go of every Subscriber") {
+  auto a = sub(1);
+  auto b = sub(2);
+  {
+    TopicIndex index(1);
+    REQUIRE(index.subscribe(a, "x/1", {}));
+    REQUIRE(index.subscribe(a, "x/+", {}));
+    REQUIRE(index.subscribe(b, "x/#", {}));
+    REQUIRE(index.subscribe(b, "$share/g/x/1", {}));
+    CHECK(a.use_count() == 2);
+    CHECK(b.use_count() == 3);  // the index's plain hold and its shared member entry
+  }
+  CHECK(a.use_count() == 1);
+  CHECK(b.use_count() == 1);
+}

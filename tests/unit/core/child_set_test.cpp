@@ -174,9 +174,12 @@ TEST_CASE("trie arena: blocks of every size class are distinct, aligned and reus
       }
     }
   }
+#ifndef BROKER_TRIE_ARENA_CHECKED  // under ASan blocks come from the heap
   // A freed block is handed out again for the same size.
   void* a = arena.allocate(40);
   arena.deallocate(a, 40);
   CHECK(arena.allocate(40) == a);
+  arena.deallocate(a, 40);
+#endif
   for (const auto& [p, n] : live) arena.deallocate(p, n);
 }

@@ -1,14 +1,23 @@
 // The topic index: a level trie under a "big reader" lock (see topic_index.hpp).
 //
 // Memory layout, because 10M subscriptions must fit in about 1 GB plus topic bytes:
-// - A Node is one 48-byte allocation plus its level's bytes, stored right behind it (no
+// - A Node is one 48-byte block plus its level's bytes, stored right behind it (no
 //   std::string): child set (16), subscriber list (24), entry count, key length and flags.
-// - A subscriber entry is {SubscriberPtr, SubscriptionOptions}: 24 bytes. The first one lives
-//   inside the node, so the usual leaf (one session's unique filter) is a single allocation.
+// - Nodes and child tables come from a TrieArena (huge pages, 8-byte rounding, no per-block
+//   header): at 10M subscriptions a match is a chain of cache and TLB misses.
+// - A subscriber entry is {session id, Subscriber* with the worker index in its high bits,
+//   options}: 24 bytes. The first one lives inside the node, so the usual leaf (one session's
+//   unique filter) is a single allocation. The key is read from the entry itself: reading the
+//   Subscriber (a cache and TLB miss of its own) and bumping its atomic reference count cost
+//   more than the rest of a match at 10M subscriptions, so match() does that only when the
+//   caller asks (a broker with a store needs the persistence flag). Entries hold plain
+//   pointers; each Subscriber holds itself for the index while entries name it.
+// - Shared group members are {SubscriberPtr, options}: choosing one reads `connected`.
 // - Shared groups are rare, so they live in a side table keyed by node, flagged in the node,
 //   instead of costing every node a pointer.
 #include "core/topic_index.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdlib>
@@ -21,6 +30,7 @@
 #include <utility>
 
 #include "core/child_set.hpp"
+#include "core/trie_arena.hpp"
 #include "protocol/topic.hpp"
 
 namespace broker::core {
@@ -37,23 +47,66 @@ std::pair<std::string_view, std::size_t> level_at(std::string_view s, std::size_
 
 bool is_wildcard(std::string_view level) noexcept { return level == "+" || level == "#"; }
 
+const std::uint64_t kPlusHash = level_hash("+");
+const std::uint64_t kHashHash = level_hash("#");
+
+// One level of a topic being matched, hashed once however many nodes it is looked up in.
+struct Level {
+  std::uint32_t pos;
+  std::uint32_t len;
+  std::uint64_t hash;
+};
+
 struct KeyHash {
   std::size_t operator()(const SubscriberKey& k) const noexcept {
     return static_cast<std::size_t>((k.session_id * 0x9E3779B97F4A7C15ull) ^ k.worker);
   }
 };
 
+// A plain subscription.
 struct Entry {
-  SubscriberPtr subscriber;  // never null
+  static constexpr unsigned kWorkerShift = 48;  // user-space addresses are below 2^48
+
+  Entry(const Subscriber* s, const SubscriptionOptions& o) noexcept
+      : session_id(s->key.session_id),
+        subscriber(reinterpret_cast<std::uintptr_t>(s) |
+                   (std::uintptr_t{s->key.worker} << kWorkerShift)),
+        options(o) {}
+
+  SubscriberKey key() const noexcept {
+    return {static_cast<std::uint32_t>(subscriber >> kWorkerShift), session_id};
+  }
+  Subscriber* ptr() const noexcept {
+    return reinterpret_cast<Subscriber*>(subscriber & ((std::uintptr_t{1} << kWorkerShift) - 1));
+  }
+
+  std::uint64_t session_id;
+  std::uintptr_t subscriber;  // Subscriber*, the worker index in the top 16 bits
   SubscriptionOptions options;
 };
 static_assert(sizeof(Entry) == 24, "keep subscriber entries compact");
 
-// The subscribers of one filter, or the members of one shared group. The entry count is kept by
-// the owner (a Node packs it beside its key length) and passed in:
+// A shared group's member.
+struct MemberEntry {
+  SubscriberPtr subscriber;  // never null
+  SubscriptionOptions options;
+};
+
+SubscriberKey key_of(const Entry& e) noexcept { return e.key(); }
+const SubscriberKey& key_of(const MemberEntry& e) noexcept { return e.subscriber->key; }
+
+// Whether the index can hold subscriptions of `s`: its worker index and address must leave
+// Entry's packing room (workers are threads, so this always holds in a broker).
+bool packable(const Subscriber& s) noexcept {
+  return s.key.worker <= 0xFFFF && (reinterpret_cast<std::uintptr_t>(&s) >> Entry::kWorkerShift) == 0;
+}
+
+// The subscribers of one filter, or the members of one shared group (E: Entry or MemberEntry).
+// The entry count is kept by the owner (a Node packs it beside its key length) and passed in:
 //   0 entries: nothing;  1: inline, no allocation (the norm: most filters are one session's);
 //   2..kIndexedMin: an array with room for bit_ceil(n);  more: a vector plus an index by
 //   session, so a fleet-wide filter with a million subscribers adds and removes in O(1).
+template <typename Entry>
 class SubList {
  public:
   SubList() noexcept {}  // the union starts with no member alive
@@ -75,33 +128,32 @@ class SubList {
     }
     Entry* e = n == 1 ? &one_ : small_;
     for (std::uint32_t i = 0; i < n; ++i) {
-      if (e[i].subscriber->key == key) return &e[i];
+      if (key_of(e[i]) == key) return &e[i];
     }
     return nullptr;
   }
 
-  // Adds or replaces the entry of `sub`'s session; true when added (and `n` incremented).
-  bool upsert(std::uint32_t& n, const SubscriberPtr& sub, const SubscriptionOptions& options) {
-    if (Entry* e = find(n, sub->key)) {
-      e->subscriber = sub;  // a recreated Subscriber for the same session replaces the old one
-      e->options = options;
+  // Adds or replaces the entry of `entry`'s session; true when added (and `n` incremented).
+  bool upsert(std::uint32_t& n, Entry&& entry) {
+    if (Entry* e = find(n, key_of(entry))) {
+      *e = std::move(entry);  // a recreated Subscriber for the same session replaces the old one
       return false;
     }
     if (n == 0) {
-      new (&one_) Entry{sub, options};
+      new (&one_) Entry{std::move(entry)};
     } else if (n == 1) {
       Entry* arr = allocate(2);
       new (arr) Entry{std::move(one_)};
       one_.~Entry();
-      new (arr + 1) Entry{sub, options};
+      new (arr + 1) Entry{std::move(entry)};
       small_ = arr;
     } else if (n < kIndexedMin) {
       if (n == std::bit_ceil(n)) regrow(n, n * 2);
-      new (small_ + n) Entry{sub, options};
+      new (small_ + n) Entry{std::move(entry)};
     } else {
       if (n == kIndexedMin) to_big(n);
-      big_->pos.emplace(sub->key, n);
-      big_->entries.push_back(Entry{sub, options});
+      big_->pos.emplace(key_of(entry), n);
+      big_->entries.push_back(std::move(entry));
     }
     ++n;
     return true;
@@ -117,7 +169,7 @@ class SubList {
       auto& v = big_->entries;
       if (i + 1 != v.size()) {
         v[i] = std::move(v.back());
-        big_->pos.find(v[i].subscriber->key)->second = i;
+        big_->pos.find(key_of(v[i]))->second = i;
       }
       v.pop_back();
       if (--n == kIndexedMin) to_small(n);
@@ -181,7 +233,7 @@ class SubList {
     big->entries.reserve(n * 2u);
     big->pos.reserve(n * 2u);
     for (std::uint32_t i = 0; i < n; ++i) {
-      big->pos.emplace(small_[i].subscriber->key, i);
+      big->pos.emplace(key_of(small_[i]), i);
       big->entries.push_back(std::move(small_[i]));
       small_[i].~Entry();
     }
@@ -206,7 +258,7 @@ class SubList {
     Big* big_;      // n > kIndexedMin
   };
 };
-static_assert(sizeof(SubList) == 24);
+static_assert(sizeof(SubList<Entry>) == 24);
 
 enum NodeFlag : std::uint8_t {
   kHasPlus = 1,    // a child keyed "+" exists
@@ -221,8 +273,8 @@ struct Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  ChildSet<Node> children;
-  SubList subs;
+  ChildSet<Node, TrieArena> children;  // released by free_node (the arena is the index's)
+  SubList<Entry> subs;
   std::uint32_t nsubs = 0;    // entries in subs
   std::uint16_t key_len = 0;  // a level is at most 65,535 bytes: topics are
   std::uint8_t flags = 0;
@@ -238,17 +290,23 @@ static_assert(sizeof(Node) == 48, "16 children + 24 subscribers + count, length,
 static_assert(std::is_standard_layout_v<Node>);
 constexpr std::size_t kKeyOffset = offsetof(Node, key_head);
 
-Node* make_node(std::string_view key) {
-  void* mem = ::operator new(std::max(sizeof(Node), kKeyOffset + key.size()));
+std::size_t node_bytes(std::size_t key_len) noexcept {
+  return std::max(sizeof(Node), kKeyOffset + key_len);
+}
+
+Node* make_node(TrieArena& arena, std::string_view key) {
+  void* mem = arena.allocate(node_bytes(key.size()));
   Node* n = new (mem) Node();
   n->key_len = static_cast<std::uint16_t>(key.size());
   if (!key.empty()) std::memcpy(static_cast<char*>(mem) + kKeyOffset, key.data(), key.size());
   return n;
 }
 
-void free_node(Node* n) noexcept {
+void free_node(TrieArena& arena, Node* n) noexcept {
+  const std::size_t bytes = node_bytes(n->key_len);
+  n->children.release(arena);
   n->~Node();
-  ::operator delete(static_cast<void*>(n));
+  arena.deallocate(n, bytes);
 }
 
 std::uint8_t wildcard_flag(std::string_view key) noexcept {
@@ -263,10 +321,10 @@ struct SharedGroup {
   SharedGroup(const SharedGroup&) = delete;
   SharedGroup& operator=(const SharedGroup&) = delete;
 
-  std::span<const Entry> entries() const noexcept { return members.view(size); }
+  std::span<const MemberEntry> entries() const noexcept { return members.view(size); }
 
   std::string name;
-  SubList members;
+  SubList<MemberEntry> members;
   std::uint32_t size = 0;                      // entries in members
   mutable std::atomic<std::uint32_t> next{0};  // round-robin cursor, bumped by readers
 };
@@ -279,6 +337,7 @@ struct TopicIndex::Impl {
   struct alignas(64) Slot {
     std::mutex mu;
     std::vector<std::pair<const Node*, std::size_t>> stack;  // match() scratch, kept warm
+    std::vector<Level> levels;                               // match() scratch
     std::uint64_t rng = 0;                                   // xorshift state for Random
   };
 
@@ -286,7 +345,7 @@ struct TopicIndex::Impl {
       : slot_count_(reader_slots == 0 ? 1 : reader_slots),
         slots_(std::make_unique<Slot[]>(slot_count_)),
         policy_(p),
-        root_(make_node({})) {
+        root_(make_node(arena_, {})) {
     for (unsigned i = 0; i < slot_count_; ++i) {
       slots_[i].rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
       if (slots_[i].rng == 0) slots_[i].rng = 1;
@@ -299,7 +358,8 @@ struct TopicIndex::Impl {
       Node* n = todo.back();
       todo.pop_back();
       n->children.for_each([&](Node* c) { todo.push_back(c); });
-      free_node(n);
+      for (const Entry& e : n->entries()) let_go(e.ptr());
+      free_node(arena_, n);
     }
   }
 
@@ -341,7 +401,8 @@ struct TopicIndex::Impl {
   }
 
   // One member of `g` other than `exclude`, connected ones first; null when there is none.
-  const Entry* pick(const SharedGroup& g, Slot& slot, const SubscriberKey* exclude) const noexcept {
+  const MemberEntry* pick(const SharedGroup& g, Slot& slot,
+                          const SubscriberKey* exclude) const noexcept {
     const auto members = g.entries();
     const std::size_t n = members.size();
     if (n == 0) return nullptr;
@@ -357,9 +418,9 @@ struct TopicIndex::Impl {
       start = x >> 11;
     }
     start %= n;
-    const Entry* fallback = nullptr;
+    const MemberEntry* fallback = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
-      const Entry& e = members[(start + i) % n];
+      const MemberEntry& e = members[(start + i) % n];
       if (exclude != nullptr && e.subscriber->key == *exclude) continue;
       if (e.subscriber->connected.load(std::memory_order_relaxed)) return &e;
       if (fallback == nullptr) fallback = &e;
@@ -367,35 +428,54 @@ struct TopicIndex::Impl {
     return fallback;
   }
 
-  void emit(const Node& n, Slot& slot, std::vector<Match>& out) const {
-    for (const Entry& e : n.entries()) out.push_back(Match{e.subscriber->key, e.options, false, e.subscriber});
-    if ((n.flags & kHasShared) == 0) return;
+  // Appends the node's matches; returns how many sources they came from (its plain list
+  // counts one, a shared group two: a group's pick may repeat a session).
+  unsigned emit(const Node& n, Slot& slot, bool with_subscribers, std::vector<Match>& out) const {
+    const auto entries = n.entries();
+    unsigned sources = entries.empty() ? 0 : 1;
+    out.reserve(out.size() + entries.size());
+    for (const Entry& e : entries) {
+      Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
+      if (with_subscribers) m.subscriber = e.ptr()->shared_from_this();
+    }
+    if ((n.flags & kHasShared) == 0) return sources;
     auto it = shared_.find(&n);
-    if (it == shared_.end()) return;
+    if (it == shared_.end()) return sources;
     for (const auto& g : it->second) {
-      if (const Entry* e = pick(*g, slot, nullptr)) {
+      if (const MemberEntry* e = pick(*g, slot, nullptr)) {
         out.push_back(Match{e->subscriber->key, e->options, true, e->subscriber});
+        sources += 2;
       }
     }
+    return sources;
   }
 
   // Removes the trailing nodes of `nodes` (root first) that hold nothing any more.
-  static void prune(const std::vector<Node*>& nodes) noexcept {
+  void prune(const std::vector<Node*>& nodes) noexcept {
     for (std::size_t i = nodes.size() - 1; i > 0; --i) {
       Node* n = nodes[i];
       if (!n->unused()) return;
       Node* parent = nodes[i - 1];
-      parent->children.erase(n->key());
+      parent->children.erase(n->key(), arena_);
       parent->flags = static_cast<std::uint8_t>(parent->flags & ~wildcard_flag(n->key()));
-      free_node(n);
+      free_node(arena_, n);
     }
   }
 
   const unsigned slot_count_;
   const std::unique_ptr<Slot[]> slots_;
   const SharedPolicy policy_;
+  TrieArena arena_;  // nodes and child tables; written under every slot's lock
   Node* const root_;
   std::unordered_map<const Node*, SharedGroups> shared_;  // written under every slot's lock
+  // The index holds each Subscriber that a plain entry names (see Subscriber::index_hold_).
+  static void hold(const SubscriberPtr& s) {
+    if (s->index_entries_++ == 0) s->index_hold_ = s;
+  }
+  static void let_go(Subscriber* s) noexcept {
+    if (--s->index_entries_ != 0) return;
+    SubscriberPtr last = std::move(s->index_hold_);  // the index's reference: may free `s`
+  }
   std::vector<Node*> path_;                               // writers' scratch
   std::atomic<std::uint64_t> count_{0};
 };
@@ -408,7 +488,7 @@ TopicIndex::~TopicIndex() = default;
 bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view filter,
                            const SubscriptionOptions& options) {
   // An invalid filter (a caller's bug) changes nothing rather than corrupting the trie.
-  if (!subscriber || !protocol::valid_topic_filter(filter)) return false;
+  if (!subscriber || !packable(*subscriber) || !protocol::valid_topic_filter(filter)) return false;
   std::string_view group;
   if (auto shared = protocol::parse_shared_filter(filter)) {
     group = shared->group;
@@ -418,10 +498,11 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
   Node* n = impl_->root_;
   for (std::size_t pos = 0; pos != kEnd;) {
     auto [level, next] = level_at(filter, pos);
-    Node* child = n->children.find(level);
+    const std::uint64_t hash = level_hash(level);
+    Node* child = n->children.find(level, hash);
     if (child == nullptr) {
-      child = make_node(level);
-      n->children.insert(child);
+      child = make_node(impl_->arena_, level);
+      n->children.insert(child, hash, impl_->arena_);
       n->flags = static_cast<std::uint8_t>(n->flags | wildcard_flag(level));
     }
     n = child;
@@ -429,7 +510,12 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
   }
   bool added;
   if (group.empty()) {
-    added = n->subs.upsert(n->nsubs, subscriber, options);
+    Entry* old = n->subs.find(n->nsubs, subscriber->key);
+    Subscriber* replaced = old != nullptr ? old->ptr() : nullptr;
+    impl_->hold(subscriber);
+    added = n->subs.upsert(n->nsubs, Entry{subscriber.get(), options});
+    // A recreated Subscriber for the same session replaces the old one in this entry.
+    if (replaced != nullptr) impl_->let_go(replaced);
   } else {
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr) {
@@ -438,7 +524,7 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
       g = groups.back().get();
       n->flags |= kHasShared;
     }
-    added = g->members.upsert(g->size, subscriber, options);
+    added = g->members.upsert(g->size, MemberEntry{subscriber, options});
   }
   if (added) impl_->count_.fetch_add(1, std::memory_order_relaxed);
   return added;
@@ -465,7 +551,11 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
     pos = next;
   }
   if (group.empty()) {
-    if (!n->subs.erase(n->nsubs, key)) return false;
+    const Entry* e = n->subs.find(n->nsubs, key);
+    if (e == nullptr) return false;
+    Subscriber* s = e->ptr();
+    n->subs.erase(n->nsubs, key);
+    impl_->let_go(s);
   } else {
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr || !g->members.erase(g->size, key)) return false;
@@ -484,32 +574,50 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
   return true;
 }
 
-void TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>& out) const {
+bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>& out,
+                       bool with_subscribers) const {
   Impl& impl = *impl_;
   Impl::Slot& s = impl.slots_[slot];
   std::lock_guard<std::mutex> lock(s.mu);
+  // Split and hash the topic's levels once: a '+' branch looks the same level up again.
+  auto& levels = s.levels;
+  levels.clear();
+  for (std::size_t pos = 0; pos != kEnd;) {
+    auto [level, next] = level_at(topic, pos);
+    levels.push_back(Level{static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(level.size()),
+                           level_hash(level)});
+    pos = next;
+  }
+  const std::size_t depth = levels.size();
   // Wildcards at the first level never match '$' names [MQTT-4.7.2-1].
   const bool dollar = !topic.empty() && topic.front() == '$';
   auto& stack = s.stack;  // depth-first, iterative: topics may have thousands of levels
   stack.clear();
   stack.emplace_back(impl.root_, 0);
+  unsigned sources = 0;
   while (!stack.empty()) {
-    auto [n, pos] = stack.back();
+    auto [n, i] = stack.back();
     stack.pop_back();
-    if (pos == kEnd) {
-      impl.emit(*n, s, out);
+    if (i == depth) {
+      sources += impl.emit(*n, s, with_subscribers, out);
       // "sport/#" also matches "sport".
-      if ((n->flags & kHasHash) != 0) impl.emit(*n->children.find("#"), s, out);
+      if ((n->flags & kHasHash) != 0) {
+        sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
+      }
       continue;
     }
-    auto [level, next] = level_at(topic, pos);
+    const Level& l = levels[i];
+    const std::string_view level = topic.substr(l.pos, l.len);
     const bool wild_ok = !(dollar && n == impl.root_);
-    if (wild_ok && (n->flags & kHasHash) != 0) impl.emit(*n->children.find("#"), s, out);
-    if (wild_ok && (n->flags & kHasPlus) != 0) stack.emplace_back(n->children.find("+"), next);
+    if (wild_ok && (n->flags & kHasHash) != 0) {
+      sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
+    }
+    if (wild_ok && (n->flags & kHasPlus) != 0) stack.emplace_back(n->children.find("+", kPlusHash), i + 1);
     // A topic name has no wildcards; if one slipped through, don't count its node twice.
     if (is_wildcard(level)) continue;
-    if (const Node* c = n->children.find(level)) stack.emplace_back(c, next);
+    if (const Node* c = n->children.find(level, l.hash)) stack.emplace_back(c, i + 1);
   }
+  return sources <= 1;
 }
 
 bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_view filter,
@@ -521,7 +629,7 @@ bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_
   if (n == nullptr) return false;
   const SharedGroup* g = impl.find_group(n, group);
   if (g == nullptr) return false;
-  const Entry* e = impl.pick(*g, s, &exclude);
+  const MemberEntry* e = impl.pick(*g, s, &exclude);
   if (e == nullptr) return false;
   out = Match{e->subscriber->key, e->options, true, e->subscriber};
   return true;

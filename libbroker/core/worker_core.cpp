@@ -149,15 +149,21 @@ WorkerCore::Published WorkerCore::publish(std::shared_ptr<Message>&& message,
 std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {
   auto& matches = match_scratch_;
   matches.clear();
-  engine_.index().match(index_, message->topic, matches);
+  // Subscribers are fetched only when store_delivery_for may need their persistence flag.
+  const bool may_store = engine_.store() != nullptr && message->qos > 0 &&
+                         message->durability != Durability::Memory;
+  const bool distinct = engine_.index().match(index_, message->topic, matches, may_store);
   if (matches.empty()) return 0;
   // Overlapping subscriptions of one session give one delivery with the highest QoS and all
-  // subscription identifiers [MQTT-3.3.4-2], [MQTT-3.3.4-3]; group them by session.
-  std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
-    if (a.shared != b.shared) return a.shared < b.shared;
-    if (a.key.worker != b.key.worker) return a.key.worker < b.key.worker;
-    return a.key.session_id < b.key.session_id;
-  });
+  // subscription identifiers [MQTT-3.3.4-2], [MQTT-3.3.4-3]; group them by session (a
+  // broadcast from one subscriber list has nothing to group: no sort of a million matches).
+  if (!distinct) {
+    std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
+      if (a.shared != b.shared) return a.shared < b.shared;
+      if (a.key.worker != b.key.worker) return a.key.worker < b.key.worker;
+      return a.key.session_id < b.key.session_id;
+    });
+  }
   const SubscriberKey* self = publisher ? &publisher->subscriber->key : nullptr;
   std::size_t receivers = 0;
   std::size_t i = 0;
@@ -175,7 +181,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     }
     if (any) {
       delivery.message = message;
-      store_delivery_for(*matches[i].subscriber, delivery);
+      if (matches[i].subscriber) store_delivery_for(*matches[i].subscriber, delivery);
       send_to(matches[i].key, std::move(delivery));
       ++receivers;
     }

@@ -511,3 +511,147 @@ TEST_CASE("topic index: two readers match while a writer subscribes and unsubscr
   CHECK(failures.load() == 0);
   CHECK(index.subscription_count() == 2);
 }
+
+TEST_CASE("topic index: matches carry their Subscriber only when asked") {
+  TopicIndex index(1);
+  auto a = sub(1, 0);
+  auto b = sub(2, 1);
+  REQUIRE(index.subscribe(a, "v/+/cmd", qos(1, 5)));
+  REQUIRE(index.subscribe(a, "v/#", qos(0)));
+  REQUIRE(index.subscribe(b, "v/7/cmd", qos(2)));
+  REQUIRE(index.subscribe(b, "$share/g/v/#", qos(1)));
+  std::vector<Match> out;
+  index.match(0, "v/7/cmd", out, false);
+  REQUIRE(out.size() == 4);
+  for (const auto& m : out) {
+    if (m.shared) {
+      CHECK(m.subscriber == b);  // choosing a member reads its flags: always there
+    } else {
+      CHECK(m.subscriber == nullptr);
+    }
+  }
+  CHECK(ids(out) == Ids{1, 1, 2, 2});
+  out.clear();
+  index.match(0, "v/7/cmd", out, true);
+  REQUIRE(out.size() == 4);
+  for (const auto& m : out) CHECK(m.subscriber == (m.key.session_id == 1 ? a : b));
+}
+
+TEST_CASE("topic index: holds each Subscriber while an entry names it") {
+  TopicIndex index(1);
+  auto a = sub(1);
+  REQUIRE(index.subscribe(a, "x/1", {}));
+  REQUIRE(index.subscribe(a, "x/2", {}));
+  CHECK(a.use_count() == 2);  // the test's and the index's, however many filters
+  // A recreated Subscriber for the same session replaces the old one in that entry only.
+  auto a2 = sub(1);
+  CHECK_FALSE(index.subscribe(a2, "x/1", qos(1)));
+  CHECK(a.use_count() == 2);
+  CHECK(a2.use_count() == 2);
+  std::vector<Match> out;
+  index.match(0, "x/1", out, true);
+  index.match(0, "x/2", out, true);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].subscriber == a2);
+  CHECK(out[1].subscriber == a);
+  out.clear();
+  REQUIRE(index.unsubscribe(a2->key, "x/2"));
+  CHECK(a.use_count() == 1);
+  REQUIRE(index.unsubscribe(a2->key, "x/1"));
+  CHECK(a2.use_count() == 1);
+  CHECK_FALSE(index.unsubscribe(a2->key, "x/1"));
+  CHECK(index.subscription_count() == 0);
+}
+
+TEST_CASE("topic index: a worker index above 16 bits is refused") {
+  TopicIndex index(1);
+  auto s = sub(1, 0x10000);
+  CHECK_FALSE(index.subscribe(s, "t", {}));
+  CHECK(match(index, "t").empty());
+  auto ok = sub(2, 0xFFFF);
+  REQUIRE(index.subscribe(ok, "t", {}));
+  auto m = match(index, "t");
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].key == ok->key);
+}
+
+TEST_CASE("topic index: readers match while a writer grows and shrinks child tables") {
+  // Thousands of siblings take a level through inline, array and hash-table children (and the
+  // table through growth and backward-shift deletion) while two readers check stable paths.
+  TopicIndex index(2);
+  std::vector<SubscriberPtr> stable;
+  for (std::uint64_t i = 0; i < 16; ++i) {
+    stable.push_back(sub(i));
+    REQUIRE(index.subscribe(stable.back(), "fleet/" + std::to_string(i * 97) + "/cmd", qos(1)));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  auto reader = [&](unsigned slot) {
+    std::vector<Match> out;
+    for (std::uint64_t n = 0; !stop.load(std::memory_order_relaxed) || n < 1000; ++n) {
+      const std::uint64_t i = n % 16;
+      out.clear();
+      index.match(slot, "fleet/" + std::to_string(i * 97) + "/cmd", out, n % 2 == 0);
+      if (out.size() != 1 || out[0].key.session_id != i || out[0].options.qos != 1 ||
+          (n % 2 == 0) != (out[0].subscriber != nullptr)) {
+        failures.fetch_add(1);
+      }
+    }
+  };
+  std::thread r0(reader, 0u);
+  std::thread r1(reader, 1u);
+  std::thread writer([&] {
+    std::vector<SubscriberPtr> churn;
+    for (std::uint64_t i = 0; i < 3000; ++i) churn.push_back(sub(1000 + i, 1));
+    for (int round = 0; round < 5; ++round) {
+      for (std::uint64_t i = 0; i < churn.size(); ++i) {
+        (void)index.subscribe(churn[i], "fleet/" + std::to_string(i * 97 + 1) + "/cmd", {});
+      }
+      for (std::uint64_t i = 0; i < churn.size(); ++i) {
+        (void)index.unsubscribe(churn[i]->key, "fleet/" + std::to_string(i * 97 + 1) + "/cmd");
+      }
+    }
+    stop = true;
+  });
+  writer.join();
+  r0.join();
+  r1.join();
+  CHECK(failures.load() == 0);
+  CHECK(index.subscription_count() == 16);
+}
+
+TEST_CASE("topic index: match tells when its matches need no grouping by session") {
+  TopicIndex index(1);
+  for (std::uint64_t i = 0; i < 100; ++i) REQUIRE(index.subscribe(sub(i), "b/#", {}));
+  std::vector<Match> out;
+  CHECK(index.match(0, "b/x", out));  // one list: each session once
+  CHECK(out.size() == 100);
+  out.clear();
+  CHECK(index.match(0, "nothing", out));
+  REQUIRE(index.subscribe(sub(7), "b/x", {}));  // session 7 now twice
+  CHECK_FALSE(index.match(0, "b/x", out));
+  out.clear();
+  CHECK(index.match(0, "b/y", out));
+  out.clear();
+  REQUIRE(index.subscribe(sub(500), "$share/g/b/y", {}));
+  CHECK_FALSE(index.match(0, "b/y", out));
+  out.clear();
+  REQUIRE(index.unsubscribe({0, 7}, "b/x"));
+  CHECK(index.match(0, "b/x", out));
+}
+
+TEST_CASE("topic index: destroying the index lets go of every Subscriber") {
+  auto a = sub(1);
+  auto b = sub(2);
+  {
+    TopicIndex index(1);
+    REQUIRE(index.subscribe(a, "x/1", {}));
+    REQUIRE(index.subscribe(a, "x/+", {}));
+    REQUIRE(index.subscribe(b, "x/#", {}));
+    REQUIRE(index.subscribe(b, "$share/g/x/1", {}));
+    CHECK(a.use_count() == 2);
+    CHECK(b.use_count() == 3);  // the index's plain hold and its shared member entry
+  }
+  CHECK(a.use_count() == 1);
+  CHECK(b.use_count() == 1);
+}

@@ -58,8 +58,18 @@ class Load:
         return self.median(broker, scenario, lambda r: r["kernel_slab_kb"] / 2 / r["connect_ok"])
 
 
+def flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def micro_by_name(lines):
-    return {m.get("bench"): m for m in lines}
+    return {m.get("bench"): flatten(m) for m in lines}
 
 
 def first(d, *keys):
@@ -121,11 +131,17 @@ def targets(load, micro):
     rows.append(("In-process: <= 2 KiB per idle virtual session (1M sessions, one subscription each)",
                  f"{fmt(per_session, 0)} B (at {fmt(first(s, 'sessions'), 0)} sessions)", verdict(le(per_session, 2048))))
     t = micro.get("topic_index_bench")
-    per_sub = first(t, "index_bytes_per_sub_excluding_topic", "rss_bytes_per_sub")
+    per_sub = first(t, "rss_bytes_per_sub_excl_keys")
     rows.append(("In-process: <= 100 B per subscription plus the topic bytes (10M subscriptions)",
-                 f"{fmt(per_sub, 1)} B plus {fmt(first(t, 'avg_filter_bytes'), 1)} B of topic (at {fmt(first(t, 'subscriptions'), 0)})",
+                 f"{fmt(per_sub, 1)} B plus {fmt(first(t, 'index_key_bytes_per_sub'), 1)} B of topic text kept by the index"
+                 f" (at {fmt(first(t, 'subscriptions'), 0)}; a filter averages {fmt(first(t, 'avg_filter_bytes'), 1)} B)",
                  verdict(le(per_sub, 100))))
     match_ns = first(t, "match_exact_ns")
+    f = micro.get("fanout_bench")
+    rows.append(("In-process: one message fanned out to 1M sessions (no target; measured)",
+                 f"QoS 0 {fmt(first(f, 'qos0.seconds'))} s, {fmt(first(f, 'qos0.cpu_s_per_million_deliveries'))} CPU-s per M; "
+                 f"QoS 1 {fmt(first(f, 'qos1.seconds'))} s, {fmt(first(f, 'qos1.cpu_s_per_million_deliveries'))} CPU-s per M"
+                 f" (at {fmt(first(f, 'sessions'), 0)} sessions)", ""))
     rows.append(("In-process: topic match < 1 microsecond (10M subscriptions)",
                  f"{fmt(match_ns, 0)} ns exact, {fmt(first(t, 'match_wildcard_ns'), 0)} ns with wildcard subscribers",
                  verdict(None if match_ns is None else match_ns < 1000)))
@@ -140,7 +156,7 @@ def capacity(load, micro):
     q1 = load.cpu_per_m("brokerd", "p2p_q1")
     t = micro.get("topic_index_bench")
     per_sub = first(t, "rss_bytes_per_sub")
-    topic = first(t, "avg_filter_bytes") or 0
+    topic = first(t, "index_key_bytes_per_sub") or 0
     if None in (rss, kernel, conn_us, q1):
         return "Not enough measurements for the extrapolation (run the full benchmark).\n"
     ram_gib, reserve_gib, cores = 32, 4, 16
@@ -157,7 +173,7 @@ def capacity(load, micro):
                f"{rss:.2f} KiB, kernel socket memory per connection {kernel:.2f} KiB (slab growth, broker side), "
                f"broker CPU per connection {conn_us:.1f} us (connect + subscribe + disconnect), "
                f"{q1:.2f} broker CPU-s per million QoS 1 messages delivered (p2p)"
-               + (f", {per_sub:.0f} B per subscription in the topic index ({topic:.0f} B of it the filter text)" if per_sub else "")
+               + (f", {per_sub:.0f} B per subscription in the topic index ({topic:.0f} B of it topic text)" if per_sub else "")
                + ". Assumptions: the per-connection and per-message costs stay linear with the number of workers "
                "(workers share nothing on the message path but the read-mostly topic index), 4 GiB are kept for the "
                "OS and socket buffers under load, and a vehicle reports telemetry every 10 s.\n")

@@ -240,7 +240,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   if (!session) session = &worker_.create_session(client_id);
   // [MQTT-3.1.3-9] a reconnect before the will delay ends cancels the old will.
   session->will.reset();
-  if (connect.will) session->will = PendingWill{std::move(*connect.will), 0};
+  if (connect.will) session->will = std::make_unique<PendingWill>(PendingWill{std::move(*connect.will), 0});
   session->connection = this;
   session->subscriber->connected.store(true, std::memory_order_relaxed);
   session->version = version_;

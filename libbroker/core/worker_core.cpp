@@ -581,7 +581,7 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
     if (w.delay_interval) will.properties.will_delay_interval = w.delay_interval;
     std::uint64_t at = w.publish_at_ms != 0 ? w.publish_at_ms
                                             : now_ms + std::uint64_t{w.delay_interval} * 1000;
-    session.will = PendingWill{std::move(will), at};
+    session.will = std::make_unique<PendingWill>(PendingWill{std::move(will), at});
   }
   session.inbound_qos2.insert(record.inbound_qos2.begin(), record.inbound_qos2.end());
   session.subscriber->persistent.store(true);

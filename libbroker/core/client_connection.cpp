@@ -288,14 +288,18 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
       return;
     }
     if (publish.topic.empty()) {
-      auto it = inbound_aliases_.find(alias);
-      if (it == inbound_aliases_.end()) {
+      const std::string* known = nullptr;
+      if (aliases_) {
+        auto it = aliases_->inbound.find(alias);
+        if (it != aliases_->inbound.end()) known = &it->second;
+      }
+      if (!known) {
         protocol_violation(ReasonCode::ProtocolError, "unknown topic alias");
         return;
       }
-      publish.topic = it->second;
+      publish.topic = *known;
     } else {
-      inbound_aliases_[alias] = publish.topic;
+      aliases().inbound[alias] = publish.topic;
     }
   }
   if (publish.topic.empty()) {
@@ -667,14 +671,20 @@ void ClientConnection::send_pubrel(std::uint16_t packet_id) {
   send_ack(PacketType::Pubrel, packet_id, ReasonCode::Success);
 }
 
+ClientConnection::TopicAliases& ClientConnection::aliases() {
+  if (!aliases_) aliases_ = std::make_unique<TopicAliases>();
+  return *aliases_;
+}
+
 std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& first_use) {
   first_use = false;
   if (client_topic_alias_max_ == 0) return 0;
-  auto it = outbound_aliases_.find(topic);
-  if (it != outbound_aliases_.end()) return it->second;
-  if (outbound_aliases_.size() >= client_topic_alias_max_) return 0;
-  auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
-  outbound_aliases_.emplace(topic, alias);
+  auto& outbound = aliases().outbound;
+  auto it = outbound.find(topic);
+  if (it != outbound.end()) return it->second;
+  if (outbound.size() >= client_topic_alias_max_) return 0;
+  auto alias = static_cast<std::uint16_t>(outbound.size() + 1);
+  outbound.emplace(topic, alias);
   first_use = true;
   return alias;
 }
@@ -702,7 +712,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   if (!protocol::encode_publish_head(publish, version_, head)) return false;
   // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size.
   if (client_max_packet_size_ != 0 && head.size() + message.payload->size() > client_max_packet_size_) {
-    if (first_use) outbound_aliases_.erase(message.topic);
+    if (first_use) aliases_->outbound.erase(message.topic);
     Counters::add(worker_.counters().messages_dropped);
     return false;
   }

@@ -9,6 +9,7 @@
 // Thread safety: owned by the transport, touched by its worker only.
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -110,8 +111,14 @@ class ClientConnection final : public ConnectionHandler {
   // empty std::deque costs ~600 bytes per connection).
   std::vector<PendingAck> pending_acks_;
 
-  std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
-  std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+  // Made on first use: most clients (vehicles among them) use no topic alias, and the two
+  // empty maps would cost ~110 bytes per connection.
+  struct TopicAliases {
+    std::unordered_map<std::uint16_t, std::string> inbound;
+    std::unordered_map<std::string, std::uint16_t> outbound;
+  };
+  TopicAliases& aliases();
+  std::unique_ptr<TopicAliases> aliases_;
 };
 
 }  // namespace broker::core

@@ -20,11 +20,7 @@ struct MovedSocket {
 };
 }  // namespace
 
-TcpLink::TcpLink(Worker& worker) noexcept : worker_(worker) {
-  tcp_.data = this;
-  write_req_.data = this;
-  shutdown_req_.data = this;
-}
+TcpLink::TcpLink(Worker& worker) noexcept : worker_(worker) { tcp_.data = this; }
 
 TcpLink::~TcpLink() = default;
 
@@ -79,7 +75,8 @@ void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
 void TcpLink::close() {
   if (state_ != State::Open) return;
   state_ = State::Closing;
-  closing_since_ms_ = uv_now(&worker_.loop());
+  ending_ = std::make_unique<Ending>();
+  ending_->since_ms = uv_now(&worker_.loop());
   uv_read_stop(stream());
   mark_dirty();  // the flush at the end of this turn continues the close
 }
@@ -94,9 +91,10 @@ void TcpLink::hand_over(unsigned worker, std::string&& received) {
   }
   state_ = State::HandingOver;
   suppress_on_closed_ = true;
-  closing_since_ms_ = uv_now(&worker_.loop());
-  hand_over_target_ = worker;
-  hand_over_bytes_ = std::move(received);
+  ending_ = std::make_unique<Ending>();
+  ending_->since_ms = uv_now(&worker_.loop());
+  ending_->hand_over_target = worker;
+  ending_->hand_over_bytes = std::move(received);
   uv_read_stop(stream());  // later bytes stay in the kernel for the new worker to read
   mark_dirty();
 }
@@ -110,10 +108,10 @@ void TcpLink::mark_dirty() {
 void TcpLink::flush() {
   dirty_ = false;
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) return;
-  if (write_in_flight_) return;  // on_write marks the link dirty again
+  if (write_) return;  // on_write marks the link dirty again
   if (!queue_.empty()) {
     if (!start_write()) return;
-    if (write_in_flight_) return;
+    if (write_) return;
   }
   if (state_ == State::Closing) {
     shutdown_then_close();
@@ -143,20 +141,25 @@ bool TcpLink::start_write() {
   worker_.counters().bytes_written.fetch_add(static_cast<std::uint64_t>(n),
                                              std::memory_order_relaxed);
   consume(static_cast<std::size_t>(n));
-  if (queue_.empty()) return true;
+  if (queue_.empty()) {
+    std::vector<Segment>().swap(queue_);
+    return true;
+  }
 
-  // The rest goes in one uv_write; `inflight_` keeps the buffers alive until on_write.
-  inflight_.swap(queue_);
-  inflight_bytes_ = queued_bytes_;
+  // The rest goes in one uv_write; `write_` keeps the buffers alive until on_write.
+  auto write = std::make_unique<WriteInFlight>();
+  write->req.data = this;
+  write->segments.swap(queue_);
+  write->bytes = queued_bytes_;
   queued_bytes_ = 0;
-  fill_bufs(inflight_);
-  int rc = uv_write(&write_req_, stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
+  fill_bufs(write->segments);
+  int rc = uv_write(&write->req, stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
                     on_write);
   if (rc < 0) {
     fail(rc, "write");
     return false;
   }
-  write_in_flight_ = true;
+  write_ = std::move(write);
   return true;
 }
 
@@ -177,16 +180,14 @@ void TcpLink::consume(std::size_t written) {
 
 void TcpLink::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<TcpLink*>(req->data);
-  self->write_in_flight_ = false;
-  if (status == UV_ECANCELED) return;  // the handle is closing; buffers die with the link
+  // libuv is done with the request and its buffers.
+  std::unique_ptr<WriteInFlight> done = std::move(self->write_);
+  if (status == UV_ECANCELED) return;  // the handle is closing
   if (status < 0) {
     self->fail(status, "write");
     return;
   }
-  self->worker_.counters().bytes_written.fetch_add(self->inflight_bytes_,
-                                                   std::memory_order_relaxed);
-  self->inflight_.clear();
-  self->inflight_bytes_ = 0;
+  self->worker_.counters().bytes_written.fetch_add(done->bytes, std::memory_order_relaxed);
   if (!self->queue_.empty() || self->state_ != State::Open) self->mark_dirty();
 }
 
@@ -195,7 +196,8 @@ void TcpLink::shutdown_then_close() {
   shutdown_started_ = true;
   // Shutdown sends FIN after everything written; close right after is fine because the
   // kernel keeps delivering what is in the send buffer.
-  if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) < 0) force_close();
+  ending_->shutdown_req.data = this;  // freed with the link, after its callback ran
+  if (uv_shutdown(&ending_->shutdown_req, stream(), on_shutdown) < 0) force_close();
 }
 
 void TcpLink::on_shutdown(uv_shutdown_t* req, int status) {
@@ -213,18 +215,19 @@ void TcpLink::move_socket() {
   if (copy < 0) {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket; dropping it",
-              peer_, hand_over_target_);
+              peer_, ending_->hand_over_target);
     force_close();
     return;
   }
   auto moved = std::make_shared<MovedSocket>();
   moved->fd = UniqueFd(copy);
-  moved->received = std::move(hand_over_bytes_);
+  moved->received = std::move(ending_->hand_over_bytes);
+  const unsigned target_index = ending_->hand_over_target;
   // Closing our handle first removes the fd from this loop's epoll set; only then may the
   // other loop watch the same socket.
   force_close();
-  Worker* target = &worker_.sibling(hand_over_target_);
-  bool posted = worker_.pool().post(hand_over_target_, [target, moved] {
+  Worker* target = &worker_.sibling(target_index);
+  bool posted = worker_.pool().post(target_index, [target, moved] {
     target->adopt(std::move(moved->fd), moved->received);
   });
   if (posted) {
@@ -232,7 +235,7 @@ void TcpLink::move_socket() {
   } else {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: worker stopping or inbox full; dropping it",
-              peer_, hand_over_target_);
+              peer_, target_index);
   }
 }
 
@@ -256,7 +259,7 @@ void TcpLink::force_close() {
 
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
   if (state_ != State::Closing && state_ != State::HandingOver) return;
-  if (now_ms - closing_since_ms_ < linger_ms) return;
+  if (now_ms - ending_->since_ms < linger_ms) return;
   log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer_,
              pending_bytes(), linger_ms);
   if (state_ == State::HandingOver) {

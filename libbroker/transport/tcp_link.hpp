@@ -48,7 +48,9 @@ class TcpLink final : public core::Link {
   // error before the move) the connection is dropped and counted in hand_overs_failed; the
   // handler still gets no on_closed() (as if the client vanished right after the move).
   void hand_over(unsigned worker, std::string&& received) override;
-  std::size_t pending_bytes() const override { return queued_bytes_ + inflight_bytes_; }
+  std::size_t pending_bytes() const override {
+    return queued_bytes_ + (write_ ? write_->bytes : 0);
+  }
   const std::string& peer() const override { return peer_; }
 
   // Worker side.
@@ -97,28 +99,39 @@ class TcpLink final : public core::Link {
   void shutdown_then_close();
   void move_socket();
 
+  // A uv_write the kernel could not take at once, with the buffers it owns until on_write.
+  // Allocated only then: an idle connection's writes (CONNACK, PINGRESP) go out whole with
+  // uv_try_write, so most links never carry the 200-byte request.
+  struct WriteInFlight {
+    uv_write_t req{};
+    std::vector<Segment> segments;
+    std::size_t bytes = 0;
+  };
+  // What close() and hand_over() need, made when the link starts ending.
+  struct Ending {
+    uv_shutdown_t shutdown_req{};
+    std::uint64_t since_ms = 0;
+    unsigned hand_over_target = 0;
+    std::string hand_over_bytes;
+  };
+
   Worker& worker_;
   uv_tcp_t tcp_{};
-  uv_write_t write_req_{};
-  uv_shutdown_t shutdown_req_{};
   std::list<std::unique_ptr<TcpLink>>::iterator position_;
   std::unique_ptr<core::ConnectionHandler> handler_;
   std::string peer_ = "?";
 
   State state_ = State::Open;
   bool dirty_ = false;
-  bool write_in_flight_ = false;
   bool shutdown_started_ = false;
   bool suppress_on_closed_ = false;  // hand_over() accepted
-  std::uint64_t closing_since_ms_ = 0;
 
-  std::vector<Segment> queue_;     // not yet handed to libuv
-  std::vector<Segment> inflight_;  // owned by the uv_write in flight; untouched until on_write
+  // Not yet handed to libuv. Its storage is released once everything went out, so an idle
+  // link holds no buffer.
+  std::vector<Segment> queue_;
   std::size_t queued_bytes_ = 0;
-  std::size_t inflight_bytes_ = 0;
-
-  unsigned hand_over_target_ = 0;
-  std::string hand_over_bytes_;
+  std::unique_ptr<WriteInFlight> write_;  // set while a uv_write is in flight
+  std::unique_ptr<Ending> ending_;        // set from close() or hand_over() on
 };
 
 }  // namespace broker::transport

@@ -42,12 +42,14 @@ struct PendingWill {
 };
 
 struct Session {
-  Session(std::uint64_t session_id, std::string client, SubscriberPtr sub)
-      : id(session_id), client_id(std::move(client)), subscriber(std::move(sub)) {}
+  Session(std::uint64_t session_id, SubscriberPtr sub)
+      : id(session_id), subscriber(std::move(sub)), client_id(subscriber->client_id) {}
 
   const std::uint64_t id;
-  const std::string client_id;
-  const SubscriberPtr subscriber;
+  const SubscriberPtr subscriber;  // never null
+  // The subscriber's copy (immutable, and it outlives the session): one copy per session
+  // instead of three (it also keys the worker's session table).
+  const std::string& client_id;
   ClientConnection* connection = nullptr;  // null while offline
   protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
 

@@ -44,17 +44,17 @@ void WorkerCore::connection_closed(ClientConnection& connection) {
 }
 
 Session* WorkerCore::find_session(std::string_view client_id) {
-  auto it = sessions_.find(std::string(client_id));
+  auto it = sessions_.find(client_id);
   return it == sessions_.end() ? nullptr : it->second.get();
 }
 
 Session& WorkerCore::create_session(const std::string& client_id) {
   std::uint64_t id = next_session_id_++;
   auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id}, client_id);
-  auto session = std::make_unique<Session>(id, client_id, std::move(subscriber));
+  auto session = std::make_unique<Session>(id, std::move(subscriber));
   Session& ref = *session;
   sessions_by_id_.emplace(id, &ref);
-  sessions_.emplace(client_id, std::move(session));
+  sessions_.emplace(std::string_view(ref.client_id), std::move(session));
   Counters::add(counters_.sessions);
   return ref;
 }
@@ -72,7 +72,7 @@ void WorkerCore::destroy_session(Session& session) {
   }
   offline_timed_.erase(&session);
   sessions_by_id_.erase(session.id);
-  sessions_.erase(session.client_id);  // destroys `session`
+  sessions_.erase(sessions_.find(std::string_view(session.client_id)));  // destroys `session`
   Counters::sub(counters_.sessions);
 }
 

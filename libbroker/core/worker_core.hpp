@@ -132,7 +132,8 @@ class WorkerCore {
   Engine& engine_;
   const unsigned index_;
   Counters counters_;
-  std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;  // by client id
+  // By client id; the key views the session's own client_id, so the id is stored once.
+  std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, Session*> sessions_by_id_;
   std::unordered_set<ClientConnection*> connections_;
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will

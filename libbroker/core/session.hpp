@@ -20,6 +20,8 @@
 
 #include "core/delivery.hpp"
 #include "core/delivery_queue.hpp"
+#include "core/lazy_ordered.hpp"
+#include "core/subscription_map.hpp"
 #include "core/topic_index.hpp"
 #include "protocol/packet.hpp"
 
@@ -53,13 +55,14 @@ struct Session {
   ClientConnection* connection = nullptr;  // null while offline
   protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
 
-  std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;  // filter -> options
+  SubscriptionMap subscriptions;  // filter -> options
 
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
-  std::map<std::uint16_t, InflightMessage> inflight;  // by packet id; ordered for redelivery
+  // By packet id; ordered for redelivery. Empty most of the time: a pointer until used.
+  LazyOrdered<std::map<std::uint16_t, InflightMessage>> inflight;
   std::uint16_t next_packet_id = 1;
-  std::set<std::uint16_t> inbound_qos2;  // PUBREC sent, PUBREL not yet received
+  LazyOrdered<std::set<std::uint16_t>> inbound_qos2;  // PUBREC sent, PUBREL not yet received
 
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
   std::uint64_t expires_at_ms = 0;    // set while offline; 0 = never

@@ -583,7 +583,7 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
                                             : now_ms + std::uint64_t{w.delay_interval} * 1000;
     session.will = std::make_unique<PendingWill>(PendingWill{std::move(will), at});
   }
-  session.inbound_qos2.insert(record.inbound_qos2.begin(), record.inbound_qos2.end());
+  for (std::uint16_t id : record.inbound_qos2) session.inbound_qos2.insert(id);
   session.subscriber->persistent.store(true);
   if (session.expires_at_ms != 0 || session.will) offline_timed_.insert(&session);
 }

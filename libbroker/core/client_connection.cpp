@@ -53,10 +53,8 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
     : worker_(worker),
       link_(link),
       decoder_(worker.engine().limits().max_packet_size),
-      serial_(worker.next_connection_serial()),
-      last_packet_ms_(worker_.engine().now_ms()) {
-  worker_.connection_opened(*this);
-}
+      serial_(worker.connection_opened(*this)),
+      last_packet_ms_(worker_.engine().now_ms()) {}
 
 ClientConnection::~ClientConnection() {
   if (counted_) Counters::sub(worker_.engine().open_connections());

@@ -33,13 +33,17 @@ std::unique_ptr<ConnectionHandler> WorkerCore::open(Link& link) {
   return std::make_unique<ClientConnection>(*this, link);
 }
 
-void WorkerCore::connection_opened(ClientConnection& connection) {
-  connections_.insert(&connection);
+std::uint64_t WorkerCore::ConnectionSerial::operator()(const ClientConnection& c) const noexcept {
+  return c.serial();
+}
+
+std::uint64_t WorkerCore::connection_opened(ClientConnection& connection) {
   Counters::add(counters_.connections);
+  return connections_.insert(&connection);
 }
 
 void WorkerCore::connection_closed(ClientConnection& connection) {
-  connections_.erase(&connection);
+  connections_.erase(connection.serial());
   Counters::sub(counters_.connections);
 }
 
@@ -49,11 +53,11 @@ Session* WorkerCore::find_session(std::string_view client_id) {
 }
 
 Session& WorkerCore::create_session(const std::string& client_id) {
-  std::uint64_t id = next_session_id_++;
+  const std::uint64_t id = sessions_by_id_.insert(nullptr);
   auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id}, client_id);
   auto session = std::make_unique<Session>(id, std::move(subscriber));
   Session& ref = *session;
-  sessions_by_id_.emplace(id, &ref);
+  sessions_by_id_.set(id, &ref);
   sessions_.emplace(std::string_view(ref.client_id), std::move(session));
   Counters::add(counters_.sessions);
   return ref;
@@ -198,8 +202,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
 
 void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
   if (key.worker == index_) {
-    auto it = sessions_by_id_.find(key.session_id);
-    if (it != sessions_by_id_.end()) deliver(*it->second, std::move(delivery));
+    if (Session* session = sessions_by_id_.find(key.session_id)) deliver(*session, std::move(delivery));
     return;
   }
   outgoing_[key.worker].push_back(BatchItem{key.session_id, std::move(delivery)});
@@ -241,8 +244,7 @@ void WorkerCore::end_of_turn() {
 void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
   engine_.inbox_load(index_).fetch_sub(batch.size(), std::memory_order_relaxed);
   for (auto& item : batch) {
-    auto it = sessions_by_id_.find(item.session_id);
-    if (it != sessions_by_id_.end()) deliver(*it->second, std::move(item.delivery));
+    if (Session* session = sessions_by_id_.find(item.session_id)) deliver(*session, std::move(item.delivery));
   }
 }
 
@@ -374,8 +376,7 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   it->second.sent = false;
   after_commit([this, session_id = session.id, packet_id, transmit](const Status& status) {
     if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
-    auto found = sessions_by_id_.find(session_id);
-    if (found != sessions_by_id_.end()) transmit(*found->second, packet_id);
+    if (Session* found = sessions_by_id_.find(session_id)) transmit(*found, packet_id);
   });
 }
 
@@ -426,9 +427,7 @@ void WorkerCore::redistribute_shared(Session& session) {
 }
 
 void WorkerCore::tick(std::uint64_t now_ms) {
-  for (ClientConnection* connection : std::vector<ClientConnection*>(connections_.begin(), connections_.end())) {
-    if (connections_.contains(connection)) connection->tick(now_ms);
-  }
+  connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
   expire_sessions(now_ms);
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
@@ -459,10 +458,9 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
 
 void WorkerCore::drain() {
   draining_ = true;
-  for (ClientConnection* connection : std::vector<ClientConnection*>(connections_.begin(), connections_.end())) {
-    if (!connections_.contains(connection)) continue;
-    connection->disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
-  }
+  connections_.for_each([](ClientConnection& connection) {
+    connection.disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
+  });
   // No later moment exists for delayed wills of this process's sessions.
   for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end())) {
     if (session->will) {
@@ -546,8 +544,7 @@ void WorkerCore::flush_writes() {
 }
 
 bool WorkerCore::connection_alive(const ClientConnection* connection, std::uint64_t serial) const {
-  auto it = connections_.find(const_cast<ClientConnection*>(connection));
-  return it != connections_.end() && (*it)->serial() == serial;
+  return connections_.find(serial) == connection;
 }
 
 void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {

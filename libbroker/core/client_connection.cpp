@@ -64,10 +64,11 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
   if (state_ == State::AwaitConnect) {
-    received_before_connect_.append(data, size);
+    if (!received_before_connect_) received_before_connect_ = std::make_unique<std::string>();
+    received_before_connect_->append(data, size);
     // Not MQTT at all (an HTTP request, a TLS hello): close now instead of waiting for a
     // frame that will never complete [MQTT-3.1.0-1].
-    if (static_cast<std::uint8_t>(received_before_connect_[0]) != 0x10) {
+    if (static_cast<std::uint8_t>((*received_before_connect_)[0]) != 0x10) {
       protocol_violation(ReasonCode::ProtocolError, "first packet is not CONNECT");
       return;
     }
@@ -155,11 +156,11 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     unsigned home = engine.home_worker(client_id);
     if (home != worker_.index()) {
       state_ = State::Closed;
-      link_.hand_over(home, std::move(received_before_connect_));
+      link_.hand_over(home, std::move(*received_before_connect_));
       return;
     }
   }
-  received_before_connect_ = std::string();
+  received_before_connect_.reset();
 
   if (connect.properties.authentication_method) {
     // Enhanced authentication needs an authentication hook; none handles this method.
@@ -628,7 +629,8 @@ void ClientConnection::protocol_violation(ReasonCode reason, const char* why) {
   Counters::add(worker_.counters().protocol_errors);
   log::debug("protocol error from {}: {} ({})", link_.peer(), why, reason_name(reason));
   if (state_ == State::AwaitConnect) {
-    std::uint8_t level = peek_protocol_level(received_before_connect_);
+    std::uint8_t level =
+        received_before_connect_ ? peek_protocol_level(*received_before_connect_) : 0;
     if (reason == ReasonCode::UnsupportedProtocolVersion && level != 5) {
       // [MQTT-3.1.2-2] 3.1.1-style CONNACK 0x01 for a level we do not speak.
       link_.write(std::string("\x20\x02\x00\x01", 4));

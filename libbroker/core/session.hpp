@@ -53,7 +53,6 @@ struct Session {
   // instead of three (it also keys the worker's session table).
   const std::string& client_id;
   ClientConnection* connection = nullptr;  // null while offline
-  protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
 
   SubscriptionMap subscriptions;  // filter -> options
 
@@ -61,10 +60,12 @@ struct Session {
   std::uint64_t queued_bytes = 0;
   // By packet id; ordered for redelivery. Empty most of the time: a pointer until used.
   LazyOrdered<std::map<std::uint16_t, InflightMessage>> inflight;
+  // These three pack into 8 bytes.
   std::uint16_t next_packet_id = 1;
+  protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
+  std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
   LazyOrdered<std::set<std::uint16_t>> inbound_qos2;  // PUBREC sent, PUBREL not yet received
 
-  std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
   std::uint64_t expires_at_ms = 0;    // set while offline; 0 = never
   // Boxed: a Will with its 5.0 properties is ~550 bytes, and most sessions have none.
   std::unique_ptr<PendingWill> will;

@@ -24,6 +24,14 @@ TcpLink::TcpLink(Worker& worker) noexcept : worker_(worker) { tcp_.data = this; 
 
 TcpLink::~TcpLink() = default;
 
+const std::string& TcpLink::peer() const {
+  thread_local std::string text;
+  uv_os_fd_t fd = -1;
+  // peer_name() answers "?" for a closed socket too.
+  text = peer_name(uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0 ? fd : -1);
+  return text;
+}
+
 void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
                      const std::string& received) {
   handler_ = std::move(handler);
@@ -84,7 +92,7 @@ void TcpLink::close() {
 void TcpLink::hand_over(unsigned worker, std::string&& received) {
   if (state_ != State::Open) return;
   if (worker >= worker_.pool().worker_count()) {
-    log::error("{}: hand-over to worker {} of {}: no such worker; closing", peer_, worker,
+    log::error("{}: hand-over to worker {} of {}: no such worker; closing", peer(), worker,
                worker_.pool().worker_count());
     close();
     return;
@@ -215,7 +223,7 @@ void TcpLink::move_socket() {
   if (copy < 0) {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket; dropping it",
-              peer_, ending_->hand_over_target);
+              peer(), ending_->hand_over_target);
     force_close();
     return;
   }
@@ -235,12 +243,12 @@ void TcpLink::move_socket() {
   } else {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: worker stopping or inbox full; dropping it",
-              peer_, target_index);
+              peer_name(moved->fd.get()), target_index);  // our handle is closed by now
   }
 }
 
 void TcpLink::fail(int err, const char* what) {
-  log::debug("{}: {} error: {}", peer_, what, uv_strerror(err));
+  log::debug("{}: {} error: {}", peer(), what, uv_strerror(err));
   if (state_ == State::HandingOver) {
     worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
   }
@@ -260,7 +268,7 @@ void TcpLink::force_close() {
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
   if (state_ != State::Closing && state_ != State::HandingOver) return;
   if (now_ms - ending_->since_ms < linger_ms) return;
-  log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer_,
+  log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer(),
              pending_bytes(), linger_ms);
   if (state_ == State::HandingOver) {
     worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);

@@ -18,7 +18,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,14 +50,15 @@ class TcpLink final : public core::Link {
   std::size_t pending_bytes() const override {
     return queued_bytes_ + (write_ ? write_->bytes : 0);
   }
-  const std::string& peer() const override { return peer_; }
+  // Read from the socket on each call (it is for logs): the text is valid until the next
+  // call on this thread. "?" once the socket is closed.
+  const std::string& peer() const override;
 
   // Worker side.
   uv_tcp_t* tcp() noexcept { return &tcp_; }
-  void set_position(std::list<std::unique_ptr<TcpLink>>::iterator it) { position_ = it; }
-  std::list<std::unique_ptr<TcpLink>>::iterator position() const { return position_; }
-  // After uv_tcp_open() succeeded.
-  void opened(std::string peer) { peer_ = std::move(peer); }
+  // Index in the worker's link vector.
+  void set_slot(std::size_t slot) { slot_ = static_cast<std::uint32_t>(slot); }
+  std::size_t slot() const { return slot_; }
   // Installs the handler, feeds it `received` (if any), and starts reading if still open.
   void attach(std::unique_ptr<core::ConnectionHandler> handler, const std::string& received);
   // Once per loop turn if dirty: write what is queued, or continue a close or hand-over.
@@ -117,10 +117,9 @@ class TcpLink final : public core::Link {
 
   Worker& worker_;
   uv_tcp_t tcp_{};
-  std::list<std::unique_ptr<TcpLink>>::iterator position_;
   std::unique_ptr<core::ConnectionHandler> handler_;
-  std::string peer_ = "?";
 
+  std::uint32_t slot_ = 0;
   State state_ = State::Open;
   bool dirty_ = false;
   bool shutdown_started_ = false;

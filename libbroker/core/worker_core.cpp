@@ -49,7 +49,7 @@ void WorkerCore::connection_closed(ClientConnection& connection) {
 
 Session* WorkerCore::find_session(std::string_view client_id) {
   auto it = sessions_.find(client_id);
-  return it == sessions_.end() ? nullptr : it->second.get();
+  return it == sessions_.end() ? nullptr : it->get();
 }
 
 Session& WorkerCore::create_session(const std::string& client_id) {
@@ -58,7 +58,7 @@ Session& WorkerCore::create_session(const std::string& client_id) {
   auto session = std::make_unique<Session>(id, std::move(subscriber));
   Session& ref = *session;
   sessions_by_id_.set(id, &ref);
-  sessions_.emplace(std::string_view(ref.client_id), std::move(session));
+  sessions_.insert(std::move(session));
   Counters::add(counters_.sessions);
   return ref;
 }
@@ -76,14 +76,14 @@ void WorkerCore::destroy_session(Session& session) {
   }
   offline_timed_.erase(&session);
   sessions_by_id_.erase(session.id);
-  sessions_.erase(sessions_.find(std::string_view(session.client_id)));  // destroys `session`
+  sessions_.erase(sessions_.find(session.client_id));  // destroys `session`
   Counters::sub(counters_.sessions);
 }
 
 std::string WorkerCore::assign_client_id() {
   for (;;) {
     std::string id = fmt::format("auto-{:016x}", rng_());
-    if (engine_.home_worker(id) == index_ && !sessions_.contains(id)) return id;
+    if (engine_.home_worker(id) == index_ && !sessions_.contains(std::string_view(id))) return id;
   }
 }
 

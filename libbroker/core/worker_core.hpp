@@ -133,8 +133,22 @@ class WorkerCore {
   Engine& engine_;
   const unsigned index_;
   Counters counters_;
-  // By client id; the key views the session's own client_id, so the id is stored once.
-  std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
+  // The owning table, found by client id (heterogeneous lookup): a node holds only the
+  // pointer, and the id is the session's own, stored once.
+  struct ClientIdOf {
+    using is_transparent = void;
+    static std::string_view of(std::string_view id) noexcept { return id; }
+    static std::string_view of(const std::unique_ptr<Session>& s) noexcept { return s->client_id; }
+    template <typename T>
+    std::size_t operator()(const T& x) const noexcept {
+      return std::hash<std::string_view>{}(of(x));
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return of(a) == of(b);
+    }
+  };
+  std::unordered_set<std::unique_ptr<Session>, ClientIdOf, ClientIdOf> sessions_;
   struct SessionId {
     std::uint64_t operator()(const Session& s) const noexcept { return s.id; }
   };

@@ -230,7 +230,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   }
   if (session && connect.clean_start) {
     // The old session ends: a will still waiting for its delay goes out now.
-    if (session->will) worker_.publish_will(session->client_id, session->will->will);
+    if (session->will) worker_.publish_will(session->client_id(), session->will->will);
     session->will.reset();
     worker_.destroy_session(*session);
     session = nullptr;
@@ -351,7 +351,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->qos = publish.qos;
   message->retain = publish.retain;
   message->properties = forwarded_properties(std::move(props));
-  message->origin_client_id = session_->client_id;
+  message->origin_client_id = session_->client_id();
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
 
@@ -577,7 +577,7 @@ void ClientConnection::take_over(bool session_continues) {
       // The old connection ended abnormally: its will goes out now unless it has a delay
       // and the session goes on (the new connection cancels it).
       bool delayed = session->will->will.properties.will_delay_interval.value_or(0) > 0;
-      if (!session_continues || !delayed) worker_.publish_will(session->client_id, session->will->will);
+      if (!session_continues || !delayed) worker_.publish_will(session->client_id(), session->will->will);
       session->will.reset();
     }
   }
@@ -590,7 +590,7 @@ void ClientConnection::disconnect(ReasonCode reason, const char* why) {
     link_.close();
     return;
   }
-  log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id : "", why);
+  log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id() : "", why);
   if (is_v5()) {
     protocol::Disconnect d;
     d.reason = reason;

@@ -44,14 +44,16 @@ struct PendingWill {
 };
 
 struct Session {
-  Session(std::uint64_t session_id, SubscriberPtr sub)
-      : id(session_id), subscriber(std::move(sub)), client_id(subscriber->client_id) {}
+  // REQUIRES: `sub` is not null.
+  explicit Session(SubscriberPtr sub) : subscriber(std::move(sub)) {}
 
-  const std::uint64_t id;
+  // The id and the client id are the subscriber's (immutable, and it outlives the session):
+  // stored once per session, not in each of the session, its subscriber and the worker's
+  // session table.
+  std::uint64_t id() const noexcept { return subscriber->key.session_id; }
+  const std::string& client_id() const noexcept { return subscriber->client_id; }
+
   const SubscriberPtr subscriber;  // never null
-  // The subscriber's copy (immutable, and it outlives the session): one copy per session
-  // instead of three (it also keys the worker's session table).
-  const std::string& client_id;
   ClientConnection* connection = nullptr;  // null while offline
 
   SubscriptionMap subscriptions;  // filter -> options

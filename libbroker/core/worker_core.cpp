@@ -55,7 +55,7 @@ Session* WorkerCore::find_session(std::string_view client_id) {
 Session& WorkerCore::create_session(const std::string& client_id) {
   const std::uint64_t id = sessions_by_id_.insert(nullptr);
   auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id}, client_id);
-  auto session = std::make_unique<Session>(id, std::move(subscriber));
+  auto session = std::make_unique<Session>(std::move(subscriber));
   Session& ref = *session;
   sessions_by_id_.set(id, &ref);
   sessions_.insert(std::move(session));
@@ -72,11 +72,11 @@ void WorkerCore::destroy_session(Session& session) {
   redistribute_shared(session);
   session.subscriptions.clear();
   if (engine_.store() && session.subscriber->persistent.exchange(false)) {
-    batch_.delete_session(session.client_id);  // its deliveries go with it
+    batch_.delete_session(session.client_id());  // its deliveries go with it
   }
   offline_timed_.erase(&session);
-  sessions_by_id_.erase(session.id);
-  sessions_.erase(sessions_.find(session.client_id));  // destroys `session`
+  sessions_by_id_.erase(session.id());
+  sessions_.erase(sessions_.find(session.client_id()));  // destroys `session`
   Counters::sub(counters_.sessions);
 }
 
@@ -100,7 +100,7 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
       session.will.reset();
     } else if (delay == 0 || session.expiry_interval == 0 || draining_) {
       // [MQTT-3.1.3-9] no delay, or the session ends now: the will goes out now.
-      publish_will(session.client_id, session.will->will);
+      publish_will(session.client_id(), session.will->will);
       session.will.reset();
     } else {
       session.will->publish_at_ms = now + std::uint64_t{delay} * 1000;
@@ -374,7 +374,7 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
     return;
   }
   it->second.sent = false;
-  after_commit([this, session_id = session.id, packet_id, transmit](const Status& status) {
+  after_commit([this, session_id = session.id(), packet_id, transmit](const Status& status) {
     if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
     if (Session* found = sessions_by_id_.find(session_id)) transmit(*found, packet_id);
   });
@@ -445,7 +445,7 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
   for (Session* session : due) {
     // [MQTT-3.1.2-8] the will goes out when its delay ends or the session ends, first of both.
     if (session->will) {
-      publish_will(session->client_id, session->will->will);
+      publish_will(session->client_id(), session->will->will);
       session->will.reset();
     }
     if (session->expires_at_ms != 0 && session->expires_at_ms <= now_ms) {
@@ -464,7 +464,7 @@ void WorkerCore::drain() {
   // No later moment exists for delayed wills of this process's sessions.
   for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end())) {
     if (session->will) {
-      publish_will(session->client_id, session->will->will);
+      publish_will(session->client_id(), session->will->will);
       session->will.reset();
     }
   }
@@ -475,7 +475,7 @@ void WorkerCore::drain() {
 void WorkerCore::persist_session(Session& session) {
   if (!engine_.store()) return;
   if (session.expiry_interval == 0) {
-    if (session.subscriber->persistent.exchange(false)) batch_.delete_session(session.client_id);
+    if (session.subscriber->persistent.exchange(false)) batch_.delete_session(session.client_id());
     return;
   }
   session.subscriber->persistent.store(true, std::memory_order_relaxed);
@@ -485,12 +485,12 @@ void WorkerCore::persist_session(Session& session) {
 void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, DeliveryState state,
                                   std::uint16_t packet_id) {
   if (!delivery.stored) return;
-  batch_.put_delivery(to_record(session.client_id, delivery, state, packet_id));
+  batch_.put_delivery(to_record(session.client_id(), delivery, state, packet_id));
 }
 
 void WorkerCore::unpersist_delivery(Session& session, const Delivery& delivery) {
   if (!delivery.stored || !delivery.message) return;
-  batch_.delete_delivery(session.client_id, delivery.message->id);
+  batch_.delete_delivery(session.client_id(), delivery.message->id);
 }
 
 void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery) {

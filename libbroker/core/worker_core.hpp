@@ -138,7 +138,7 @@ class WorkerCore {
   struct ClientIdOf {
     using is_transparent = void;
     static std::string_view of(std::string_view id) noexcept { return id; }
-    static std::string_view of(const std::unique_ptr<Session>& s) noexcept { return s->client_id; }
+    static std::string_view of(const std::unique_ptr<Session>& s) noexcept { return s->client_id(); }
     template <typename T>
     std::size_t operator()(const T& x) const noexcept {
       return std::hash<std::string_view>{}(of(x));
@@ -150,7 +150,7 @@ class WorkerCore {
   };
   std::unordered_set<std::unique_ptr<Session>, ClientIdOf, ClientIdOf> sessions_;
   struct SessionId {
-    std::uint64_t operator()(const Session& s) const noexcept { return s.id; }
+    std::uint64_t operator()(const Session& s) const noexcept { return s.id(); }
   };
   struct ConnectionSerial {
     std::uint64_t operator()(const ClientConnection& c) const noexcept;

@@ -2,7 +2,8 @@
 # brokerd against Debian's mosquitto, same machine, same run, alternating broker order each
 # repetition. Every scenario gets a fresh broker; its CPU (utime+stime from /proc/PID/stat) is
 # read around the scenario and its peak RSS (VmHWM) at the end.
-#   compare.sh [--quick] [--reps N] [--brokerd PATH] [--load PATH] [--out FILE]
+#   compare.sh [--quick] [--reps N] [--scenarios A,B] [--brokerd PATH] [--load PATH] [--out FILE]
+# --scenarios runs only the named ones (default: all; e.g. --scenarios idle18k).
 # Writes a markdown report to stdout and to FILE (default benchmarks/RESULTS.md); raw JSON
 # lines of every run go to $WORK/runs.jsonl (kept, path printed on stderr).
 set -u
@@ -13,6 +14,7 @@ QUICK=0
 BROKERD=${BROKERD:-}
 MQTT_LOAD=${MQTT_LOAD:-}
 OUT="$here/../RESULTS.md"
+ONLY=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1; REPS=1 ;;
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     --brokerd) BROKERD=$2; shift ;;
     --load) MQTT_LOAD=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --scenarios) ONLY=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -46,6 +49,12 @@ declare -A ARGS=(
   [latency_q1_10k]="--scenario p2p --clients 16 --qos 1 --window 64 --rate 10000 --duration $DUR --drain 5"
 )
 SCENARIOS=(idle18k p2p_q0 p2p_q1 fanout_q0 latency_q1_10k)
+if [ -n "$ONLY" ]; then
+  IFS=, read -r -a SCENARIOS <<<"$ONLY"
+  for sc in "${SCENARIOS[@]}"; do
+    [ -n "${ARGS[$sc]:-}" ] || { echo "unknown scenario $sc (known: ${!ARGS[*]})" >&2; exit 2; }
+  done
+fi
 
 start_named() {  # start_named brokerd|mosquitto TAG
   if [ "$1" = brokerd ]; then

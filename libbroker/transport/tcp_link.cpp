@@ -52,29 +52,35 @@ constexpr std::size_t kCoalesceLimit = 64 * 1024;
 }  // namespace
 
 void TcpLink::append_bytes(std::string_view bytes) {
-  if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
-    queue_.back().head.append(bytes);
+  auto& queue = queue_->segments;
+  if (!queue.empty() && !queue.back().payload && queue.back().head.size() < kCoalesceLimit) {
+    queue.back().head.append(bytes);
   } else {
-    queue_.push_back(Segment{std::string(bytes), nullptr, 0});
+    queue.push_back(Segment{std::string(bytes), nullptr, 0});
   }
 }
 
 void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
   if (state_ != State::Open) return;
-  if (!head.empty()) {
-    queued_bytes_ += head.size();
-    if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
-      queue_.back().head += head;
-    } else {
-      queue_.push_back(Segment{std::move(head), nullptr, 0});
+  const bool has_payload = payload && !payload->empty();
+  if (!head.empty() || has_payload) {
+    if (!queue_) queue_ = std::make_unique<Output>();
+    auto& queue = queue_->segments;
+    if (!head.empty()) {
+      queue_->bytes += head.size();
+      if (!queue.empty() && !queue.back().payload && queue.back().head.size() < kCoalesceLimit) {
+        queue.back().head += head;
+      } else {
+        queue.push_back(Segment{std::move(head), nullptr, 0});
+      }
     }
-  }
-  if (payload && !payload->empty()) {
-    queued_bytes_ += payload->size();
-    if (payload->size() < kCopyPayloadBelow) {
-      append_bytes(*payload);
-    } else {
-      queue_.push_back(Segment{std::string(), std::move(payload), 0});
+    if (has_payload) {
+      queue_->bytes += payload->size();
+      if (payload->size() < kCopyPayloadBelow) {
+        append_bytes(*payload);
+      } else {
+        queue.push_back(Segment{std::string(), std::move(payload), 0});
+      }
     }
   }
   mark_dirty();
@@ -117,7 +123,7 @@ void TcpLink::flush() {
   dirty_ = false;
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) return;
   if (write_) return;  // on_write marks the link dirty again
-  if (!queue_.empty()) {
+  if (queue_) {
     if (!start_write()) return;
     if (write_) return;
   }
@@ -137,7 +143,7 @@ void TcpLink::fill_bufs(const std::vector<Segment>& segments) {
 }
 
 bool TcpLink::start_write() {
-  fill_bufs(queue_);
+  fill_bufs(queue_->segments);
   auto& bufs = worker_.scratch_bufs();
   int n = uv_try_write(stream(), bufs.data(), static_cast<unsigned>(bufs.size()));
   if (n == UV_EAGAIN) {
@@ -149,17 +155,17 @@ bool TcpLink::start_write() {
   worker_.counters().bytes_written.fetch_add(static_cast<std::uint64_t>(n),
                                              std::memory_order_relaxed);
   consume(static_cast<std::size_t>(n));
-  if (queue_.empty()) {
-    std::vector<Segment>().swap(queue_);
+  if (queue_->segments.empty()) {
+    queue_.reset();
     return true;
   }
 
   // The rest goes in one uv_write; `write_` keeps the buffers alive until on_write.
   auto write = std::make_unique<WriteInFlight>();
   write->req.data = this;
-  write->segments.swap(queue_);
-  write->bytes = queued_bytes_;
-  queued_bytes_ = 0;
+  write->segments.swap(queue_->segments);
+  write->bytes = queue_->bytes;
+  queue_.reset();
   fill_bufs(write->segments);
   int rc = uv_write(&write->req, stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
                     on_write);
@@ -172,18 +178,19 @@ bool TcpLink::start_write() {
 }
 
 void TcpLink::consume(std::size_t written) {
-  queued_bytes_ -= written;
+  queue_->bytes -= written;
+  auto& queue = queue_->segments;
   std::size_t done = 0;
-  while (done < queue_.size() && written > 0) {
-    std::size_t size = queue_[done].size();
+  while (done < queue.size() && written > 0) {
+    std::size_t size = queue[done].size();
     if (written < size) {
-      queue_[done].offset += written;
+      queue[done].offset += written;
       break;
     }
     written -= size;
     ++done;
   }
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+  queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
 void TcpLink::on_write(uv_write_t* req, int status) {
@@ -196,7 +203,7 @@ void TcpLink::on_write(uv_write_t* req, int status) {
     return;
   }
   self->worker_.counters().bytes_written.fetch_add(done->bytes, std::memory_order_relaxed);
-  if (!self->queue_.empty() || self->state_ != State::Open) self->mark_dirty();
+  if (self->queue_ || self->state_ != State::Open) self->mark_dirty();
 }
 
 void TcpLink::shutdown_then_close() {
@@ -259,8 +266,7 @@ void TcpLink::force_close() {
   auto* handle = reinterpret_cast<uv_handle_t*>(&tcp_);
   if (uv_is_closing(handle)) return;
   state_ = State::Closed;
-  queue_.clear();
-  queued_bytes_ = 0;
+  queue_.reset();
   uv_read_stop(stream());
   uv_close(handle, on_close);
 }

@@ -48,7 +48,7 @@ class TcpLink final : public core::Link {
   // handler still gets no on_closed() (as if the client vanished right after the move).
   void hand_over(unsigned worker, std::string&& received) override;
   std::size_t pending_bytes() const override {
-    return queued_bytes_ + (write_ ? write_->bytes : 0);
+    return (queue_ ? queue_->bytes : 0) + (write_ ? write_->bytes : 0);
   }
   // Read from the socket on each call (it is for logs): the text is valid until the next
   // call on this thread. "?" once the socket is closed.
@@ -125,10 +125,13 @@ class TcpLink final : public core::Link {
   bool shutdown_started_ = false;
   bool suppress_on_closed_ = false;  // hand_over() accepted
 
-  // Not yet handed to libuv. Its storage is released once everything went out, so an idle
-  // link holds no buffer.
-  std::vector<Segment> queue_;
-  std::size_t queued_bytes_ = 0;
+  // Not yet handed to libuv; made by write() and freed once everything went out, so an idle
+  // link holds no queue.
+  struct Output {
+    std::vector<Segment> segments;
+    std::size_t bytes = 0;
+  };
+  std::unique_ptr<Output> queue_;
   std::unique_ptr<WriteInFlight> write_;  // set while a uv_write is in flight
   std::unique_ptr<Ending> ending_;        // set from close() or hand_over() on
 };

@@ -53,10 +53,8 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
     : worker_(worker),
       link_(link),
       decoder_(worker.engine().limits().max_packet_size),
-      serial_(worker.next_connection_serial()),
-      last_packet_ms_(worker_.engine().now_ms()) {
-  worker_.connection_opened(*this);
-}
+      serial_(worker.connection_opened(*this)),
+      last_packet_ms_(worker_.engine().now_ms()) {}
 
 ClientConnection::~ClientConnection() {
   if (counted_) Counters::sub(worker_.engine().open_connections());
@@ -66,10 +64,11 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
   if (state_ == State::AwaitConnect) {
-    received_before_connect_.append(data, size);
+    if (!received_before_connect_) received_before_connect_ = std::make_unique<std::string>();
+    received_before_connect_->append(data, size);
     // Not MQTT at all (an HTTP request, a TLS hello): close now instead of waiting for a
     // frame that will never complete [MQTT-3.1.0-1].
-    if (static_cast<std::uint8_t>(received_before_connect_[0]) != 0x10) {
+    if (static_cast<std::uint8_t>((*received_before_connect_)[0]) != 0x10) {
       protocol_violation(ReasonCode::ProtocolError, "first packet is not CONNECT");
       return;
     }
@@ -157,11 +156,11 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     unsigned home = engine.home_worker(client_id);
     if (home != worker_.index()) {
       state_ = State::Closed;
-      link_.hand_over(home, std::move(received_before_connect_));
+      link_.hand_over(home, std::move(*received_before_connect_));
       return;
     }
   }
-  received_before_connect_ = std::string();
+  received_before_connect_.reset();
 
   if (connect.properties.authentication_method) {
     // Enhanced authentication needs an authentication hook; none handles this method.
@@ -231,7 +230,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   }
   if (session && connect.clean_start) {
     // The old session ends: a will still waiting for its delay goes out now.
-    if (session->will) worker_.publish_will(session->client_id, session->will->will);
+    if (session->will) worker_.publish_will(session->client_id(), session->will->will);
     session->will.reset();
     worker_.destroy_session(*session);
     session = nullptr;
@@ -240,7 +239,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   if (!session) session = &worker_.create_session(client_id);
   // [MQTT-3.1.3-9] a reconnect before the will delay ends cancels the old will.
   session->will.reset();
-  if (connect.will) session->will = PendingWill{std::move(*connect.will), 0};
+  if (connect.will) session->will = std::make_unique<PendingWill>(PendingWill{std::move(*connect.will), 0});
   session->connection = this;
   session->subscriber->connected.store(true, std::memory_order_relaxed);
   session->version = version_;
@@ -288,14 +287,18 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
       return;
     }
     if (publish.topic.empty()) {
-      auto it = inbound_aliases_.find(alias);
-      if (it == inbound_aliases_.end()) {
+      const std::string* known = nullptr;
+      if (aliases_) {
+        auto it = aliases_->inbound.find(alias);
+        if (it != aliases_->inbound.end()) known = &it->second;
+      }
+      if (!known) {
         protocol_violation(ReasonCode::ProtocolError, "unknown topic alias");
         return;
       }
-      publish.topic = it->second;
+      publish.topic = *known;
     } else {
-      inbound_aliases_[alias] = publish.topic;
+      aliases().inbound[alias] = publish.topic;
     }
   }
   if (publish.topic.empty()) {
@@ -348,7 +351,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->qos = publish.qos;
   message->retain = publish.retain;
   message->properties = forwarded_properties(std::move(props));
-  message->origin_client_id = session_->client_id;
+  message->origin_client_id = session_->client_id();
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
 
@@ -574,7 +577,7 @@ void ClientConnection::take_over(bool session_continues) {
       // The old connection ended abnormally: its will goes out now unless it has a delay
       // and the session goes on (the new connection cancels it).
       bool delayed = session->will->will.properties.will_delay_interval.value_or(0) > 0;
-      if (!session_continues || !delayed) worker_.publish_will(session->client_id, session->will->will);
+      if (!session_continues || !delayed) worker_.publish_will(session->client_id(), session->will->will);
       session->will.reset();
     }
   }
@@ -587,7 +590,7 @@ void ClientConnection::disconnect(ReasonCode reason, const char* why) {
     link_.close();
     return;
   }
-  log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id : "", why);
+  log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id() : "", why);
   if (is_v5()) {
     protocol::Disconnect d;
     d.reason = reason;
@@ -626,7 +629,8 @@ void ClientConnection::protocol_violation(ReasonCode reason, const char* why) {
   Counters::add(worker_.counters().protocol_errors);
   log::debug("protocol error from {}: {} ({})", link_.peer(), why, reason_name(reason));
   if (state_ == State::AwaitConnect) {
-    std::uint8_t level = peek_protocol_level(received_before_connect_);
+    std::uint8_t level =
+        received_before_connect_ ? peek_protocol_level(*received_before_connect_) : 0;
     if (reason == ReasonCode::UnsupportedProtocolVersion && level != 5) {
       // [MQTT-3.1.2-2] 3.1.1-style CONNACK 0x01 for a level we do not speak.
       link_.write(std::string("\x20\x02\x00\x01", 4));
@@ -667,14 +671,20 @@ void ClientConnection::send_pubrel(std::uint16_t packet_id) {
   send_ack(PacketType::Pubrel, packet_id, ReasonCode::Success);
 }
 
+ClientConnection::TopicAliases& ClientConnection::aliases() {
+  if (!aliases_) aliases_ = std::make_unique<TopicAliases>();
+  return *aliases_;
+}
+
 std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& first_use) {
   first_use = false;
   if (client_topic_alias_max_ == 0) return 0;
-  auto it = outbound_aliases_.find(topic);
-  if (it != outbound_aliases_.end()) return it->second;
-  if (outbound_aliases_.size() >= client_topic_alias_max_) return 0;
-  auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
-  outbound_aliases_.emplace(topic, alias);
+  auto& outbound = aliases().outbound;
+  auto it = outbound.find(topic);
+  if (it != outbound.end()) return it->second;
+  if (outbound.size() >= client_topic_alias_max_) return 0;
+  auto alias = static_cast<std::uint16_t>(outbound.size() + 1);
+  outbound.emplace(topic, alias);
   first_use = true;
   return alias;
 }
@@ -702,7 +712,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   if (!protocol::encode_publish_head(publish, version_, head)) return false;
   // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size.
   if (client_max_packet_size_ != 0 && head.size() + message.payload->size() > client_max_packet_size_) {
-    if (first_use) outbound_aliases_.erase(message.topic);
+    if (first_use) aliases_->outbound.erase(message.topic);
     Counters::add(worker_.counters().messages_dropped);
     return false;
   }

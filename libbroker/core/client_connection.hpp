@@ -9,6 +9,7 @@
 // Thread safety: owned by the transport, touched by its worker only.
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -81,24 +82,27 @@ class ClientConnection final : public ConnectionHandler {
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.
   std::uint16_t outbound_alias(const std::string& topic, bool& first_use);
 
+  // Members are ordered so the small ones pack together: one per connection.
   WorkerCore& worker_;
   Link& link_;
   protocol::Decoder decoder_;
   const std::uint64_t serial_;
-  State state_ = State::AwaitConnect;
-  protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;
   Session* session_ = nullptr;
-  std::string received_before_connect_;  // every byte until CONNECT is handled (for hand-over)
-  bool counted_ = false;                 // counted in open_connections
+  // Every byte until CONNECT is handled (for hand-over); null once connected.
+  std::unique_ptr<std::string> received_before_connect_;
+  std::uint64_t last_packet_ms_ = 0;
 
   // Negotiated at CONNECT.
-  std::uint16_t keep_alive_ = 0;
-  std::uint64_t last_packet_ms_ = 0;
   std::uint32_t client_max_packet_size_ = 0;  // 0 = protocol maximum
+  std::uint16_t keep_alive_ = 0;
   std::uint16_t client_receive_maximum_ = 65535;
   std::uint16_t client_topic_alias_max_ = 0;
   bool request_problem_information_ = true;
   bool normal_disconnect_ = false;  // DISCONNECT received: no will (unless 0x04)
+
+  State state_ = State::AwaitConnect;
+  protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;
+  bool counted_ = false;  // counted in open_connections
 
   struct PendingAck {
     protocol::PacketType type;
@@ -110,8 +114,14 @@ class ClientConnection final : public ConnectionHandler {
   // empty std::deque costs ~600 bytes per connection).
   std::vector<PendingAck> pending_acks_;
 
-  std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
-  std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+  // Made on first use: most clients (vehicles among them) use no topic alias, and the two
+  // empty maps would cost ~110 bytes per connection.
+  struct TopicAliases {
+    std::unordered_map<std::uint16_t, std::string> inbound;
+    std::unordered_map<std::string, std::uint16_t> outbound;
+  };
+  TopicAliases& aliases();
+  std::unique_ptr<TopicAliases> aliases_;
 };
 
 }  // namespace broker::core

@@ -38,7 +38,7 @@ void from_record(StoredMessage&& r, Message& m) {
 
 StoredSession to_record(const Session& s) {
   StoredSession r;
-  r.client_id = s.client_id;
+  r.client_id = s.client_id();
   r.protocol_version = static_cast<std::uint8_t>(s.version);
   r.expiry_interval = s.expiry_interval;
   r.expires_at_ms = s.expires_at_ms;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -19,6 +20,8 @@
 
 #include "core/delivery.hpp"
 #include "core/delivery_queue.hpp"
+#include "core/lazy_ordered.hpp"
+#include "core/subscription_map.hpp"
 #include "core/topic_index.hpp"
 #include "protocol/packet.hpp"
 
@@ -41,26 +44,33 @@ struct PendingWill {
 };
 
 struct Session {
-  Session(std::uint64_t session_id, std::string client, SubscriberPtr sub)
-      : id(session_id), client_id(std::move(client)), subscriber(std::move(sub)) {}
+  // REQUIRES: `sub` is not null.
+  explicit Session(SubscriberPtr sub) : subscriber(std::move(sub)) {}
 
-  const std::uint64_t id;
-  const std::string client_id;
-  const SubscriberPtr subscriber;
+  // The id and the client id are the subscriber's (immutable, and it outlives the session):
+  // stored once per session, not in each of the session, its subscriber and the worker's
+  // session table.
+  std::uint64_t id() const noexcept { return subscriber->key.session_id; }
+  const std::string& client_id() const noexcept { return subscriber->client_id; }
+
+  const SubscriberPtr subscriber;  // never null
   ClientConnection* connection = nullptr;  // null while offline
-  protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
 
-  std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;  // filter -> options
+  SubscriptionMap subscriptions;  // filter -> options
 
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
-  std::map<std::uint16_t, InflightMessage> inflight;  // by packet id; ordered for redelivery
+  // By packet id; ordered for redelivery. Empty most of the time: a pointer until used.
+  LazyOrdered<std::map<std::uint16_t, InflightMessage>> inflight;
+  // These three pack into 8 bytes.
   std::uint16_t next_packet_id = 1;
-  std::set<std::uint16_t> inbound_qos2;  // PUBREC sent, PUBREL not yet received
-
+  protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
+  LazyOrdered<std::set<std::uint16_t>> inbound_qos2;  // PUBREC sent, PUBREL not yet received
+
   std::uint64_t expires_at_ms = 0;    // set while offline; 0 = never
-  std::optional<PendingWill> will;
+  // Boxed: a Will with its 5.0 properties is ~550 bytes, and most sessions have none.
+  std::unique_ptr<PendingWill> will;
 };
 
 }  // namespace broker::core

@@ -33,28 +33,32 @@ std::unique_ptr<ConnectionHandler> WorkerCore::open(Link& link) {
   return std::make_unique<ClientConnection>(*this, link);
 }
 
-void WorkerCore::connection_opened(ClientConnection& connection) {
-  connections_.insert(&connection);
+std::uint64_t WorkerCore::ConnectionSerial::operator()(const ClientConnection& c) const noexcept {
+  return c.serial();
+}
+
+std::uint64_t WorkerCore::connection_opened(ClientConnection& connection) {
   Counters::add(counters_.connections);
+  return connections_.insert(&connection);
 }
 
 void WorkerCore::connection_closed(ClientConnection& connection) {
-  connections_.erase(&connection);
+  connections_.erase(connection.serial());
   Counters::sub(counters_.connections);
 }
 
 Session* WorkerCore::find_session(std::string_view client_id) {
-  auto it = sessions_.find(std::string(client_id));
-  return it == sessions_.end() ? nullptr : it->second.get();
+  auto it = sessions_.find(client_id);
+  return it == sessions_.end() ? nullptr : it->get();
 }
 
 Session& WorkerCore::create_session(const std::string& client_id) {
-  std::uint64_t id = next_session_id_++;
+  const std::uint64_t id = sessions_by_id_.insert(nullptr);
   auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id}, client_id);
-  auto session = std::make_unique<Session>(id, client_id, std::move(subscriber));
+  auto session = std::make_unique<Session>(std::move(subscriber));
   Session& ref = *session;
-  sessions_by_id_.emplace(id, &ref);
-  sessions_.emplace(client_id, std::move(session));
+  sessions_by_id_.set(id, &ref);
+  sessions_.insert(std::move(session));
   Counters::add(counters_.sessions);
   return ref;
 }
@@ -68,18 +72,18 @@ void WorkerCore::destroy_session(Session& session) {
   redistribute_shared(session);
   session.subscriptions.clear();
   if (engine_.store() && session.subscriber->persistent.exchange(false)) {
-    batch_.delete_session(session.client_id);  // its deliveries go with it
+    batch_.delete_session(session.client_id());  // its deliveries go with it
   }
   offline_timed_.erase(&session);
-  sessions_by_id_.erase(session.id);
-  sessions_.erase(session.client_id);  // destroys `session`
+  sessions_by_id_.erase(session.id());
+  sessions_.erase(sessions_.find(session.client_id()));  // destroys `session`
   Counters::sub(counters_.sessions);
 }
 
 std::string WorkerCore::assign_client_id() {
   for (;;) {
     std::string id = fmt::format("auto-{:016x}", rng_());
-    if (engine_.home_worker(id) == index_ && !sessions_.contains(id)) return id;
+    if (engine_.home_worker(id) == index_ && !sessions_.contains(std::string_view(id))) return id;
   }
 }
 
@@ -96,7 +100,7 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
       session.will.reset();
     } else if (delay == 0 || session.expiry_interval == 0 || draining_) {
       // [MQTT-3.1.3-9] no delay, or the session ends now: the will goes out now.
-      publish_will(session.client_id, session.will->will);
+      publish_will(session.client_id(), session.will->will);
       session.will.reset();
     } else {
       session.will->publish_at_ms = now + std::uint64_t{delay} * 1000;
@@ -204,8 +208,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
 
 void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
   if (key.worker == index_) {
-    auto it = sessions_by_id_.find(key.session_id);
-    if (it != sessions_by_id_.end()) deliver(*it->second, std::move(delivery));
+    if (Session* session = sessions_by_id_.find(key.session_id)) deliver(*session, std::move(delivery));
     return;
   }
   outgoing_[key.worker].push_back(BatchItem{key.session_id, std::move(delivery)});
@@ -247,8 +250,7 @@ void WorkerCore::end_of_turn() {
 void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
   engine_.inbox_load(index_).fetch_sub(batch.size(), std::memory_order_relaxed);
   for (auto& item : batch) {
-    auto it = sessions_by_id_.find(item.session_id);
-    if (it != sessions_by_id_.end()) deliver(*it->second, std::move(item.delivery));
+    if (Session* session = sessions_by_id_.find(item.session_id)) deliver(*session, std::move(item.delivery));
   }
 }
 
@@ -378,10 +380,9 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
     return;
   }
   it->second.sent = false;
-  after_commit([this, session_id = session.id, packet_id, transmit](const Status& status) {
+  after_commit([this, session_id = session.id(), packet_id, transmit](const Status& status) {
     if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
-    auto found = sessions_by_id_.find(session_id);
-    if (found != sessions_by_id_.end()) transmit(*found->second, packet_id);
+    if (Session* found = sessions_by_id_.find(session_id)) transmit(*found, packet_id);
   });
 }
 
@@ -432,9 +433,7 @@ void WorkerCore::redistribute_shared(Session& session) {
 }
 
 void WorkerCore::tick(std::uint64_t now_ms) {
-  for (ClientConnection* connection : std::vector<ClientConnection*>(connections_.begin(), connections_.end())) {
-    if (connections_.contains(connection)) connection->tick(now_ms);
-  }
+  connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
   expire_sessions(now_ms);
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
@@ -452,7 +451,7 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
   for (Session* session : due) {
     // [MQTT-3.1.2-8] the will goes out when its delay ends or the session ends, first of both.
     if (session->will) {
-      publish_will(session->client_id, session->will->will);
+      publish_will(session->client_id(), session->will->will);
       session->will.reset();
     }
     if (session->expires_at_ms != 0 && session->expires_at_ms <= now_ms) {
@@ -465,14 +464,13 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
 
 void WorkerCore::drain() {
   draining_ = true;
-  for (ClientConnection* connection : std::vector<ClientConnection*>(connections_.begin(), connections_.end())) {
-    if (!connections_.contains(connection)) continue;
-    connection->disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
-  }
+  connections_.for_each([](ClientConnection& connection) {
+    connection.disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
+  });
   // No later moment exists for delayed wills of this process's sessions.
   for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end())) {
     if (session->will) {
-      publish_will(session->client_id, session->will->will);
+      publish_will(session->client_id(), session->will->will);
       session->will.reset();
     }
   }
@@ -483,7 +481,7 @@ void WorkerCore::drain() {
 void WorkerCore::persist_session(Session& session) {
   if (!engine_.store()) return;
   if (session.expiry_interval == 0) {
-    if (session.subscriber->persistent.exchange(false)) batch_.delete_session(session.client_id);
+    if (session.subscriber->persistent.exchange(false)) batch_.delete_session(session.client_id());
     return;
   }
   session.subscriber->persistent.store(true, std::memory_order_relaxed);
@@ -493,12 +491,12 @@ void WorkerCore::persist_session(Session& session) {
 void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, DeliveryState state,
                                   std::uint16_t packet_id) {
   if (!delivery.stored) return;
-  batch_.put_delivery(to_record(session.client_id, delivery, state, packet_id));
+  batch_.put_delivery(to_record(session.client_id(), delivery, state, packet_id));
 }
 
 void WorkerCore::unpersist_delivery(Session& session, const Delivery& delivery) {
   if (!delivery.stored || !delivery.message) return;
-  batch_.delete_delivery(session.client_id, delivery.message->id);
+  batch_.delete_delivery(session.client_id(), delivery.message->id);
 }
 
 void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery) {
@@ -552,8 +550,7 @@ void WorkerCore::flush_writes() {
 }
 
 bool WorkerCore::connection_alive(const ClientConnection* connection, std::uint64_t serial) const {
-  auto it = connections_.find(const_cast<ClientConnection*>(connection));
-  return it != connections_.end() && (*it)->serial() == serial;
+  return connections_.find(serial) == connection;
 }
 
 void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
@@ -587,9 +584,9 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
     if (w.delay_interval) will.properties.will_delay_interval = w.delay_interval;
     std::uint64_t at = w.publish_at_ms != 0 ? w.publish_at_ms
                                             : now_ms + std::uint64_t{w.delay_interval} * 1000;
-    session.will = PendingWill{std::move(will), at};
+    session.will = std::make_unique<PendingWill>(PendingWill{std::move(will), at});
   }
-  session.inbound_qos2.insert(record.inbound_qos2.begin(), record.inbound_qos2.end());
+  for (std::uint16_t id : record.inbound_qos2) session.inbound_qos2.insert(id);
   session.subscriber->persistent.store(true);
   if (session.expires_at_ms != 0 || session.will) offline_timed_.insert(&session);
 }

@@ -21,6 +21,7 @@
 #include "core/delivery.hpp"
 #include "core/link.hpp"
 #include "core/session.hpp"
+#include "core/slot_map.hpp"
 
 namespace broker::core {
 
@@ -87,7 +88,8 @@ class WorkerCore {
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
 
-  void connection_opened(ClientConnection& connection);
+  // Returns the connection's serial (see ClientConnection::serial()).
+  std::uint64_t connection_opened(ClientConnection& connection);
   void connection_closed(ClientConnection& connection);
 
   // --- persistence (no-ops without a store) ---
@@ -114,7 +116,6 @@ class WorkerCore {
   void forget_stored_delivery(const std::string& client_id, std::uint64_t message_id);
   // Whether `connection` is still open and is the one that had `serial` (late completions).
   bool connection_alive(const ClientConnection* connection, std::uint64_t serial) const;
-  std::uint64_t next_connection_serial() noexcept { return next_connection_serial_++; }
 
   // A batch from another worker: (session id, delivery) pairs for sessions living here.
   struct BatchItem {
@@ -132,18 +133,37 @@ class WorkerCore {
   Engine& engine_;
   const unsigned index_;
   Counters counters_;
-  std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;  // by client id
-  std::unordered_map<std::uint64_t, Session*> sessions_by_id_;
-  std::unordered_set<ClientConnection*> connections_;
+  // The owning table, found by client id (heterogeneous lookup): a node holds only the
+  // pointer, and the id is the session's own, stored once.
+  struct ClientIdOf {
+    using is_transparent = void;
+    static std::string_view of(std::string_view id) noexcept { return id; }
+    static std::string_view of(const std::unique_ptr<Session>& s) noexcept { return s->client_id(); }
+    template <typename T>
+    std::size_t operator()(const T& x) const noexcept {
+      return std::hash<std::string_view>{}(of(x));
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return of(a) == of(b);
+    }
+  };
+  std::unordered_set<std::unique_ptr<Session>, ClientIdOf, ClientIdOf> sessions_;
+  struct SessionId {
+    std::uint64_t operator()(const Session& s) const noexcept { return s.id(); }
+  };
+  struct ConnectionSerial {
+    std::uint64_t operator()(const ClientConnection& c) const noexcept;
+  };
+  SlotMap<Session, SessionId> sessions_by_id_;             // session ids are its ids
+  SlotMap<ClientConnection, ConnectionSerial> connections_;  // serials are its ids
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
-  std::uint64_t next_session_id_ = 1;
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
   WriteBatch batch_;  // this turn's store writes
   std::vector<std::function<void(const Status&)>> after_commit_;
-  std::uint64_t next_connection_serial_ = 1;
   std::mt19937_64 rng_;
   bool draining_ = false;
 };

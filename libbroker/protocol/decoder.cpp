@@ -18,8 +18,10 @@ namespace {
 
 using wire::Reader;
 
-// A buffer that grew for a big frame is released afterwards instead of being kept per connection.
-constexpr std::size_t kKeepBuffer = 64 * 1024;
+// A buffer that grew for a big frame is released afterwards instead of being kept per
+// connection: an idle connection holds at most this much (and nothing if no frame ever came
+// split across reads).
+constexpr std::size_t kKeepBuffer = 4 * 1024;
 
 bool fail(DecodeError& error, ReasonCode reason, const char* what) {
   error.reason = reason;
@@ -454,7 +456,7 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     return DecodeStatus::Error;
   };
 
-  if (partial_.empty()) {
+  if (!partial_ || partial_->empty()) {
     // Fast path: decode straight from the caller's bytes when the whole frame is there.
     if (input.empty()) return DecodeStatus::NeedMore;
     std::uint32_t remaining = 0;
@@ -473,36 +475,38 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     }
     // Buffer what was received; growth follows the bytes that arrive, never the announced
     // length, so a hostile remaining length costs nothing until its bytes come in.
-    partial_.assign(reinterpret_cast<const char*>(input.data()), input.size());
+    if (!partial_) partial_ = std::make_unique<std::string>();
+    partial_->assign(reinterpret_cast<const char*>(input.data()), input.size());
     input = input.subspan(input.size());
     return DecodeStatus::NeedMore;
   }
 
+  std::string& partial = *partial_;
   for (;;) {
-    const auto* buf = reinterpret_cast<const std::uint8_t*>(partial_.data());
+    const auto* buf = reinterpret_cast<const std::uint8_t*>(partial.data());
     std::uint32_t remaining = 0;
     std::size_t used = 0;
-    const auto vs = wire::parse_varint(buf + 1, partial_.size() - 1, remaining, used);
+    const auto vs = wire::parse_varint(buf + 1, partial.size() - 1, remaining, used);
     if (vs == wire::VarintStatus::Malformed) return bad_length();
     if (vs == wire::VarintStatus::NeedMore) {
       if (input.empty()) return DecodeStatus::NeedMore;
-      partial_.push_back(static_cast<char>(input[0]));
+      partial.push_back(static_cast<char>(input[0]));
       input = input.subspan(1);
       continue;
     }
     const std::size_t header = 1 + used;
     if (too_large(header, remaining)) return DecodeStatus::Error;
     const std::size_t total = header + remaining;
-    const std::size_t take = std::min(total - partial_.size(), input.size());
-    partial_.append(reinterpret_cast<const char*>(input.data()), take);
+    const std::size_t take = std::min(total - partial.size(), input.size());
+    partial.append(reinterpret_cast<const char*>(input.data()), take);
     input = input.subspan(take);
-    if (partial_.size() < total) return DecodeStatus::NeedMore;
-    const auto* frame = reinterpret_cast<const std::uint8_t*>(partial_.data());
+    if (partial.size() < total) return DecodeStatus::NeedMore;
+    const auto* frame = reinterpret_cast<const std::uint8_t*>(partial.data());
     const DecodeStatus st = finish(frame[0], std::span<const std::uint8_t>(frame + header, remaining));
-    if (partial_.capacity() > kKeepBuffer) {
-      std::string().swap(partial_);
+    if (partial.capacity() > kKeepBuffer) {
+      partial_.reset();
     } else {
-      partial_.clear();
+      partial.clear();
     }
     return st;
   }

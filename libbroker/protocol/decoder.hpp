@@ -26,6 +26,7 @@
 //
 // Thread safety: one Decoder per connection; not shared.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -36,13 +37,13 @@ namespace broker::protocol {
 
 struct DecodeError {
   ReasonCode reason = ReasonCode::MalformedPacket;  // MalformedPacket, ProtocolError, PacketTooLarge, TopicNameInvalid, ...
-  const char* what = "";  // static text for logs, e.g. "reserved flags set in SUBSCRIBE"
   // For an error inside a CONNECT: the Protocol Level byte once read, else 0. With reason
   // UnsupportedProtocolVersion it is the level the client asked for, so the connection can
   // answer CONNACK 0x01 (3.1.1 form) or 0x84 (5.0 form) before closing. When the level was a
   // supported one (3, 4, 5) the Decoder has also adopted it (version()), so any CONNECT error
   // can be answered in the client's own protocol version.
   std::uint8_t protocol_level = 0;
+  const char* what = "";  // static text for logs, e.g. "reserved flags set in SUBSCRIBE"
 };
 
 // GCC's -Wshadow flags the scoped enumerator `Packet` against the type `Packet`, though a
@@ -79,8 +80,10 @@ class Decoder {
  private:
   std::uint32_t max_packet_size_;
   std::optional<ProtocolVersion> version_;
-  std::string partial_;  // an incomplete frame carried between reads
   bool failed_ = false;
+  // An incomplete frame carried between reads. Boxed: one decoder lives in every connection,
+  // and most never see a frame split across reads.
+  std::unique_ptr<std::string> partial_;
   DecodeError error_;  // the error that failed the stream, repeated on later calls
 };
 

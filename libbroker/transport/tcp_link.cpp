@@ -20,13 +20,17 @@ struct MovedSocket {
 };
 }  // namespace
 
-TcpLink::TcpLink(Worker& worker) noexcept : worker_(worker) {
-  tcp_.data = this;
-  write_req_.data = this;
-  shutdown_req_.data = this;
-}
+TcpLink::TcpLink(Worker& worker) noexcept : worker_(worker) { tcp_.data = this; }
 
 TcpLink::~TcpLink() = default;
+
+const std::string& TcpLink::peer() const {
+  thread_local std::string text;
+  uv_os_fd_t fd = -1;
+  // peer_name() answers "?" for a closed socket too.
+  text = peer_name(uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0 ? fd : -1);
+  return text;
+}
 
 void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
                      const std::string& received) {
@@ -48,29 +52,35 @@ constexpr std::size_t kCoalesceLimit = 64 * 1024;
 }  // namespace
 
 void TcpLink::append_bytes(std::string_view bytes) {
-  if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
-    queue_.back().head.append(bytes);
+  auto& queue = queue_->segments;
+  if (!queue.empty() && !queue.back().payload && queue.back().head.size() < kCoalesceLimit) {
+    queue.back().head.append(bytes);
   } else {
-    queue_.push_back(Segment{std::string(bytes), nullptr, 0});
+    queue.push_back(Segment{std::string(bytes), nullptr, 0});
   }
 }
 
 void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
   if (state_ != State::Open) return;
-  if (!head.empty()) {
-    queued_bytes_ += head.size();
-    if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
-      queue_.back().head += head;
-    } else {
-      queue_.push_back(Segment{std::move(head), nullptr, 0});
+  const bool has_payload = payload && !payload->empty();
+  if (!head.empty() || has_payload) {
+    if (!queue_) queue_ = std::make_unique<Output>();
+    auto& queue = queue_->segments;
+    if (!head.empty()) {
+      queue_->bytes += head.size();
+      if (!queue.empty() && !queue.back().payload && queue.back().head.size() < kCoalesceLimit) {
+        queue.back().head += head;
+      } else {
+        queue.push_back(Segment{std::move(head), nullptr, 0});
+      }
     }
-  }
-  if (payload && !payload->empty()) {
-    queued_bytes_ += payload->size();
-    if (payload->size() < kCopyPayloadBelow) {
-      append_bytes(*payload);
-    } else {
-      queue_.push_back(Segment{std::string(), std::move(payload), 0});
+    if (has_payload) {
+      queue_->bytes += payload->size();
+      if (payload->size() < kCopyPayloadBelow) {
+        append_bytes(*payload);
+      } else {
+        queue.push_back(Segment{std::string(), std::move(payload), 0});
+      }
     }
   }
   mark_dirty();
@@ -79,7 +89,8 @@ void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
 void TcpLink::close() {
   if (state_ != State::Open) return;
   state_ = State::Closing;
-  closing_since_ms_ = uv_now(&worker_.loop());
+  ending_ = std::make_unique<Ending>();
+  ending_->since_ms = uv_now(&worker_.loop());
   uv_read_stop(stream());
   mark_dirty();  // the flush at the end of this turn continues the close
 }
@@ -87,16 +98,17 @@ void TcpLink::close() {
 void TcpLink::hand_over(unsigned worker, std::string&& received) {
   if (state_ != State::Open) return;
   if (worker >= worker_.pool().worker_count()) {
-    log::error("{}: hand-over to worker {} of {}: no such worker; closing", peer_, worker,
+    log::error("{}: hand-over to worker {} of {}: no such worker; closing", peer(), worker,
                worker_.pool().worker_count());
     close();
     return;
   }
   state_ = State::HandingOver;
   suppress_on_closed_ = true;
-  closing_since_ms_ = uv_now(&worker_.loop());
-  hand_over_target_ = worker;
-  hand_over_bytes_ = std::move(received);
+  ending_ = std::make_unique<Ending>();
+  ending_->since_ms = uv_now(&worker_.loop());
+  ending_->hand_over_target = worker;
+  ending_->hand_over_bytes = std::move(received);
   uv_read_stop(stream());  // later bytes stay in the kernel for the new worker to read
   mark_dirty();
 }
@@ -110,10 +122,10 @@ void TcpLink::mark_dirty() {
 void TcpLink::flush() {
   dirty_ = false;
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) return;
-  if (write_in_flight_) return;  // on_write marks the link dirty again
-  if (!queue_.empty()) {
+  if (write_) return;  // on_write marks the link dirty again
+  if (queue_) {
     if (!start_write()) return;
-    if (write_in_flight_) return;
+    if (write_) return;
   }
   if (state_ == State::Closing) {
     shutdown_then_close();
@@ -131,7 +143,7 @@ void TcpLink::fill_bufs(const std::vector<Segment>& segments) {
 }
 
 bool TcpLink::start_write() {
-  fill_bufs(queue_);
+  fill_bufs(queue_->segments);
   auto& bufs = worker_.scratch_bufs();
   int n = uv_try_write(stream(), bufs.data(), static_cast<unsigned>(bufs.size()));
   if (n == UV_EAGAIN) {
@@ -143,51 +155,55 @@ bool TcpLink::start_write() {
   worker_.counters().bytes_written.fetch_add(static_cast<std::uint64_t>(n),
                                              std::memory_order_relaxed);
   consume(static_cast<std::size_t>(n));
-  if (queue_.empty()) return true;
+  if (queue_->segments.empty()) {
+    queue_.reset();
+    return true;
+  }
 
-  // The rest goes in one uv_write; `inflight_` keeps the buffers alive until on_write.
-  inflight_.swap(queue_);
-  inflight_bytes_ = queued_bytes_;
-  queued_bytes_ = 0;
-  fill_bufs(inflight_);
-  int rc = uv_write(&write_req_, stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
+  // The rest goes in one uv_write; `write_` keeps the buffers alive until on_write.
+  auto write = std::make_unique<WriteInFlight>();
+  write->req.data = this;
+  write->segments.swap(queue_->segments);
+  write->bytes = queue_->bytes;
+  queue_.reset();
+  fill_bufs(write->segments);
+  int rc = uv_write(&write->req, stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
                     on_write);
   if (rc < 0) {
     fail(rc, "write");
     return false;
   }
-  write_in_flight_ = true;
+  write_ = std::move(write);
   return true;
 }
 
 void TcpLink::consume(std::size_t written) {
-  queued_bytes_ -= written;
+  queue_->bytes -= written;
+  auto& queue = queue_->segments;
   std::size_t done = 0;
-  while (done < queue_.size() && written > 0) {
-    std::size_t size = queue_[done].size();
+  while (done < queue.size() && written > 0) {
+    std::size_t size = queue[done].size();
     if (written < size) {
-      queue_[done].offset += written;
+      queue[done].offset += written;
       break;
     }
     written -= size;
     ++done;
   }
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+  queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
 void TcpLink::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<TcpLink*>(req->data);
-  self->write_in_flight_ = false;
-  if (status == UV_ECANCELED) return;  // the handle is closing; buffers die with the link
+  // libuv is done with the request and its buffers.
+  std::unique_ptr<WriteInFlight> done = std::move(self->write_);
+  if (status == UV_ECANCELED) return;  // the handle is closing
   if (status < 0) {
     self->fail(status, "write");
     return;
   }
-  self->worker_.counters().bytes_written.fetch_add(self->inflight_bytes_,
-                                                   std::memory_order_relaxed);
-  self->inflight_.clear();
-  self->inflight_bytes_ = 0;
-  if (!self->queue_.empty() || self->state_ != State::Open) self->mark_dirty();
+  self->worker_.counters().bytes_written.fetch_add(done->bytes, std::memory_order_relaxed);
+  if (self->queue_ || self->state_ != State::Open) self->mark_dirty();
 }
 
 void TcpLink::shutdown_then_close() {
@@ -195,7 +211,8 @@ void TcpLink::shutdown_then_close() {
   shutdown_started_ = true;
   // Shutdown sends FIN after everything written; close right after is fine because the
   // kernel keeps delivering what is in the send buffer.
-  if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) < 0) force_close();
+  ending_->shutdown_req.data = this;  // freed with the link, after its callback ran
+  if (uv_shutdown(&ending_->shutdown_req, stream(), on_shutdown) < 0) force_close();
 }
 
 void TcpLink::on_shutdown(uv_shutdown_t* req, int status) {
@@ -213,18 +230,19 @@ void TcpLink::move_socket() {
   if (copy < 0) {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket; dropping it",
-              peer_, hand_over_target_);
+              peer(), ending_->hand_over_target);
     force_close();
     return;
   }
   auto moved = std::make_shared<MovedSocket>();
   moved->fd = UniqueFd(copy);
-  moved->received = std::move(hand_over_bytes_);
+  moved->received = std::move(ending_->hand_over_bytes);
+  const unsigned target_index = ending_->hand_over_target;
   // Closing our handle first removes the fd from this loop's epoll set; only then may the
   // other loop watch the same socket.
   force_close();
-  Worker* target = &worker_.sibling(hand_over_target_);
-  bool posted = worker_.pool().post(hand_over_target_, [target, moved] {
+  Worker* target = &worker_.sibling(target_index);
+  bool posted = worker_.pool().post(target_index, [target, moved] {
     target->adopt(std::move(moved->fd), moved->received);
   });
   if (posted) {
@@ -232,12 +250,12 @@ void TcpLink::move_socket() {
   } else {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: worker stopping or inbox full; dropping it",
-              peer_, hand_over_target_);
+              peer_name(moved->fd.get()), target_index);  // our handle is closed by now
   }
 }
 
 void TcpLink::fail(int err, const char* what) {
-  log::debug("{}: {} error: {}", peer_, what, uv_strerror(err));
+  log::debug("{}: {} error: {}", peer(), what, uv_strerror(err));
   if (state_ == State::HandingOver) {
     worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
   }
@@ -248,16 +266,15 @@ void TcpLink::force_close() {
   auto* handle = reinterpret_cast<uv_handle_t*>(&tcp_);
   if (uv_is_closing(handle)) return;
   state_ = State::Closed;
-  queue_.clear();
-  queued_bytes_ = 0;
+  queue_.reset();
   uv_read_stop(stream());
   uv_close(handle, on_close);
 }
 
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
   if (state_ != State::Closing && state_ != State::HandingOver) return;
-  if (now_ms - closing_since_ms_ < linger_ms) return;
-  log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer_,
+  if (now_ms - ending_->since_ms < linger_ms) return;
+  log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer(),
              pending_bytes(), linger_ms);
   if (state_ == State::HandingOver) {
     worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);

@@ -18,7 +18,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,15 +47,18 @@ class TcpLink final : public core::Link {
   // error before the move) the connection is dropped and counted in hand_overs_failed; the
   // handler still gets no on_closed() (as if the client vanished right after the move).
   void hand_over(unsigned worker, std::string&& received) override;
-  std::size_t pending_bytes() const override { return queued_bytes_ + inflight_bytes_; }
-  const std::string& peer() const override { return peer_; }
+  std::size_t pending_bytes() const override {
+    return (queue_ ? queue_->bytes : 0) + (write_ ? write_->bytes : 0);
+  }
+  // Read from the socket on each call (it is for logs): the text is valid until the next
+  // call on this thread. "?" once the socket is closed.
+  const std::string& peer() const override;
 
   // Worker side.
   uv_tcp_t* tcp() noexcept { return &tcp_; }
-  void set_position(std::list<std::unique_ptr<TcpLink>>::iterator it) { position_ = it; }
-  std::list<std::unique_ptr<TcpLink>>::iterator position() const { return position_; }
-  // After uv_tcp_open() succeeded.
-  void opened(std::string peer) { peer_ = std::move(peer); }
+  // Index in the worker's link vector.
+  void set_slot(std::size_t slot) { slot_ = static_cast<std::uint32_t>(slot); }
+  std::size_t slot() const { return slot_; }
   // Installs the handler, feeds it `received` (if any), and starts reading if still open.
   void attach(std::unique_ptr<core::ConnectionHandler> handler, const std::string& received);
   // Once per loop turn if dirty: write what is queued, or continue a close or hand-over.
@@ -97,28 +99,41 @@ class TcpLink final : public core::Link {
   void shutdown_then_close();
   void move_socket();
 
+  // A uv_write the kernel could not take at once, with the buffers it owns until on_write.
+  // Allocated only then: an idle connection's writes (CONNACK, PINGRESP) go out whole with
+  // uv_try_write, so most links never carry the 200-byte request.
+  struct WriteInFlight {
+    uv_write_t req{};
+    std::vector<Segment> segments;
+    std::size_t bytes = 0;
+  };
+  // What close() and hand_over() need, made when the link starts ending.
+  struct Ending {
+    uv_shutdown_t shutdown_req{};
+    std::uint64_t since_ms = 0;
+    unsigned hand_over_target = 0;
+    std::string hand_over_bytes;
+  };
+
   Worker& worker_;
   uv_tcp_t tcp_{};
-  uv_write_t write_req_{};
-  uv_shutdown_t shutdown_req_{};
-  std::list<std::unique_ptr<TcpLink>>::iterator position_;
   std::unique_ptr<core::ConnectionHandler> handler_;
-  std::string peer_ = "?";
 
+  std::uint32_t slot_ = 0;
   State state_ = State::Open;
   bool dirty_ = false;
-  bool write_in_flight_ = false;
   bool shutdown_started_ = false;
   bool suppress_on_closed_ = false;  // hand_over() accepted
-  std::uint64_t closing_since_ms_ = 0;
 
-  std::vector<Segment> queue_;     // not yet handed to libuv
-  std::vector<Segment> inflight_;  // owned by the uv_write in flight; untouched until on_write
-  std::size_t queued_bytes_ = 0;
-  std::size_t inflight_bytes_ = 0;
-
-  unsigned hand_over_target_ = 0;
-  std::string hand_over_bytes_;
+  // Not yet handed to libuv; made by write() and freed once everything went out, so an idle
+  // link holds no queue.
+  struct Output {
+    std::vector<Segment> segments;
+    std::size_t bytes = 0;
+  };
+  std::unique_ptr<Output> queue_;
+  std::unique_ptr<WriteInFlight> write_;  // set while a uv_write is in flight
+  std::unique_ptr<Ending> ending_;        // set from close() or hand_over() on
 };
 
 }  // namespace broker::transport

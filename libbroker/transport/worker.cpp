@@ -258,7 +258,12 @@ void Worker::mark_dirty(TcpLink& link) {
 
 void Worker::destroy_link(TcpLink& link) {
   if (link.dirty()) std::erase(dirty_, &link);
-  links_.erase(link.position());
+  const std::size_t slot = link.slot();
+  if (slot + 1 != links_.size()) {
+    links_[slot] = std::move(links_.back());
+    links_[slot]->set_slot(slot);
+  }
+  links_.pop_back();  // frees `link`
   counters_.connections_open.fetch_sub(1, std::memory_order_relaxed);
   check_drained();
 }
@@ -276,17 +281,15 @@ void Worker::adopt(UniqueFd fd, const std::string& received) {
     log::error("worker {}: tcp handle: {}", index_, uv_strerror(rc));
     return;
   }
-  links_.push_front(std::move(owned));
-  link.set_position(links_.begin());
+  link.set_slot(links_.size());
+  links_.push_back(std::move(owned));
   counters_.connections_open.fetch_add(1, std::memory_order_relaxed);
   if (int rc = uv_tcp_open(link.tcp(), fd.get()); rc < 0) {
     log::error("worker {}: cannot open accepted socket: {}", index_, uv_strerror(rc));
     link.force_close();  // `fd` is still ours and closes on return
     return;
   }
-  std::string peer = peer_name(fd.get());
   fd.release();  // the handle owns it now
-  link.opened(std::move(peer));
 
   std::unique_ptr<core::ConnectionHandler> handler;
   if (callbacks().open) handler = callbacks().open(index_, link);

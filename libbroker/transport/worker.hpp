@@ -55,7 +55,9 @@ class Listener {
 
 class Worker {
  public:
-  using LinkList = std::list<std::unique_ptr<TcpLink>>;
+  // A vector, not a list: 8 bytes per link instead of a 24-byte node and an iterator; a link
+  // knows its index, and removal moves the last link into the gap.
+  using LinkList = std::vector<std::unique_ptr<TcpLink>>;
 
   // Initializes the loop and the worker's own handles; init_status() says if it worked.
   Worker(WorkerPool& pool, unsigned index);

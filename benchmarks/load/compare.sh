@@ -84,11 +84,12 @@ run_one() {  # run_one BROKER SCENARIO REP
     local gb=$!
     # Kernel memory held for the sockets (slab: socket, inode, dentry, tcp structures), read
     # mid-hold; both ends live on this machine, so half of it is the broker side's share.
-    local slab0 slab1=""
+    local slab0 slab1="" held_rss=""
     slab0=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
     if [ "$sc" = idle18k ]; then
       sleep $((HOLD / 2 + 3))
       slab1=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
+      held_rss=$(status_kb "$BROKER_PID" VmRSS)
     fi
     wait $ga $gb
     jq -s -c '{clients: (map(.clients)|add), connect_ok: (map(.connect_ok)|add),
@@ -97,8 +98,9 @@ run_one() {  # run_one BROKER SCENARIO REP
         all_connected: (map(.all_alive)|all), dropped: (map(.dropped)|add),
         connect_p99_ms: (map(.connect_p99_ms)|max),
         gen_cpu_s: (map(.gen_cpu_s)|add), received: 0, lost: 0, sent: 0, errors: (map(.errors)|add)}
-        + (if $slab1 == "" then {} else {kernel_slab_kb: (($slab1|tonumber) - ($slab0|tonumber))} end)' \
-      --arg slab0 "$slab0" --arg slab1 "$slab1" "$WORK/$tag.a.json" "$WORK/$tag.b.json" >"$WORK/$tag.json"
+        + (if $slab1 == "" then {} else {kernel_slab_kb: (($slab1|tonumber) - ($slab0|tonumber)),
+                                         held_rss_kb: ($held_rss|tonumber)} end)' \
+      --arg slab0 "$slab0" --arg slab1 "$slab1" --arg held_rss "$held_rss" "$WORK/$tag.a.json" "$WORK/$tag.b.json" >"$WORK/$tag.json"
   else
     # shellcheck disable=SC2086
     timeout 120 "$MQTT_LOAD" ${ARGS[$sc]} --port "$BROKER_PORT" --prefix "cmp$rep" >"$WORK/$tag.json"
@@ -172,6 +174,7 @@ for sc in ["idle18k", "connect18k"]:
     row(sc, "broker peak RSS (MiB)", lambda b: (get(b, sc, "broker_hwm_kb") or 0) / 1024)
     row(sc, "RSS per connection (KiB, peak - idle)", lambda b: derived(b, sc, lambda r: (r["broker_hwm_kb"] - r["broker_base_kb"]) / max(r["connect_ok"], 1)), nd=2)
     if sc == "idle18k":
+        row(sc, "RSS per connection (KiB, mid-hold - idle)", lambda b: derived(b, sc, lambda r: (r["held_rss_kb"] - r["broker_base_kb"]) / max(r["connect_ok"], 1) if "held_rss_kb" in r else None), nd=2)
         row(sc, "kernel slab per connection, broker side (KiB, half the growth)", lambda b: derived(b, sc, lambda r: r["kernel_slab_kb"] / 2 / max(r["connect_ok"], 1) if "kernel_slab_kb" in r else None), nd=2)
     row(sc, "connect latency p99 (ms)", lambda b: get(b, sc, "connect_p99_ms"), nd=2)
     row(sc, "broker CPU (s)", lambda b: get(b, sc, "broker_cpu_s"), nd=2)

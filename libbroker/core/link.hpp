@@ -32,6 +32,12 @@ class Link {
   // Bytes queued and not yet accepted by the kernel (for back-pressure decisions).
   virtual std::size_t pending_bytes() const = 0;
 
+  // Publisher back-pressure: stop taking bytes from the peer until resume_reading(); what it
+  // sends meanwhile waits in the kernel, whose flow control slows the peer. The handler gets
+  // no on_bytes() while paused. Idempotent; ignored once closing.
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
+
   // "ip:port" of the peer, for logs.
   virtual const std::string& peer() const = 0;
 };

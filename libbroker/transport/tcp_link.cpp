@@ -34,7 +34,21 @@ void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
   if (!received.empty() && state_ == State::Open) {
     handler_->on_bytes(received.data(), received.size());
   }
-  if (state_ != State::Open) return;
+  if (state_ != State::Open || read_paused_) return;
+  if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
+}
+
+void TcpLink::pause_reading() {
+  if (read_paused_) return;
+  read_paused_ = true;
+  // Inside on_read this also ends libuv's read loop for this socket: nothing more is read.
+  if (state_ == State::Open && handler_) uv_read_stop(stream());
+}
+
+void TcpLink::resume_reading() {
+  if (!read_paused_) return;
+  read_paused_ = false;
+  if (state_ != State::Open || !handler_) return;
   if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
 }
 

@@ -49,6 +49,8 @@ class TcpLink final : public core::Link {
   // handler still gets no on_closed() (as if the client vanished right after the move).
   void hand_over(unsigned worker, std::string&& received) override;
   std::size_t pending_bytes() const override { return queued_bytes_ + inflight_bytes_; }
+  void pause_reading() override;
+  void resume_reading() override;
   const std::string& peer() const override { return peer_; }
 
   // Worker side.
@@ -110,6 +112,7 @@ class TcpLink final : public core::Link {
   bool write_in_flight_ = false;
   bool shutdown_started_ = false;
   bool suppress_on_closed_ = false;  // hand_over() accepted
+  bool read_paused_ = false;         // pause_reading(): back-pressure from the core
   std::uint64_t closing_since_ms_ = 0;
 
   std::vector<Segment> queue_;     // not yet handed to libuv

@@ -240,11 +240,14 @@ void Worker::close_own_handles() {
 void Worker::on_check(uv_check_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
   uv_idle_stop(&self->idle_);
-  if (self->callbacks().end_of_turn) self->callbacks().end_of_turn(self->index_);
-  // flush() runs no handler code, so nothing is added to dirty_ while we walk it.
+  // Links first, so end_of_turn sees what the kernel did not take (back-pressure decisions).
+  // flush() runs no handler code, so nothing is added to dirty_ while we walk it; links
+  // dirtied by end_of_turn (held publishers read again) start the idle handle and go out at
+  // the next turn, which then does not block.
   self->flushing_.swap(self->dirty_);
   for (TcpLink* link : self->flushing_) link->flush();
   self->flushing_.clear();
+  if (self->callbacks().end_of_turn) self->callbacks().end_of_turn(self->index_);
 }
 
 void Worker::on_idle(uv_idle_t* /*handle*/) {}

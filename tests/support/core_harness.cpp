@@ -64,8 +64,25 @@ void VirtualClient::hand_over(unsigned worker, std::string&& received) {
   });
 }
 
+void VirtualClient::resume_reading() {
+  if (!reading_paused_) return;
+  reading_paused_ = false;
+  harness_.dispatcher_->post(worker_, [this] {
+    if (reading_paused_ || unread_.empty()) return;
+    std::string bytes = std::move(unread_);
+    unread_.clear();
+    if (close_requested_ || !handler_) return;
+    handler_->on_bytes(bytes.data(), bytes.size());
+  });
+}
+
 void VirtualClient::feed(const std::string& bytes) {
   if (close_requested_ || !handler_) return;
+  if (reading_paused_) {
+    unread_ += bytes;
+    harness_.settle();
+    return;
+  }
   handler_->on_bytes(bytes.data(), bytes.size());
   harness_.settle();
   if (close_requested_) drop();

@@ -79,6 +79,11 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
   protocol::Packet packet;
   protocol::DecodeError error;
   while (!input.empty() && (state_ == State::AwaitConnect || state_ == State::Connected)) {
+    if (held_) {
+      // Back-pressure: the rest waits (bounded by one read) until the hold ends.
+      worker_.stash_input(*this, std::string_view(reinterpret_cast<const char*>(input.data()), input.size()));
+      return;
+    }
     switch (decoder_.next(input, packet, error)) {
       case protocol::DecodeStatus::NeedMore:
         return;
@@ -351,6 +356,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->origin_client_id = session_->client_id;
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
+  if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
 
   if (publish.qos == 0) return;
   ReasonCode reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
@@ -711,6 +717,19 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   return true;
 }
 
+void ClientConnection::hold() {
+  held_ = true;
+  link_.pause_reading();
+}
+
+void ClientConnection::release(std::string&& input) {
+  held_ = false;
+  last_packet_ms_ = worker_.engine().now_ms();  // keep alive restarts: it was not read
+  if (!input.empty()) on_bytes(input.data(), input.size());
+  // Handling the held bytes may have held it again (or closed it).
+  if (!held_) link_.resume_reading();
+}
+
 void ClientConnection::tick(std::uint64_t now_ms) {
   if (state_ == State::AwaitConnect) {
     if (now_ms - last_packet_ms_ > kConnectTimeoutMs) {
@@ -719,7 +738,8 @@ void ClientConnection::tick(std::uint64_t now_ms) {
     }
     return;
   }
-  if (state_ != State::Connected || keep_alive_ == 0) return;
+  // A held client may well have sent its PINGREQ: it waits unread in the kernel.
+  if (state_ != State::Connected || keep_alive_ == 0 || held_) return;
   // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
   if (now_ms > last_packet_ms_ && now_ms - last_packet_ms_ > std::uint64_t{keep_alive_} * 1500) {
     disconnect(ReasonCode::KeepAliveTimeout, "keep alive timeout");

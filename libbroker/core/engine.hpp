@@ -52,6 +52,8 @@ class Engine {
 
   // Deliveries posted to worker `w` and not yet taken by it (bounds its inbox).
   std::atomic<std::uint64_t>& inbox_load(unsigned w) noexcept { return inbox_load_[w].value; }
+  // Workers with publishers held until worker `w`'s inbox drains (core/flow_control.hpp).
+  std::atomic<std::uint64_t>& inbox_waiters(unsigned w) noexcept { return inbox_load_[w].waiters; }
 
   // The store, or null when nothing is persisted.
   Store* store() const noexcept { return store_; }
@@ -94,6 +96,7 @@ class Engine {
   std::atomic<std::uint64_t> open_connections_{0};
   struct alignas(64) PaddedCounter {
     std::atomic<std::uint64_t> value{0};
+    std::atomic<std::uint64_t> waiters{0};
   };
   std::unique_ptr<PaddedCounter[]> inbox_load_;
 };

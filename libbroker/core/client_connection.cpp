@@ -36,17 +36,6 @@ std::uint8_t peek_protocol_level(const std::string& raw) {
   return 0;
 }
 
-// The publish properties a message keeps for its receivers.
-protocol::Properties forwarded_properties(protocol::Properties&& in) {
-  protocol::Properties out;
-  out.payload_format_indicator = in.payload_format_indicator;
-  out.content_type = std::move(in.content_type);
-  out.response_topic = std::move(in.response_topic);
-  out.correlation_data = std::move(in.correlation_data);
-  out.user_properties = std::move(in.user_properties);
-  return out;
-}
-
 }  // namespace
 
 ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
@@ -352,7 +341,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->payload = std::move(publish.payload);
   message->qos = publish.qos;
   message->retain = publish.retain;
-  message->properties = forwarded_properties(std::move(props));
+  if (is_v5()) message->properties = forwarded_properties(std::move(props));
   message->origin_client_id = session_->client_id;
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
@@ -696,7 +685,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   std::uint16_t alias = 0;
   bool first_use = false;
   if (is_v5()) {
-    publish.properties = message.properties;
+    if (message.properties) publish.properties = *message.properties;
     if (message.expires_at_ms != 0)
       publish.properties.message_expiry_interval = remaining_expiry_seconds(message, worker_.engine().now_ms());
     publish.properties.subscription_identifiers = delivery.subscription_ids;

@@ -27,7 +27,7 @@ namespace broker::core {
 
 class WorkerCore;
 
-class Engine {
+class Engine final : private MessageReleaser {
  public:
   // workers: how many WorkerCores to create; dispatcher: how they reach each other; clock:
   // the time source (both must outlive the Engine). One extra index reader slot serves
@@ -61,7 +61,8 @@ class Engine {
   bool durable_acks() const noexcept {
     return store_ && options_.durability == Durability::Durable;
   }
-  // A new message whose record, once persisted, is deleted with its last reference.
+  // A new message whose record, once persisted, is deleted with its last reference. One
+  // allocation (the control block holds the message).
   std::shared_ptr<Message> new_message();
   // Broker-wide unique, increasing message id (also unique across restarts).
   std::uint64_t next_message_id() noexcept { return next_message_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -79,6 +80,11 @@ class Engine {
   // Reads the store back into the workers' sessions, the index and retained messages.
   // REQUIRES: before any worker runs. Errors: the store's.
   Status recover();
+
+ private:
+  void released(const Message& message) noexcept override;
+
+ public:
 
   // Connections open on all workers (for max_connections).
   std::atomic<std::uint64_t>& open_connections() noexcept { return open_connections_; }

@@ -128,11 +128,7 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   const auto& p = will.properties;
   if (p.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*p.message_expiry_interval} * 1000;
-  message->properties.payload_format_indicator = p.payload_format_indicator;
-  message->properties.content_type = p.content_type;
-  message->properties.response_topic = p.response_topic;
-  message->properties.correlation_data = p.correlation_data;
-  message->properties.user_properties = p.user_properties;
+  message->properties = forwarded_properties(p);
   message->origin_client_id = client_id;
   publish(std::move(message), nullptr);
 }

@@ -21,6 +21,8 @@ using wire::Reader;
 // A buffer that grew for a big frame is released afterwards instead of being kept per connection.
 constexpr std::size_t kKeepBuffer = 64 * 1024;
 
+const Properties kNoProperties{};
+
 bool fail(DecodeError& error, ReasonCode reason, const char* what) {
   error.reason = reason;
   error.what = what;
@@ -214,7 +216,8 @@ bool decode_publish(std::uint8_t flags, Reader& r, bool v5, Publish& p, DecodeEr
   }
   p.packet_id = 0;
   if (p.qos > 0 && !read_packet_id(r, p.packet_id, error)) return false;
-  p.properties = Properties{};
+  // Resetting costs more than checking: a 3.1.1 stream never fills them.
+  if (v5 || p.properties != kNoProperties) p.properties = Properties{};
   if (v5) {
     if (!decode_properties(r, PropertyScope::Publish, p.properties, error)) return false;
     if (p.topic.empty() && !p.properties.topic_alias) {

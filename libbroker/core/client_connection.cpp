@@ -647,7 +647,7 @@ void ClientConnection::send(const protocol::Packet& packet) {
     log::warn("cannot encode a packet for {}", link_.peer());
     return;
   }
-  link_.write(std::move(bytes));
+  link_.write(bytes);
 }
 
 void ClientConnection::send_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason) {
@@ -676,6 +676,24 @@ std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& f
 
 bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t packet_id, bool dup) {
   const Message& message = *delivery.message;
+  const std::size_t payload_size = message.payload->size();
+  if (!is_v5() || (message.properties == nullptr && message.expires_at_ms == 0 &&
+                   delivery.subscription_ids.empty() && client_topic_alias_max_ == 0)) {
+    // The common case, per receiver: the header straight from the message into a reused
+    // buffer, copied into the link's (no Publish, no topic copy, no allocation).
+    std::string& head = worker_.scratch();
+    head.clear();
+    protocol::PublishHeader header{message.topic, delivery.qos, delivery.retain, dup, packet_id,
+                                   nullptr, payload_size};
+    if (!protocol::encode_publish_head(header, version_, head)) return false;
+    if (client_max_packet_size_ != 0 && head.size() + payload_size > client_max_packet_size_) {
+      Counters::add(worker_.counters().messages_dropped);  // [MQTT-3.1.2-25]
+      return false;
+    }
+    link_.write(head, message.payload);
+    Counters::add(worker_.counters().messages_sent);
+    return true;
+  }
   protocol::Publish publish;
   publish.payload = message.payload;
   publish.qos = delivery.qos;
@@ -701,7 +719,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
     Counters::add(worker_.counters().messages_dropped);
     return false;
   }
-  link_.write(std::move(head), message.payload);
+  link_.write(head, message.payload);
   Counters::add(worker_.counters().messages_sent);
   return true;
 }

@@ -137,6 +137,8 @@ class WorkerCore {
   void receive_batch(std::vector<BatchItem>&& batch);
 
   std::size_t session_count() const noexcept { return sessions_.size(); }
+  // A string to encode one packet into before Link::write copies it (kept: no allocation).
+  std::string& scratch() noexcept { return scratch_; }
 
  private:
   void send_to(const SubscriberKey& key, Delivery&& delivery);
@@ -165,6 +167,7 @@ class WorkerCore {
   std::uint64_t last_inbox_warning_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
+  std::string scratch_;
   WriteBatch batch_;  // this turn's store writes
   std::vector<std::function<void(const Status&)>> after_commit_;
   std::uint64_t next_connection_serial_ = 1;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "transport/socket.hpp"
@@ -62,32 +63,35 @@ constexpr std::size_t kCoalesceLimit = 64 * 1024;
 }  // namespace
 
 void TcpLink::append_bytes(std::string_view bytes) {
-  if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
-    queue_.back().head.append(bytes);
-  } else {
-    queue_.push_back(Segment{std::string(bytes), nullptr, 0});
+  if (queue_.empty() || queue_.back().payload ||
+      queue_.back().head.size() + bytes.size() > std::max(kCoalesceLimit, bytes.size())) {
+    // A warm buffer from the worker: no growth by doubling, no large malloc/free per turn.
+    queue_.push_back(Segment{worker_.take_buffer(), nullptr, 0});
   }
+  queue_.back().head.append(bytes);
 }
 
-void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
+void TcpLink::write(std::string_view head, const protocol::PayloadPtr& payload) {
   if (state_ != State::Open) return;
   if (!head.empty()) {
     queued_bytes_ += head.size();
-    if (!queue_.empty() && !queue_.back().payload && queue_.back().head.size() < kCoalesceLimit) {
-      queue_.back().head += head;
-    } else {
-      queue_.push_back(Segment{std::move(head), nullptr, 0});
-    }
+    append_bytes(head);
   }
   if (payload && !payload->empty()) {
     queued_bytes_ += payload->size();
     if (payload->size() < kCopyPayloadBelow) {
       append_bytes(*payload);
     } else {
-      queue_.push_back(Segment{std::string(), std::move(payload), 0});
+      queue_.push_back(Segment{std::string(), payload, 0});
     }
   }
   mark_dirty();
+}
+
+void TcpLink::recycle(std::vector<Segment>& segments, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!segments[i].payload) worker_.give_buffer(std::move(segments[i].head));
+  }
 }
 
 void TcpLink::close() {
@@ -186,6 +190,7 @@ void TcpLink::consume(std::size_t written) {
     written -= size;
     ++done;
   }
+  recycle(queue_, done);
   queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
@@ -199,6 +204,7 @@ void TcpLink::on_write(uv_write_t* req, int status) {
   }
   self->worker_.counters().bytes_written.fetch_add(self->inflight_bytes_,
                                                    std::memory_order_relaxed);
+  self->recycle(self->inflight_, self->inflight_.size());
   self->inflight_.clear();
   self->inflight_bytes_ = 0;
   if (!self->queue_.empty() || self->state_ != State::Open) self->mark_dirty();

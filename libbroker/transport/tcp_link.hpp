@@ -38,7 +38,7 @@ class TcpLink final : public core::Link {
   TcpLink& operator=(const TcpLink&) = delete;
 
   // core::Link. write() after close()/hand_over() or a write error is discarded.
-  void write(std::string&& head, protocol::PayloadPtr payload = nullptr) override;
+  void write(std::string_view head, const protocol::PayloadPtr& payload = nullptr) override;
   // Idempotent. Stops reading now; queued data is flushed (for at most
   // PoolOptions::close_linger_ms), then the socket is shut down and closed.
   void close() override;
@@ -93,6 +93,8 @@ class TcpLink final : public core::Link {
   // Returns false if the link failed (and is now closing).
   bool start_write();
   void consume(std::size_t written);
+  // Gives the buffers of written segments back to the worker for reuse.
+  void recycle(std::vector<Segment>& segments, std::size_t count);
   void fill_bufs(const std::vector<Segment>& segments);
   void append_bytes(std::string_view bytes);
   void fail(int err, const char* what);

@@ -25,6 +25,10 @@ constexpr int kAcceptBatch = 64;
 // How long accepting pauses after EMFILE/ENFILE; connections wait in the kernel backlog.
 constexpr std::uint64_t kAcceptPauseMs = 100;
 constexpr std::uint64_t kAcceptLogIntervalMs = 1000;
+// Link output buffers kept for reuse per worker, and the capacities worth keeping.
+constexpr std::size_t kSpareBuffers = 32;
+constexpr std::size_t kMinSpareBuffer = 1024;
+constexpr std::size_t kMaxSpareBuffer = 128 * 1024;
 
 std::uint64_t wall_clock_ms() {
   using namespace std::chrono;
@@ -264,6 +268,22 @@ void Worker::destroy_link(TcpLink& link) {
   links_.erase(link.position());
   counters_.connections_open.fetch_sub(1, std::memory_order_relaxed);
   check_drained();
+}
+
+std::string Worker::take_buffer() {
+  if (spare_buffers_.empty()) return std::string();
+  std::string buffer = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
+void Worker::give_buffer(std::string&& buffer) {
+  // Only buffers worth keeping, and a few: what a worker's busy links use in one turn.
+  if (buffer.capacity() < kMinSpareBuffer || buffer.capacity() > kMaxSpareBuffer ||
+      spare_buffers_.size() >= kSpareBuffers)
+    return;
+  buffer.clear();
+  spare_buffers_.push_back(std::move(buffer));
 }
 
 void Worker::fill_read_buffer(uv_buf_t* buf) {

@@ -90,6 +90,9 @@ class Worker {
   const PoolOptions& options() const { return pool_.options_; }
   void fill_read_buffer(uv_buf_t* buf);
   std::vector<uv_buf_t>& scratch_bufs() { return scratch_bufs_; }
+  // Output buffers for links, reused: a link's written buffer comes back here (a few kept).
+  std::string take_buffer();
+  void give_buffer(std::string&& buffer);
   void mark_dirty(TcpLink& link);
   // From a link's close callback: forgets and frees it.
   void destroy_link(TcpLink& link);
@@ -142,6 +145,7 @@ class Worker {
   std::vector<TcpLink*> dirty_;
   std::vector<TcpLink*> flushing_;
   std::vector<uv_buf_t> scratch_bufs_;
+  std::vector<std::string> spare_buffers_;
   std::unique_ptr<char[]> read_buffer_;
 
   bool draining_ = false;         // phase 1 begun

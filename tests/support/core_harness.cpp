@@ -37,9 +37,9 @@ VirtualClient::VirtualClient(CoreHarness& harness, unsigned worker, protocol::Pr
 
 VirtualClient::~VirtualClient() { drop(); }
 
-void VirtualClient::write(std::string&& head, protocol::PayloadPtr payload) {
+void VirtualClient::write(std::string_view head, const protocol::PayloadPtr& payload) {
   if (close_requested_) return;
-  std::string bytes = std::move(head);
+  std::string bytes(head);
   if (payload) bytes += *payload;
   std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
   protocol::Packet packet;

@@ -60,7 +60,7 @@ class VirtualClient final : public core::Link {
   ~VirtualClient() override;
 
   // Link
-  void write(std::string&& head, protocol::PayloadPtr payload) override;
+  void write(std::string_view head, const protocol::PayloadPtr& payload) override;
   void close() override { close_requested_ = true; }
   void hand_over(unsigned worker, std::string&& received) override;
   std::size_t pending_bytes() const override { return pending_bytes_; }

@@ -487,11 +487,14 @@ void WorkerCore::pump(Session& session) {
     session.next_packet_id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
     // A stored QoS 2 message waits for its state to be on disk; whatever follows it waits
     // behind it (the after-commit callbacks run in order), so the session's order holds.
+    // Only a persistent session has stored deliveries that can wait: the others skip the
+    // walk over the window, per message.
     const bool wait_for_commit =
         engine_.durable_acks() &&
         ((delivery.qos == 2 && delivery.stored) ||
-         std::any_of(session.inflight.begin(), session.inflight.end(),
-                     [](const auto& entry) { return !entry.second.sent; }));
+         ((delivery.stored || session.subscriber->persistent.load(std::memory_order_relaxed)) &&
+          std::any_of(session.inflight.begin(), session.inflight.end(),
+                      [](const auto& entry) { return !entry.second.sent; })));
     if (wait_for_commit) {
       const auto state = delivery.qos == 1 ? InflightMessage::State::AwaitPuback
                                            : InflightMessage::State::AwaitPubrec;

@@ -233,7 +233,7 @@ bool decode_publish(std::uint8_t flags, Reader& r, bool v5, Publish& p, DecodeEr
 bool decode_ack(PacketType type, Reader& r, bool v5, Ack& a, DecodeError& error) {
   a.type = type;
   a.reason = ReasonCode::Success;
-  a.properties = Properties{};
+  if (v5 || a.properties != kNoProperties) a.properties = Properties{};
   if (!read_packet_id(r, a.packet_id, error)) return false;
   if (v5 && !r.empty()) {
     if (!read_reason(r, type, a.reason, error)) return false;

@@ -12,7 +12,8 @@
 // and checks again, so a wake-up cannot be lost; the subscriber's worker wakes every waiting
 // worker when the state leaves Congested. A subscriber Congested for longer than
 // Limits::max_publisher_pause_ms becomes Stuck: nobody waits for it any more, and QoS 0 to it
-// is dropped past max_pending_output_bytes, as without back-pressure.
+// is dropped past max_pending_output_bytes, as without back-pressure. Time runs from the last
+// moment its backlog fell by output_low_water_bytes: a slow reader is not a stuck one.
 //
 // Thread safety: the state is an atomic written by the subscriber's worker only.
 #include <cstdint>

@@ -229,7 +229,7 @@ void WorkerCore::check_output(Session& session, ClientConnection& connection) {
       session.queue.size() > limits.max_queued_messages / 2 ||
       session.queued_bytes > limits.max_queued_bytes / 2) {
     set_flow(session, FlowState::Congested);
-    congested_.emplace(&session, engine_.now_ms());
+    congested_.emplace(&session, Congestion{engine_.now_ms(), connection.pending_bytes() + session.queued_bytes});
   }
 }
 
@@ -248,9 +248,19 @@ void WorkerCore::update_congested(std::uint64_t now_ms) {
       it = congested_.erase(it);
       continue;
     }
+    // Progress: a reader that takes output_low_water_bytes of its backlog within
+    // max_publisher_pause_ms is slow, not stuck, and may go on holding its publishers.
+    Congestion& c = it->second;
+    const std::uint64_t backlog = connection->pending_bytes() + session.queued_bytes;
+    const std::uint64_t step = std::max<std::uint64_t>(low, 1);
+    if (backlog + step <= c.backlog_then || backlog > c.backlog_then) {
+      // Fell far enough, or grew (publishers that cannot be held): measure from here.
+      if (backlog + step <= c.backlog_then) c.progress_ms = now_ms;
+      c.backlog_then = backlog;
+    }
     if (flow_of(*session.subscriber) == FlowState::Congested &&
-        now_ms - it->second >= limits.max_publisher_pause_ms) {
-      // A reader this slow for this long is dead or stuck: it no longer holds anyone.
+        now_ms - c.progress_ms >= limits.max_publisher_pause_ms) {
+      // A reader without progress for this long is dead or stuck: it no longer holds anyone.
       log::debug("{}: output not drained within {} ms; publishers are no longer held for it",
                  session.client_id, limits.max_publisher_pause_ms);
       set_flow(session, FlowState::Stuck);
@@ -317,21 +327,21 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
   const std::uint64_t max_pause = engine_.limits().max_publisher_pause_ms;
   std::vector<ClientConnection*> ready;
   for (auto& [connection, held] : held_) {
-    if (now_ms - held.since_ms < max_pause) {
-      std::erase_if(held.subscribers, [bit](const SubscriberPtr& s) {
-        if (flow_of(*s) != FlowState::Congested) return true;
-        // Our bit may have gone with a wake-up for an earlier congestion: ask again.
-        if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
-        return flow_of(*s) != FlowState::Congested;
-      });
-      for (unsigned w = 0; w < outgoing_.size(); ++w) {
-        if ((held.inboxes & waiter_bit(w)) == 0) continue;
-        if ((engine_.inbox_waiters(w).load() & bit) == 0) engine_.inbox_waiters(w).fetch_or(bit);
-        if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) held.inboxes &= ~waiter_bit(w);
-      }
-      if (!held.subscribers.empty() || held.inboxes != 0) continue;
+    // A subscriber's worker decides when it stops holding (Open, or Stuck without progress).
+    std::erase_if(held.subscribers, [bit](const SubscriberPtr& s) {
+      if (flow_of(*s) != FlowState::Congested) return true;
+      // Our bit may have gone with a wake-up for an earlier congestion: ask again.
+      if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
+      return flow_of(*s) != FlowState::Congested;
+    });
+    // An inbox that does not drain within max_pause (a stopping worker) holds no longer.
+    if (now_ms - held.since_ms >= max_pause) held.inboxes = 0;
+    for (unsigned w = 0; w < outgoing_.size(); ++w) {
+      if ((held.inboxes & waiter_bit(w)) == 0) continue;
+      if ((engine_.inbox_waiters(w).load() & bit) == 0) engine_.inbox_waiters(w).fetch_or(bit);
+      if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) held.inboxes &= ~waiter_bit(w);
     }
-    ready.push_back(connection);
+    if (held.subscribers.empty() && held.inboxes == 0) ready.push_back(connection);
   }
   for (ClientConnection* connection : ready) {
     auto it = held_.find(connection);
@@ -423,6 +433,7 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
           (flow_of(*session.subscriber) != FlowState::Congested ||
            pending > kHeldOutputFactor * limits.max_pending_output_bytes)) {
         Counters::add(counters_.messages_dropped);
+        check_output(session, *connection);  // and hold its publishers from now on
       } else {
         connection->send_publish(delivery, 0, false);
         check_output(session, *connection);

@@ -174,15 +174,20 @@ class WorkerCore {
   std::mt19937_64 rng_;
   bool draining_ = false;
 
-  // Back-pressure. Subscriber side: sessions Congested or Stuck, with the time they became
-  // Congested. Publisher side: connections held, and what the current route() found.
+  // Back-pressure. Subscriber side: sessions Congested or Stuck, with when they last made
+  // progress and their backlog then. Publisher side: connections held, and what the current
+  // route() found.
   struct HeldPublisher {
     std::vector<SubscriberPtr> subscribers;  // Congested receivers of its last publish
     std::uint64_t inboxes = 0;               // waiter bits of the full worker inboxes
     std::uint64_t since_ms = 0;
     std::string input;  // read but not yet handled
   };
-  std::unordered_map<Session*, std::uint64_t> congested_;
+  struct Congestion {
+    std::uint64_t progress_ms;   // when the backlog last fell by output_low_water_bytes
+    std::uint64_t backlog_then;  // unsent plus queued bytes at that time
+  };
+  std::unordered_map<Session*, Congestion> congested_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
   std::vector<SubscriberPtr> route_blockers_;
   std::uint64_t route_inboxes_ = 0;

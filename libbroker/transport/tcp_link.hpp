@@ -48,7 +48,11 @@ class TcpLink final : public core::Link {
   // error before the move) the connection is dropped and counted in hand_overs_failed; the
   // handler still gets no on_closed() (as if the client vanished right after the move).
   void hand_over(unsigned worker, std::string&& received) override;
-  std::size_t pending_bytes() const override { return queued_bytes_ + inflight_bytes_; }
+  // What libuv has not written yet of the write in flight, not its whole size: the core
+  // judges a reader's progress by it while a large write drains.
+  std::size_t pending_bytes() const override {
+    return queued_bytes_ + (write_in_flight_ ? tcp_.write_queue_size : 0);
+  }
   void pause_reading() override;
   void resume_reading() override;
   const std::string& peer() const override { return peer_; }

@@ -66,9 +66,10 @@ struct Limits {
   // The held publishers are read again once the subscriber's unsent bytes are below this
   // (and its queue below a quarter). Default: 64 KiB.
   std::uint64_t output_low_water_bytes = 64 * 1024;
-  // Longest a subscriber may hold its publishers: past it (a dead or stuck reader) they are
-  // read again and QoS 0 to that subscriber is dropped past max_pending_output_bytes, as
-  // without back-pressure. Default: 2,000 ms.
+  // Longest a subscriber may hold its publishers without progress (its backlog falling by
+  // output_low_water_bytes): past it (a dead or stuck reader) they are read again and QoS 0 to
+  // that subscriber is dropped past max_pending_output_bytes, as without back-pressure.
+  // Default: 2,000 ms.
   std::uint32_t max_publisher_pause_ms = 2000;
   // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum). Default: 64.
   std::uint16_t topic_alias_maximum = 64;

@@ -218,3 +218,23 @@ TEST_CASE("flow: a QoS 1 subscriber whose queue fills holds its publisher", "[co
   CHECK_FALSE(pub->reading_paused());
   CHECK(dropped(h) == 0);
 }
+
+TEST_CASE("flow: a slow reader that makes progress keeps holding its publishers", "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(5000);
+  publish(*pub, "m1");  // past the drop limit while Open: dropped, and the subscriber is Congested
+  sub->set_pending_bytes(600);
+  publish(*pub, "m2");
+  CHECK(pub->reading_paused());
+  h.advance(1500);
+  sub->set_pending_bytes(450);  // fell by more than the low-water mark (100): progress
+  h.advance(1000);              // 2.5 s since it became Congested, 1 s since its progress
+  CHECK(pub->reading_paused());
+  h.advance(1000);  // the progress was seen 1 s ago
+  CHECK(pub->reading_paused());
+  h.advance(1001);  // no progress for 2 s: Stuck
+  CHECK_FALSE(pub->reading_paused());
+}

@@ -36,17 +36,6 @@ std::uint8_t peek_protocol_level(const std::string& raw) {
   return 0;
 }
 
-// The publish properties a message keeps for its receivers.
-protocol::Properties forwarded_properties(protocol::Properties&& in) {
-  protocol::Properties out;
-  out.payload_format_indicator = in.payload_format_indicator;
-  out.content_type = std::move(in.content_type);
-  out.response_topic = std::move(in.response_topic);
-  out.correlation_data = std::move(in.correlation_data);
-  out.user_properties = std::move(in.user_properties);
-  return out;
-}
-
 }  // namespace
 
 ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
@@ -78,6 +67,11 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
   protocol::Packet packet;
   protocol::DecodeError error;
   while (!input.empty() && (state_ == State::AwaitConnect || state_ == State::Connected)) {
+    if (held_) {
+      // Back-pressure: the rest waits (bounded by one read) until the hold ends.
+      worker_.stash_input(*this, std::string_view(reinterpret_cast<const char*>(input.data()), input.size()));
+      return;
+    }
     switch (decoder_.next(input, packet, error)) {
       case protocol::DecodeStatus::NeedMore:
         return;
@@ -350,10 +344,11 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->payload = std::move(publish.payload);
   message->qos = publish.qos;
   message->retain = publish.retain;
-  message->properties = forwarded_properties(std::move(props));
+  if (is_v5()) message->properties = forwarded_properties(std::move(props));
   message->origin_client_id = session_->client_id();
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
+  if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
 
   if (publish.qos == 0) return;
   ReasonCode reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
@@ -656,7 +651,7 @@ void ClientConnection::send(const protocol::Packet& packet) {
     log::warn("cannot encode a packet for {}", link_.peer());
     return;
   }
-  link_.write(std::move(bytes));
+  link_.write(bytes);
 }
 
 void ClientConnection::send_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason) {
@@ -691,6 +686,24 @@ std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& f
 
 bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t packet_id, bool dup) {
   const Message& message = *delivery.message;
+  const std::size_t payload_size = message.payload->size();
+  if (!is_v5() || (message.properties == nullptr && message.expires_at_ms == 0 &&
+                   delivery.subscription_ids.empty() && client_topic_alias_max_ == 0)) {
+    // The common case, per receiver: the header straight from the message into a reused
+    // buffer, copied into the link's (no Publish, no topic copy, no allocation).
+    std::string& head = worker_.scratch();
+    head.clear();
+    protocol::PublishHeader header{message.topic, delivery.qos, delivery.retain, dup, packet_id,
+                                   nullptr, payload_size};
+    if (!protocol::encode_publish_head(header, version_, head)) return false;
+    if (client_max_packet_size_ != 0 && head.size() + payload_size > client_max_packet_size_) {
+      Counters::add(worker_.counters().messages_dropped);  // [MQTT-3.1.2-25]
+      return false;
+    }
+    link_.write(head, message.payload);
+    Counters::add(worker_.counters().messages_sent);
+    return true;
+  }
   protocol::Publish publish;
   publish.payload = message.payload;
   publish.qos = delivery.qos;
@@ -700,7 +713,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   std::uint16_t alias = 0;
   bool first_use = false;
   if (is_v5()) {
-    publish.properties = message.properties;
+    if (message.properties) publish.properties = *message.properties;
     if (message.expires_at_ms != 0)
       publish.properties.message_expiry_interval = remaining_expiry_seconds(message, worker_.engine().now_ms());
     publish.properties.subscription_identifiers = delivery.subscription_ids;
@@ -716,9 +729,22 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
     Counters::add(worker_.counters().messages_dropped);
     return false;
   }
-  link_.write(std::move(head), message.payload);
+  link_.write(head, message.payload);
   Counters::add(worker_.counters().messages_sent);
   return true;
+}
+
+void ClientConnection::hold() {
+  held_ = true;
+  link_.pause_reading();
+}
+
+void ClientConnection::release(std::string&& input) {
+  held_ = false;
+  last_packet_ms_ = worker_.engine().now_ms();  // keep alive restarts: it was not read
+  if (!input.empty()) on_bytes(input.data(), input.size());
+  // Handling the held bytes may have held it again (or closed it).
+  if (!held_) link_.resume_reading();
 }
 
 void ClientConnection::tick(std::uint64_t now_ms) {
@@ -729,7 +755,8 @@ void ClientConnection::tick(std::uint64_t now_ms) {
     }
     return;
   }
-  if (state_ != State::Connected || keep_alive_ == 0) return;
+  // A held client may well have sent its PINGREQ: it waits unread in the kernel.
+  if (state_ != State::Connected || keep_alive_ == 0 || held_) return;
   // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
   if (now_ms > last_packet_ms_ && now_ms - last_packet_ms_ > std::uint64_t{keep_alive_} * 1500) {
     disconnect(ReasonCode::KeepAliveTimeout, "keep alive timeout");

@@ -55,6 +55,11 @@ class ClientConnection final : public ConnectionHandler {
   std::uint16_t receive_maximum() const noexcept { return client_receive_maximum_; }
   // Link::pending_bytes, for back-pressure on QoS 0.
   std::size_t pending_bytes() const { return link_.pending_bytes(); }
+  // Publisher back-pressure (WorkerCore holds and releases): stop reading the client; go on,
+  // first handling `input`, the bytes read before the hold and not handled yet.
+  void hold();
+  void release(std::string&& input);
+  bool held() const noexcept { return held_; }
   // Another connection with the same client id arrived [MQTT-3.1.4-3]: DISCONNECT 0x8E to a
   // 5.0 client, then close. The will goes out unless it is delayed and the session goes on.
   void take_over(bool session_continues);
@@ -99,6 +104,7 @@ class ClientConnection final : public ConnectionHandler {
   std::uint16_t client_topic_alias_max_ = 0;
   bool request_problem_information_ = true;
   bool normal_disconnect_ = false;  // DISCONNECT received: no will (unless 0x04)
+  bool held_ = false;               // not read: a receiver of its messages is congested
 
   State state_ = State::AwaitConnect;
   protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;

@@ -13,7 +13,7 @@ class Clock {
   virtual std::uint64_t now_ms() const noexcept = 0;
 };
 
-// The real clock (CLOCK_REALTIME through std::chrono::system_clock).
+// The real clock: CLOCK_REALTIME_COARSE (a few ms of granularity).
 class SystemClock final : public Clock {
  public:
   std::uint64_t now_ms() const noexcept override;

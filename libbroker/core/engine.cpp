@@ -31,16 +31,14 @@ unsigned Engine::home_worker(std::string_view client_id) const noexcept {
 }
 
 std::shared_ptr<Message> Engine::new_message() {
-  if (!store_) return std::make_shared<Message>();
-  return std::shared_ptr<Message>(new Message(), [this](Message* m) {
-    if (m->persisted.load(std::memory_order_acquire) &&
-        delete_released_.load(std::memory_order_relaxed)) {
-      WriteBatch batch;
-      batch.delete_message(m->id);
-      store_->submit(std::move(batch), nullptr);
-    }
-    delete m;
-  });
+  return std::make_shared<Message>(store_ ? static_cast<MessageReleaser*>(this) : nullptr);
+}
+
+void Engine::released(const Message& message) noexcept {
+  if (!delete_released_.load(std::memory_order_relaxed)) return;
+  WriteBatch batch;
+  batch.delete_message(message.id);
+  store_->submit(std::move(batch), nullptr);
 }
 
 std::optional<std::uint32_t> Engine::ttl_for(std::string_view topic) const {

@@ -27,7 +27,7 @@ namespace broker::core {
 
 class WorkerCore;
 
-class Engine {
+class Engine final : private MessageReleaser {
  public:
   // workers: how many WorkerCores to create; dispatcher: how they reach each other; clock:
   // the time source (both must outlive the Engine). One extra index reader slot serves
@@ -52,6 +52,8 @@ class Engine {
 
   // Deliveries posted to worker `w` and not yet taken by it (bounds its inbox).
   std::atomic<std::uint64_t>& inbox_load(unsigned w) noexcept { return inbox_load_[w].value; }
+  // Workers with publishers held until worker `w`'s inbox drains (core/flow_control.hpp).
+  std::atomic<std::uint64_t>& inbox_waiters(unsigned w) noexcept { return inbox_load_[w].waiters; }
 
   // The store, or null when nothing is persisted.
   Store* store() const noexcept { return store_; }
@@ -59,7 +61,8 @@ class Engine {
   bool durable_acks() const noexcept {
     return store_ && options_.durability == Durability::Durable;
   }
-  // A new message whose record, once persisted, is deleted with its last reference.
+  // A new message whose record, once persisted, is deleted with its last reference. One
+  // allocation (the control block holds the message).
   std::shared_ptr<Message> new_message();
   // Broker-wide unique, increasing message id (also unique across restarts).
   std::uint64_t next_message_id() noexcept { return next_message_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -78,6 +81,11 @@ class Engine {
   // REQUIRES: before any worker runs. Errors: the store's.
   Status recover();
 
+ private:
+  void released(const Message& message) noexcept override;
+
+ public:
+
   // Connections open on all workers (for max_connections).
   std::atomic<std::uint64_t>& open_connections() noexcept { return open_connections_; }
 
@@ -94,6 +102,7 @@ class Engine {
   std::atomic<std::uint64_t> open_connections_{0};
   struct alignas(64) PaddedCounter {
     std::atomic<std::uint64_t> value{0};
+    std::atomic<std::uint64_t> waiters{0};
   };
   std::unique_ptr<PaddedCounter[]> inbox_load_;
 };

@@ -6,6 +6,7 @@
 // Thread safety: a Link belongs to one worker thread; every call comes from that thread.
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "protocol/packet.hpp"
 
@@ -16,9 +17,11 @@ class Link {
   virtual ~Link() = default;
 
   // Queues `head` and then `payload` (may be null) for writing, in call order. Writes are
-  // coalesced and flushed once per loop turn with one vectored write; `payload` is shared,
-  // never copied. After close() or a write error, writes are silently discarded.
-  virtual void write(std::string&& head, protocol::PayloadPtr payload = nullptr) = 0;
+  // coalesced and flushed once per loop turn with one vectored write: `head` is copied into
+  // the link's buffer (so callers encode into a reused scratch string), a small payload too,
+  // a large one is shared, never copied. After close() or a write error, writes are silently
+  // discarded.
+  virtual void write(std::string_view head, const protocol::PayloadPtr& payload = nullptr) = 0;
 
   // Flushes what is queued, then closes the socket. The connection's handler gets
   // ConnectionHandler::on_closed() once, later, from the loop (never from inside close()).
@@ -31,6 +34,12 @@ class Link {
 
   // Bytes queued and not yet accepted by the kernel (for back-pressure decisions).
   virtual std::size_t pending_bytes() const = 0;
+
+  // Publisher back-pressure: stop taking bytes from the peer until resume_reading(); what it
+  // sends meanwhile waits in the kernel, whose flow control slows the peer. The handler gets
+  // no on_bytes() while paused. Idempotent; ignored once closing.
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
 
   // "ip:port" of the peer, for logs.
   virtual const std::string& peer() const = 0;

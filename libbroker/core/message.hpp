@@ -14,25 +14,52 @@
 
 namespace broker::core {
 
+struct Message;
+
+// Hears of a persisted message whose last reference went (the Engine deletes its record).
+class MessageReleaser {
+ public:
+  virtual void released(const Message& message) noexcept = 0;
+
+ protected:
+  ~MessageReleaser() = default;
+};
+
 struct Message {
+  Message() = default;
+  explicit Message(MessageReleaser* releaser) noexcept : releaser_(releaser) {}
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+  ~Message() {
+    if (releaser_ && persisted.load(std::memory_order_acquire)) releaser_->released(*this);
+  }
+
   std::string topic;
   protocol::PayloadPtr payload;  // never null
   std::uint8_t qos = 0;          // QoS it was published with
   bool retain = false;           // the RETAIN flag it was published with
   // Publish properties to forward: payload format, content type, response topic, correlation
-  // data, user properties. message_expiry_interval is NOT kept here (see expires_at_ms);
-  // topic alias and subscription identifiers are per delivery.
-  protocol::Properties properties;
+  // data, user properties; null when there are none (3.1.1, and most 5.0 publishers), which
+  // keeps a message to a few cache lines for whichever worker touches it.
+  // message_expiry_interval is NOT kept here (see expires_at_ms); topic alias and subscription
+  // identifiers are per delivery.
+  std::unique_ptr<const protocol::Properties> properties;
   std::string origin_client_id;  // empty when published by the embedding application
   std::uint64_t id = 0;          // broker-wide unique, increasing per origin worker
   std::uint64_t arrival_ms = 0;  // wall clock, ms since the Unix epoch
   std::uint64_t expires_at_ms = 0;  // wall clock; 0 = never expires
   // How it is stored and acknowledged (Options::durability and durability_rules).
   Durability durability = Durability::Durable;
-  // Written to the Store (once, by the first worker that needed it); the Engine's deleter then
+  // Written to the Store (once, by the first worker that needed it); the releaser then
   // deletes the record when the last reference goes.
   mutable std::atomic<bool> persisted{false};
+
+ private:
+  MessageReleaser* const releaser_ = nullptr;
 };
+
+// The publish properties a message forwards, or null when none of them is set.
+std::unique_ptr<const protocol::Properties> forwarded_properties(protocol::Properties p);
 
 using MessagePtr = std::shared_ptr<const Message>;
 

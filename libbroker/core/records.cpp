@@ -9,11 +9,13 @@ StoredMessage to_record(const Message& m) {
   r.message.payload = *m.payload;
   r.message.qos = m.qos;
   r.message.retain = m.retain;
-  r.message.payload_format_indicator = m.properties.payload_format_indicator;
-  r.message.content_type = m.properties.content_type;
-  r.message.response_topic = m.properties.response_topic;
-  r.message.correlation_data = m.properties.correlation_data;
-  r.message.user_properties = m.properties.user_properties;
+  if (const auto* p = m.properties.get()) {
+    r.message.payload_format_indicator = p->payload_format_indicator;
+    r.message.content_type = p->content_type;
+    r.message.response_topic = p->response_topic;
+    r.message.correlation_data = p->correlation_data;
+    r.message.user_properties = p->user_properties;
+  }
   r.origin_client_id = m.origin_client_id;
   r.arrival_ms = m.arrival_ms;
   r.expires_at_ms = m.expires_at_ms;
@@ -26,11 +28,13 @@ void from_record(StoredMessage&& r, Message& m) {
   m.payload = std::make_shared<const protocol::Payload>(std::move(r.message.payload));
   m.qos = r.message.qos;
   m.retain = r.message.retain;
-  m.properties.payload_format_indicator = r.message.payload_format_indicator;
-  m.properties.content_type = std::move(r.message.content_type);
-  m.properties.response_topic = std::move(r.message.response_topic);
-  m.properties.correlation_data = std::move(r.message.correlation_data);
-  m.properties.user_properties = std::move(r.message.user_properties);
+  protocol::Properties p;
+  p.payload_format_indicator = r.message.payload_format_indicator;
+  p.content_type = std::move(r.message.content_type);
+  p.response_topic = std::move(r.message.response_topic);
+  p.correlation_data = std::move(r.message.correlation_data);
+  p.user_properties = std::move(r.message.user_properties);
+  m.properties = forwarded_properties(p);
   m.origin_client_id = std::move(r.origin_client_id);
   m.arrival_ms = r.arrival_ms;
   m.expires_at_ms = r.expires_at_ms;

@@ -41,6 +41,10 @@ struct Subscriber : std::enable_shared_from_this<Subscriber> {
   const std::string client_id;
   std::atomic<bool> connected{false};
   std::atomic<bool> persistent{false};
+  // Publisher back-pressure (core/flow_control.hpp): FlowState written by the session's
+  // worker, read when routing; bit (w % 64) of `waiters` asks for a wake-up of worker w.
+  std::atomic<std::uint8_t> flow{0};
+  std::atomic<std::uint64_t> waiters{0};
 
  private:
   friend class TopicIndex;

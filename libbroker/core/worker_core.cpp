@@ -44,6 +44,7 @@ std::uint64_t WorkerCore::connection_opened(ClientConnection& connection) {
 
 void WorkerCore::connection_closed(ClientConnection& connection) {
   connections_.erase(connection.serial());
+  held_.erase(&connection);
   Counters::sub(counters_.connections);
 }
 
@@ -64,6 +65,7 @@ Session& WorkerCore::create_session(const std::string& client_id) {
 }
 
 void WorkerCore::destroy_session(Session& session) {
+  if (congested_.erase(&session) != 0) set_flow(session, FlowState::Open);
   // Out of the index first, so no shared message is handed back to this session; the
   // session's filters still tell redistribute_shared which groups its messages came from.
   for (const auto& [filter, options] : session.subscriptions) {
@@ -93,6 +95,8 @@ void WorkerCore::session_online(Session& session) {
 
 void WorkerCore::session_offline(Session& session, bool will_wanted) {
   session.subscriber->connected.store(false, std::memory_order_relaxed);
+  // Nobody waits for an offline session: its queue has its own bound.
+  if (congested_.erase(&session) != 0) set_flow(session, FlowState::Open);
   const std::uint64_t now = engine_.now_ms();
   if (session.will) {
     std::uint32_t delay = session.will->will.properties.will_delay_interval.value_or(0);
@@ -128,11 +132,7 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   const auto& p = will.properties;
   if (p.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*p.message_expiry_interval} * 1000;
-  message->properties.payload_format_indicator = p.payload_format_indicator;
-  message->properties.content_type = p.content_type;
-  message->properties.response_topic = p.response_topic;
-  message->properties.correlation_data = p.correlation_data;
-  message->properties.user_properties = p.user_properties;
+  message->properties = forwarded_properties(p);
   message->origin_client_id = client_id;
   publish(std::move(message), nullptr);
 }
@@ -170,6 +170,15 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   }
   const SubscriberKey* self = publisher ? &publisher->subscriber->key : nullptr;
   std::size_t receivers = 0;
+  route_blockers_.clear();
+  route_inboxes_ = 0;
+  const bool watch = holdable(publisher);
+  // A Congested receiver holds the publisher (never its own session: a client that does not
+  // read while it writes would wait for itself).
+  auto watch_flow = [&](const Match& m) {
+    if (watch && flow_of(*m.subscriber) == FlowState::Congested && !(*self == m.key))
+      route_blockers_.push_back(m.subscriber);
+  };
   std::size_t i = 0;
   while (i < matches.size() && !matches[i].shared) {
     std::size_t j = i;
@@ -184,6 +193,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
       if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
     }
     if (any) {
+      watch_flow(matches[i]);
       delivery.message = message;
       if (matches[i].subscriber) store_delivery_for(*matches[i].subscriber, delivery);
       send_to(matches[i].key, std::move(delivery));
@@ -199,11 +209,158 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     delivery.retain = o.retain_as_published && message->retain;
     if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
     delivery.shared = true;
+    watch_flow(matches[i]);
     store_delivery_for(*matches[i].subscriber, delivery);
     send_to(matches[i].key, std::move(delivery));
     ++receivers;
   }
+  if (watch) {
+    // A worker whose inbox is filling up holds the publisher too, before a batch is dropped.
+    const std::uint64_t high = inbox_high_water(engine_.limits().max_worker_inbox);
+    for (unsigned w = 0; w < outgoing_.size(); ++w) {
+      if (w == index_ || outgoing_[w].empty()) continue;
+      if (outgoing_[w].size() + engine_.inbox_load(w).load(std::memory_order_relaxed) > high)
+        route_inboxes_ |= waiter_bit(w);
+    }
+  }
   return receivers;
+}
+
+// --- publisher back-pressure ---
+
+bool WorkerCore::holdable(const Session* publisher) const noexcept {
+  return publisher && publisher->connection && engine_.limits().output_high_water_bytes != 0;
+}
+
+void WorkerCore::check_output(Session& session, ClientConnection& connection) {
+  const Limits& limits = engine_.limits();
+  if (limits.output_high_water_bytes == 0 || flow_of(*session.subscriber) != FlowState::Open) return;
+  if (connection.pending_bytes() > limits.output_high_water_bytes ||
+      session.queue.size() > limits.max_queued_messages / 2 ||
+      session.queued_bytes > limits.max_queued_bytes / 2) {
+    set_flow(session, FlowState::Congested);
+    congested_.emplace(&session, Congestion{engine_.now_ms(), connection.pending_bytes() + session.queued_bytes});
+  }
+}
+
+void WorkerCore::update_congested(std::uint64_t now_ms) {
+  const Limits& limits = engine_.limits();
+  const std::uint64_t low = std::min(limits.output_low_water_bytes, limits.output_high_water_bytes);
+  for (auto it = congested_.begin(); it != congested_.end();) {
+    Session& session = *it->first;
+    const ClientConnection* connection = session.connection;
+    const bool drained = !connection || !connection->connected() ||
+                         (connection->pending_bytes() <= low &&
+                          session.queue.size() <= limits.max_queued_messages / 4 &&
+                          session.queued_bytes <= limits.max_queued_bytes / 4);
+    if (drained) {
+      set_flow(session, FlowState::Open);
+      it = congested_.erase(it);
+      continue;
+    }
+    // Progress: a reader that takes output_low_water_bytes of its backlog within
+    // max_publisher_pause_ms is slow, not stuck, and may go on holding its publishers.
+    Congestion& c = it->second;
+    const std::uint64_t backlog = connection->pending_bytes() + session.queued_bytes;
+    const std::uint64_t step = std::max<std::uint64_t>(low, 1);
+    if (backlog + step <= c.backlog_then || backlog > c.backlog_then) {
+      // Fell far enough, or grew (publishers that cannot be held): measure from here.
+      if (backlog + step <= c.backlog_then) c.progress_ms = now_ms;
+      c.backlog_then = backlog;
+    }
+    if (flow_of(*session.subscriber) == FlowState::Congested &&
+        now_ms - c.progress_ms >= limits.max_publisher_pause_ms) {
+      // A reader without progress for this long is dead or stuck: it no longer holds anyone.
+      log::debug("{}: output not drained within {} ms; publishers are no longer held for it",
+                 session.client_id, limits.max_publisher_pause_ms);
+      set_flow(session, FlowState::Stuck);
+    }
+    ++it;
+  }
+}
+
+void WorkerCore::set_flow(Session& session, FlowState state) {
+  Subscriber& subscriber = *session.subscriber;
+  // Sequentially consistent with the publisher's "set waiter bit, then read the state", so
+  // either it sees the new state or we see its bit.
+  subscriber.flow.store(static_cast<std::uint8_t>(state));
+  if (state != FlowState::Congested && subscriber.waiters.load() != 0) wake(subscriber.waiters.exchange(0));
+}
+
+void WorkerCore::wake(std::uint64_t mask) {
+  for (unsigned w = 0; w < outgoing_.size() && mask != 0; ++w) {
+    if ((mask & waiter_bit(w)) == 0) continue;
+    if (w == index_) {
+      recheck_held_ = true;
+      continue;
+    }
+    WorkerCore* target = &engine_.worker(w);
+    (void)engine_.dispatcher().post(w, [target] { target->wake_held(); });
+  }
+}
+
+bool WorkerCore::hold_publisher(ClientConnection& connection) {
+  const std::uint64_t bit = waiter_bit(index_);
+  const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
+  // Ask for a wake-up first, then look again: a drain between the route and now is seen.
+  std::erase_if(route_blockers_, [bit](const SubscriberPtr& s) {
+    s->waiters.fetch_or(bit);
+    return flow_of(*s) != FlowState::Congested;
+  });
+  for (unsigned w = 0; w < outgoing_.size(); ++w) {
+    if ((route_inboxes_ & waiter_bit(w)) == 0) continue;
+    engine_.inbox_waiters(w).fetch_or(bit);
+    if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) route_inboxes_ &= ~waiter_bit(w);
+  }
+  const bool blocked = !route_blockers_.empty() || route_inboxes_ != 0;
+  if (blocked) {
+    auto [it, inserted] = held_.try_emplace(&connection);
+    HeldPublisher& held = it->second;
+    if (inserted) held.since_ms = engine_.now_ms();
+    for (auto& s : route_blockers_) held.subscribers.push_back(std::move(s));
+    held.inboxes |= route_inboxes_;
+    connection.hold();
+  }
+  route_blockers_.clear();
+  route_inboxes_ = 0;
+  return blocked;
+}
+
+void WorkerCore::stash_input(ClientConnection& connection, std::string_view bytes) {
+  held_[&connection].input.append(bytes);
+}
+
+void WorkerCore::recheck_held(std::uint64_t now_ms) {
+  recheck_held_ = false;
+  const std::uint64_t bit = waiter_bit(index_);
+  const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
+  const std::uint64_t max_pause = engine_.limits().max_publisher_pause_ms;
+  std::vector<ClientConnection*> ready;
+  for (auto& [connection, held] : held_) {
+    // A subscriber's worker decides when it stops holding (Open, or Stuck without progress).
+    std::erase_if(held.subscribers, [bit](const SubscriberPtr& s) {
+      if (flow_of(*s) != FlowState::Congested) return true;
+      // Our bit may have gone with a wake-up for an earlier congestion: ask again.
+      if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
+      return flow_of(*s) != FlowState::Congested;
+    });
+    // An inbox that does not drain within max_pause (a stopping worker) holds no longer.
+    if (now_ms - held.since_ms >= max_pause) held.inboxes = 0;
+    for (unsigned w = 0; w < outgoing_.size(); ++w) {
+      if ((held.inboxes & waiter_bit(w)) == 0) continue;
+      if ((engine_.inbox_waiters(w).load() & bit) == 0) engine_.inbox_waiters(w).fetch_or(bit);
+      if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) held.inboxes &= ~waiter_bit(w);
+    }
+    if (held.subscribers.empty() && held.inboxes == 0) ready.push_back(connection);
+  }
+  for (ClientConnection* connection : ready) {
+    auto it = held_.find(connection);
+    if (it == held_.end()) continue;
+    std::string input = std::move(it->second.input);
+    held_.erase(it);
+    // May hold it again (a new entry) or close it; never destroys it here.
+    connection->release(std::move(input));
+  }
 }
 
 void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
@@ -215,6 +372,13 @@ void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
 }
 
 void WorkerCore::end_of_turn() {
+  if (!congested_.empty() || !held_.empty()) {
+    const std::uint64_t now = engine_.now_ms();
+    update_congested(now);
+    // Every turn, not only on a wake-up: cheap, and a hold can never outlive its cause.
+    if (!held_.empty()) recheck_held(now);
+  }
+  recheck_held_ = false;
   // Store writes go first: a delivery's record must be queued in the store before the worker
   // that owns the session can change or delete it.
   flush_writes();
@@ -248,7 +412,11 @@ void WorkerCore::end_of_turn() {
 }
 
 void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
-  engine_.inbox_load(index_).fetch_sub(batch.size(), std::memory_order_relaxed);
+  // Sequentially consistent with the publisher's "set waiter bit, then read the load".
+  const std::uint64_t left = engine_.inbox_load(index_).fetch_sub(batch.size()) - batch.size();
+  auto& waiters = engine_.inbox_waiters(index_);
+  if (left <= inbox_low_water(engine_.limits().max_worker_inbox) && waiters.load() != 0)
+    wake(waiters.exchange(0));
   for (auto& item : batch) {
     if (Session* session = sessions_by_id_.find(item.session_id)) deliver(*session, std::move(item.delivery));
   }
@@ -256,7 +424,7 @@ void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
 
 void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   const Limits& limits = engine_.limits();
-  if (is_expired(*delivery.message, engine_.now_ms())) {
+  if (delivery.message->expires_at_ms != 0 && is_expired(*delivery.message, engine_.now_ms())) {
     Counters::add(counters_.messages_expired);
     unpersist_delivery(session, delivery);
     return;
@@ -266,11 +434,17 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
     // QoS 1/2 messages wait for the window.
     if (connection && connection->connected()) {
-      // A reader that does not keep up loses QoS 0 messages, not broker memory.
-      if (connection->pending_bytes() > limits.max_pending_output_bytes) {
+      // A reader that does not keep up loses QoS 0 messages, not broker memory; while its
+      // publishers are held it still takes what they had already read (bounded).
+      const std::size_t pending = connection->pending_bytes();
+      if (pending > limits.max_pending_output_bytes &&
+          (flow_of(*session.subscriber) != FlowState::Congested ||
+           pending > kHeldOutputFactor * limits.max_pending_output_bytes)) {
         Counters::add(counters_.messages_dropped);
+        check_output(session, *connection);  // and hold its publishers from now on
       } else {
         connection->send_publish(delivery, 0, false);
+        check_output(session, *connection);
       }
       return;
     }
@@ -310,13 +484,14 @@ void WorkerCore::pump(Session& session) {
   if (!connection || !connection->connected()) return;
   const std::size_t window =
       std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
-  const std::uint64_t now = engine_.now_ms();
+  std::uint64_t now = 0;  // read only for a message that can expire: the clock costs
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
     if (front.qos > 0 && session.inflight.size() >= window) break;
     Delivery delivery = std::move(front);
     session.queue.pop_front();
     session.queued_bytes -= payload_size(delivery);
+    if (delivery.message->expires_at_ms != 0 && now == 0) now = engine_.now_ms();
     if (is_expired(*delivery.message, now)) {  // [MQTT-3.3.2-5]
       Counters::add(counters_.messages_expired);
       unpersist_delivery(session, delivery);
@@ -331,11 +506,14 @@ void WorkerCore::pump(Session& session) {
     session.next_packet_id = static_cast<std::uint16_t>(id == 65535 ? 1 : id + 1);
     // A stored QoS 2 message waits for its state to be on disk; whatever follows it waits
     // behind it (the after-commit callbacks run in order), so the session's order holds.
+    // Only a persistent session has stored deliveries that can wait: the others skip the
+    // walk over the window, per message.
     const bool wait_for_commit =
         engine_.durable_acks() &&
         ((delivery.qos == 2 && delivery.stored) ||
-         std::any_of(session.inflight.begin(), session.inflight.end(),
-                     [](const auto& entry) { return !entry.second.sent; }));
+         ((delivery.stored || session.subscriber->persistent.load(std::memory_order_relaxed)) &&
+          std::any_of(session.inflight.begin(), session.inflight.end(),
+                      [](const auto& entry) { return !entry.second.sent; })));
     if (wait_for_commit) {
       const auto state = delivery.qos == 1 ? InflightMessage::State::AwaitPuback
                                            : InflightMessage::State::AwaitPubrec;
@@ -356,6 +534,7 @@ void WorkerCore::pump(Session& session) {
                      delivery.qos == 1 ? DeliveryState::AwaitPuback : DeliveryState::AwaitPubrec, id);
     session.inflight.emplace(id, InflightMessage{std::move(delivery), state});
   }
+  check_output(session, *connection);
 }
 
 void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t packet_id) {

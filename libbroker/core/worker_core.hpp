@@ -19,6 +19,7 @@
 #include "broker/store.hpp"
 #include "core/counters.hpp"
 #include "core/delivery.hpp"
+#include "core/flow_control.hpp"
 #include "core/link.hpp"
 #include "core/session.hpp"
 #include "core/slot_map.hpp"
@@ -92,6 +93,18 @@ class WorkerCore {
   std::uint64_t connection_opened(ClientConnection& connection);
   void connection_closed(ClientConnection& connection);
 
+  // --- publisher back-pressure (core/flow_control.hpp) ---
+  // Whether the last publish() from a client found a receiver Congested or a target inbox full.
+  bool publisher_blocked() const noexcept { return !route_blockers_.empty() || route_inboxes_ != 0; }
+  // Holds `connection` (stops reading it) until what blocked its last publish drains, or
+  // Limits::max_publisher_pause_ms passed. Returns false when the blockers already drained.
+  bool hold_publisher(ClientConnection& connection);
+  // Bytes `connection` read but did not handle before it was held; handled when it goes on.
+  void stash_input(ClientConnection& connection, std::string_view bytes);
+  // Another worker's subscriber or inbox drained: look at the held publishers again at the
+  // end of this turn.
+  void wake_held() noexcept { recheck_held_ = true; }
+
   // --- persistence (no-ops without a store) ---
   // Writes the session's record if it is persistent (session expiry > 0); a session that
   // stopped being persistent loses its record.
@@ -125,10 +138,23 @@ class WorkerCore {
   void receive_batch(std::vector<BatchItem>&& batch);
 
   std::size_t session_count() const noexcept { return sessions_.size(); }
+  // A string to encode one packet into before Link::write copies it (kept: no allocation).
+  std::string& scratch() noexcept { return scratch_; }
 
  private:
   void send_to(const SubscriberKey& key, Delivery&& delivery);
   void expire_sessions(std::uint64_t now_ms);
+  // Back-pressure, subscriber side: marks the session Congested when its output or queue is
+  // past the high-water marks (after writing to it).
+  void check_output(Session& session, ClientConnection& connection);
+  // Congested sessions that drained go back to Open, those held too long become Stuck.
+  void update_congested(std::uint64_t now_ms);
+  void set_flow(Session& session, FlowState state);
+  // Publisher side: wakes the workers whose bits are in `mask`.
+  void wake(std::uint64_t mask);
+  void recheck_held(std::uint64_t now_ms);
+  // Whether route() should look for blockers: back-pressure is on and `publisher` is a client.
+  bool holdable(const Session* publisher) const noexcept;
 
   Engine& engine_;
   const unsigned index_;
@@ -162,10 +188,30 @@ class WorkerCore {
   std::uint64_t last_inbox_warning_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
+  std::string scratch_;
   WriteBatch batch_;  // this turn's store writes
   std::vector<std::function<void(const Status&)>> after_commit_;
   std::mt19937_64 rng_;
   bool draining_ = false;
+
+  // Back-pressure. Subscriber side: sessions Congested or Stuck, with when they last made
+  // progress and their backlog then. Publisher side: connections held, and what the current
+  // route() found.
+  struct HeldPublisher {
+    std::vector<SubscriberPtr> subscribers;  // Congested receivers of its last publish
+    std::uint64_t inboxes = 0;               // waiter bits of the full worker inboxes
+    std::uint64_t since_ms = 0;
+    std::string input;  // read but not yet handled
+  };
+  struct Congestion {
+    std::uint64_t progress_ms;   // when the backlog last fell by output_low_water_bytes
+    std::uint64_t backlog_then;  // unsent plus queued bytes at that time
+  };
+  std::unordered_map<Session*, Congestion> congested_;
+  std::unordered_map<ClientConnection*, HeldPublisher> held_;
+  std::vector<SubscriberPtr> route_blockers_;
+  std::uint64_t route_inboxes_ = 0;
+  bool recheck_held_ = false;
 };
 
 }  // namespace broker::core

@@ -23,6 +23,14 @@ using wire::Reader;
 // split across reads).
 constexpr std::size_t kKeepBuffer = 4 * 1024;
 
+// Whether a reused packet may hold properties a PUBLISH or an ack can carry (3.1.1 decoding
+// resets them only then: comparing a few fields costs less than resetting all of them).
+bool may_hold_publish_properties(const Properties& p) noexcept {
+  return p.payload_format_indicator || p.message_expiry_interval || p.content_type ||
+         p.response_topic || p.correlation_data || !p.subscription_identifiers.empty() ||
+         p.topic_alias || !p.user_properties.empty() || p.reason_string;
+}
+
 bool fail(DecodeError& error, ReasonCode reason, const char* what) {
   error.reason = reason;
   error.what = what;
@@ -216,7 +224,8 @@ bool decode_publish(std::uint8_t flags, Reader& r, bool v5, Publish& p, DecodeEr
   }
   p.packet_id = 0;
   if (p.qos > 0 && !read_packet_id(r, p.packet_id, error)) return false;
-  p.properties = Properties{};
+  // Resetting costs more than checking: a 3.1.1 stream never fills them.
+  if (v5 || may_hold_publish_properties(p.properties)) p.properties = Properties{};
   if (v5) {
     if (!decode_properties(r, PropertyScope::Publish, p.properties, error)) return false;
     if (p.topic.empty() && !p.properties.topic_alias) {
@@ -232,7 +241,7 @@ bool decode_publish(std::uint8_t flags, Reader& r, bool v5, Publish& p, DecodeEr
 bool decode_ack(PacketType type, Reader& r, bool v5, Ack& a, DecodeError& error) {
   a.type = type;
   a.reason = ReasonCode::Success;
-  a.properties = Properties{};
+  if (v5 || may_hold_publish_properties(a.properties)) a.properties = Properties{};
   if (!read_packet_id(r, a.packet_id, error)) return false;
   if (v5 && !r.empty()) {
     if (!read_reason(r, type, a.reason, error)) return false;

@@ -54,18 +54,28 @@ void body(const Connack& c, ProtocolVersion v, W& w) {
   write_properties(c.properties, PropertyScope::Connack, w);
 }
 
+PublishHeader header_of(const Publish& p) noexcept {
+  return PublishHeader{p.topic, p.qos, p.retain, p.dup, p.packet_id, &p.properties,
+                       payload_view(p.payload).size()};
+}
+
 // Everything of a PUBLISH but its payload.
 template <typename W>
-void publish_head(const Publish& p, ProtocolVersion v, W& w) {
+void publish_head(const PublishHeader& p, ProtocolVersion v, W& w) {
   if (p.qos > 2) return w.fail();
   w.prefixed(p.topic);
   if (p.qos > 0) w.u16(p.packet_id);
-  if (v == ProtocolVersion::V5) write_properties(p.properties, PropertyScope::Publish, w);
+  if (v != ProtocolVersion::V5) return;
+  if (p.properties) {
+    write_properties(*p.properties, PropertyScope::Publish, w);
+  } else {
+    w.u8(0);  // property length 0
+  }
 }
 
 template <typename W>
 void body(const Publish& p, ProtocolVersion v, W& w) {
-  publish_head(p, v, w);
+  publish_head(header_of(p), v, w);
   w.raw(payload_view(p.payload));
 }
 
@@ -152,13 +162,13 @@ void body(const Auth& a, ProtocolVersion v, W& w) {
   write_properties(a.properties, PropertyScope::Auth, w);
 }
 
-std::uint8_t publish_first_byte(const Publish& p) noexcept {
+std::uint8_t publish_first_byte(const PublishHeader& p) noexcept {
   return static_cast<std::uint8_t>(0x30 | (p.dup ? 0x08 : 0) | ((p.qos & 0x03) << 1) |
                                    (p.retain ? 0x01 : 0));
 }
 
 std::uint8_t first_byte(const Packet& packet) noexcept {
-  if (const auto* p = std::get_if<Publish>(&packet)) return publish_first_byte(*p);
+  if (const auto* p = std::get_if<Publish>(&packet)) return publish_first_byte(header_of(*p));
   const auto type = static_cast<std::uint8_t>(packet_type(packet));
   std::uint8_t flags = 0;
   if (type == 6 || type == 8 || type == 10) {
@@ -203,16 +213,20 @@ std::size_t encoded_size(const Packet& packet, ProtocolVersion version) {
 }
 
 bool encode_publish_head(const Publish& publish, ProtocolVersion version, std::string& out) {
+  return encode_publish_head(header_of(publish), version, out);
+}
+
+bool encode_publish_head(const PublishHeader& header, ProtocolVersion version, std::string& out) {
   bool ok = false;
-  const std::size_t payload = payload_view(publish.payload).size();
+  const std::size_t payload = header.payload_size;
   const std::size_t n =
-      body_size([&](wire::Counter& c) { publish_head(publish, version, c); }, ok, payload);
+      body_size([&](wire::Counter& c) { publish_head(header, version, c); }, ok, payload);
   if (!ok) return false;
   wire::Appender a(out);
   out.reserve(out.size() + 1 + wire::varint_size(static_cast<std::uint32_t>(n)) + n - payload);
-  a.u8(publish_first_byte(publish));
+  a.u8(publish_first_byte(header));
   a.varint(static_cast<std::uint32_t>(n));
-  publish_head(publish, version, a);
+  publish_head(header, version, a);
   return true;
 }
 

@@ -5,6 +5,7 @@
 // Thread safety: free functions over caller-owned buffers.
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "protocol/packet.hpp"
 
@@ -24,5 +25,21 @@ std::size_t encoded_size(const Packet& packet, ProtocolVersion version);
 // sized for `publish.payload->size()` payload bytes; the payload is then written as-is after
 // it (vectored write), so one shared payload serves every receiver. Same failure rule as encode.
 bool encode_publish_head(const Publish& publish, ProtocolVersion version, std::string& out);
+
+// The parts of a PUBLISH before its payload, by reference: what a broker sends per receiver,
+// without building a Publish (no topic copy, no Properties object). `properties` null means
+// none (5.0: property length 0).
+struct PublishHeader {
+  std::string_view topic;
+  std::uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  std::uint16_t packet_id = 0;
+  const Properties* properties = nullptr;
+  std::size_t payload_size = 0;
+};
+
+// As above, from a PublishHeader.
+bool encode_publish_head(const PublishHeader& header, ProtocolVersion version, std::string& out);
 
 }  // namespace broker::protocol

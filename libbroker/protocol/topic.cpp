@@ -36,8 +36,12 @@ bool valid_plain_filter(std::string_view filter) noexcept {
 
 bool valid_topic_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > kMaxTopicBytes) return false;
-  // No wildcards in a PUBLISH topic [MQTT-3.3.2-2]; no U+0000 [MQTT-4.7.3-2].
-  return name.find_first_of(std::string_view("+#\0", 3)) == std::string_view::npos;
+  // No wildcards in a PUBLISH topic [MQTT-3.3.2-2]; no U+0000 [MQTT-4.7.3-2]. One pass
+  // (find_first_of calls memchr per byte).
+  for (const char c : name) {
+    if (c == '+' || c == '#' || c == '\0') return false;
+  }
+  return true;
 }
 
 bool is_shared_filter(std::string_view filter) noexcept {

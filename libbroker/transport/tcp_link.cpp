@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "transport/socket.hpp"
@@ -38,7 +39,21 @@ void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
   if (!received.empty() && state_ == State::Open) {
     handler_->on_bytes(received.data(), received.size());
   }
-  if (state_ != State::Open) return;
+  if (state_ != State::Open || read_paused_) return;
+  if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
+}
+
+void TcpLink::pause_reading() {
+  if (read_paused_) return;
+  read_paused_ = true;
+  // Inside on_read this also ends libuv's read loop for this socket: nothing more is read.
+  if (state_ == State::Open && handler_) uv_read_stop(stream());
+}
+
+void TcpLink::resume_reading() {
+  if (!read_paused_) return;
+  read_paused_ = false;
+  if (state_ != State::Open || !handler_) return;
   if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
 }
 
@@ -53,37 +68,39 @@ constexpr std::size_t kCoalesceLimit = 64 * 1024;
 
 void TcpLink::append_bytes(std::string_view bytes) {
   auto& queue = queue_->segments;
-  if (!queue.empty() && !queue.back().payload && queue.back().head.size() < kCoalesceLimit) {
-    queue.back().head.append(bytes);
-  } else {
-    queue.push_back(Segment{std::string(bytes), nullptr, 0});
+  if (queue.empty() || queue.back().payload ||
+      queue.back().head.size() + bytes.size() > std::max(kCoalesceLimit, bytes.size())) {
+    // A warm buffer from the worker: no growth by doubling, no large malloc/free per turn.
+    queue.push_back(Segment{worker_.take_buffer(), nullptr, 0});
   }
+  queue.back().head.append(bytes);
 }
 
-void TcpLink::write(std::string&& head, protocol::PayloadPtr payload) {
+void TcpLink::write(std::string_view head, const protocol::PayloadPtr& payload) {
   if (state_ != State::Open) return;
   const bool has_payload = payload && !payload->empty();
   if (!head.empty() || has_payload) {
     if (!queue_) queue_ = std::make_unique<Output>();
-    auto& queue = queue_->segments;
     if (!head.empty()) {
       queue_->bytes += head.size();
-      if (!queue.empty() && !queue.back().payload && queue.back().head.size() < kCoalesceLimit) {
-        queue.back().head += head;
-      } else {
-        queue.push_back(Segment{std::move(head), nullptr, 0});
-      }
+      append_bytes(head);
     }
     if (has_payload) {
       queue_->bytes += payload->size();
       if (payload->size() < kCopyPayloadBelow) {
         append_bytes(*payload);
       } else {
-        queue.push_back(Segment{std::string(), std::move(payload), 0});
+        queue_->segments.push_back(Segment{std::string(), payload, 0});
       }
     }
   }
   mark_dirty();
+}
+
+void TcpLink::recycle(std::vector<Segment>& segments, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!segments[i].payload) worker_.give_buffer(std::move(segments[i].head));
+  }
 }
 
 void TcpLink::close() {
@@ -190,6 +207,7 @@ void TcpLink::consume(std::size_t written) {
     written -= size;
     ++done;
   }
+  recycle(queue, done);
   queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
@@ -203,6 +221,7 @@ void TcpLink::on_write(uv_write_t* req, int status) {
     return;
   }
   self->worker_.counters().bytes_written.fetch_add(done->bytes, std::memory_order_relaxed);
+  self->recycle(done->segments, done->segments.size());
   if (self->queue_ || self->state_ != State::Open) self->mark_dirty();
 }
 

@@ -37,7 +37,7 @@ class TcpLink final : public core::Link {
   TcpLink& operator=(const TcpLink&) = delete;
 
   // core::Link. write() after close()/hand_over() or a write error is discarded.
-  void write(std::string&& head, protocol::PayloadPtr payload = nullptr) override;
+  void write(std::string_view head, const protocol::PayloadPtr& payload = nullptr) override;
   // Idempotent. Stops reading now; queued data is flushed (for at most
   // PoolOptions::close_linger_ms), then the socket is shut down and closed.
   void close() override;
@@ -47,9 +47,13 @@ class TcpLink final : public core::Link {
   // error before the move) the connection is dropped and counted in hand_overs_failed; the
   // handler still gets no on_closed() (as if the client vanished right after the move).
   void hand_over(unsigned worker, std::string&& received) override;
+  // What libuv has not written yet of the write in flight, not its whole size: the core
+  // judges a reader's progress by it while a large write drains.
   std::size_t pending_bytes() const override {
-    return (queue_ ? queue_->bytes : 0) + (write_ ? write_->bytes : 0);
+    return (queue_ ? queue_->bytes : 0) + (write_ ? tcp_.write_queue_size : 0);
   }
+  void pause_reading() override;
+  void resume_reading() override;
   // Read from the socket on each call (it is for logs): the text is valid until the next
   // call on this thread. "?" once the socket is closed.
   const std::string& peer() const override;
@@ -93,6 +97,8 @@ class TcpLink final : public core::Link {
   // Returns false if the link failed (and is now closing).
   bool start_write();
   void consume(std::size_t written);
+  // Gives the buffers of written segments back to the worker for reuse.
+  void recycle(std::vector<Segment>& segments, std::size_t count);
   void fill_bufs(const std::vector<Segment>& segments);
   void append_bytes(std::string_view bytes);
   void fail(int err, const char* what);
@@ -124,6 +130,7 @@ class TcpLink final : public core::Link {
   bool dirty_ = false;
   bool shutdown_started_ = false;
   bool suppress_on_closed_ = false;  // hand_over() accepted
+  bool read_paused_ = false;         // pause_reading(): back-pressure from the core
 
   // Not yet handed to libuv; made by write() and freed once everything went out, so an idle
   // link holds no queue.

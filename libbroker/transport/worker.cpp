@@ -25,6 +25,10 @@ constexpr int kAcceptBatch = 64;
 // How long accepting pauses after EMFILE/ENFILE; connections wait in the kernel backlog.
 constexpr std::uint64_t kAcceptPauseMs = 100;
 constexpr std::uint64_t kAcceptLogIntervalMs = 1000;
+// Link output buffers kept for reuse per worker, and the capacities worth keeping.
+constexpr std::size_t kSpareBuffers = 32;
+constexpr std::size_t kMinSpareBuffer = 1024;
+constexpr std::size_t kMaxSpareBuffer = 128 * 1024;
 
 std::uint64_t wall_clock_ms() {
   using namespace std::chrono;
@@ -240,11 +244,14 @@ void Worker::close_own_handles() {
 void Worker::on_check(uv_check_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
   uv_idle_stop(&self->idle_);
-  if (self->callbacks().end_of_turn) self->callbacks().end_of_turn(self->index_);
-  // flush() runs no handler code, so nothing is added to dirty_ while we walk it.
+  // Links first, so end_of_turn sees what the kernel did not take (back-pressure decisions).
+  // flush() runs no handler code, so nothing is added to dirty_ while we walk it; links
+  // dirtied by end_of_turn (held publishers read again) start the idle handle and go out at
+  // the next turn, which then does not block.
   self->flushing_.swap(self->dirty_);
   for (TcpLink* link : self->flushing_) link->flush();
   self->flushing_.clear();
+  if (self->callbacks().end_of_turn) self->callbacks().end_of_turn(self->index_);
 }
 
 void Worker::on_idle(uv_idle_t* /*handle*/) {}
@@ -266,6 +273,22 @@ void Worker::destroy_link(TcpLink& link) {
   links_.pop_back();  // frees `link`
   counters_.connections_open.fetch_sub(1, std::memory_order_relaxed);
   check_drained();
+}
+
+std::string Worker::take_buffer() {
+  if (spare_buffers_.empty()) return std::string();
+  std::string buffer = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
+void Worker::give_buffer(std::string&& buffer) {
+  // Only buffers worth keeping, and a few: what a worker's busy links use in one turn.
+  if (buffer.capacity() < kMinSpareBuffer || buffer.capacity() > kMaxSpareBuffer ||
+      spare_buffers_.size() >= kSpareBuffers)
+    return;
+  buffer.clear();
+  spare_buffers_.push_back(std::move(buffer));
 }
 
 void Worker::fill_read_buffer(uv_buf_t* buf) {

@@ -92,6 +92,9 @@ class Worker {
   const PoolOptions& options() const { return pool_.options_; }
   void fill_read_buffer(uv_buf_t* buf);
   std::vector<uv_buf_t>& scratch_bufs() { return scratch_bufs_; }
+  // Output buffers for links, reused: a link's written buffer comes back here (a few kept).
+  std::string take_buffer();
+  void give_buffer(std::string&& buffer);
   void mark_dirty(TcpLink& link);
   // From a link's close callback: forgets and frees it.
   void destroy_link(TcpLink& link);
@@ -128,7 +131,7 @@ class Worker {
   uv_loop_t loop_{};
   bool loop_open_ = false;
   uv_async_t async_{};      // inbox and stop requests
-  uv_check_t check_{};      // end of turn: end_of_turn, then flush dirty links
+  uv_check_t check_{};      // end of turn: flush dirty links, then end_of_turn
   uv_idle_t idle_{};        // started while links are dirty, so the loop does not block first
   uv_timer_t tick_{};
   uv_timer_t accept_pause_{};
@@ -144,6 +147,7 @@ class Worker {
   std::vector<TcpLink*> dirty_;
   std::vector<TcpLink*> flushing_;
   std::vector<uv_buf_t> scratch_bufs_;
+  std::vector<std::string> spare_buffers_;
   std::unique_ptr<char[]> read_buffer_;
 
   bool draining_ = false;         // phase 1 begun

@@ -11,8 +11,8 @@
 //   pool.stop();   // graceful: draining, then close everything, then join
 //
 // One loop turn on a worker: timers (tick), pending and I/O callbacks (on_bytes, posted tasks,
-// accepts), then end_of_turn, then every link that was written to is flushed with one vectored
-// write, then close callbacks (on_closed).
+// accepts), then every link that was written to is flushed with one vectored write, then
+// end_of_turn (which sees what the kernel did not take), then close callbacks (on_closed).
 //
 // Thread safety: post(), stop(), listening_ports(), stats(), worker_count() and
 // current_worker() are safe from any thread. bind() and start() are called by the owner before

@@ -37,9 +37,9 @@ VirtualClient::VirtualClient(CoreHarness& harness, unsigned worker, protocol::Pr
 
 VirtualClient::~VirtualClient() { drop(); }
 
-void VirtualClient::write(std::string&& head, protocol::PayloadPtr payload) {
+void VirtualClient::write(std::string_view head, const protocol::PayloadPtr& payload) {
   if (close_requested_) return;
-  std::string bytes = std::move(head);
+  std::string bytes(head);
   if (payload) bytes += *payload;
   std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
   protocol::Packet packet;
@@ -64,8 +64,25 @@ void VirtualClient::hand_over(unsigned worker, std::string&& received) {
   });
 }
 
+void VirtualClient::resume_reading() {
+  if (!reading_paused_) return;
+  reading_paused_ = false;
+  harness_.dispatcher_->post(worker_, [this] {
+    if (reading_paused_ || unread_.empty()) return;
+    std::string bytes = std::move(unread_);
+    unread_.clear();
+    if (close_requested_ || !handler_) return;
+    handler_->on_bytes(bytes.data(), bytes.size());
+  });
+}
+
 void VirtualClient::feed(const std::string& bytes) {
   if (close_requested_ || !handler_) return;
+  if (reading_paused_) {
+    unread_ += bytes;
+    harness_.settle();
+    return;
+  }
   handler_->on_bytes(bytes.data(), bytes.size());
   harness_.settle();
   if (close_requested_) drop();

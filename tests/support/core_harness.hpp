@@ -60,11 +60,15 @@ class VirtualClient final : public core::Link {
   ~VirtualClient() override;
 
   // Link
-  void write(std::string&& head, protocol::PayloadPtr payload) override;
+  void write(std::string_view head, const protocol::PayloadPtr& payload) override;
   void close() override { close_requested_ = true; }
   void hand_over(unsigned worker, std::string&& received) override;
-  std::size_t pending_bytes() const override { return 0; }
+  std::size_t pending_bytes() const override { return pending_bytes_; }
   const std::string& peer() const override { return peer_; }
+  // Like the kernel: what the test sends while reading is paused waits, and arrives (in a
+  // task, as the next loop turn would bring it) once reading resumes.
+  void pause_reading() override { reading_paused_ = true; }
+  void resume_reading() override;
 
   // Test side.
   void send(const protocol::Packet& packet);
@@ -77,6 +81,9 @@ class VirtualClient final : public core::Link {
   template <typename T>
   T take();
   bool closed_by_broker() const { return close_requested_; }
+  // A client that does not read: the broker's writes count as unsent bytes up to this.
+  void set_pending_bytes(std::size_t bytes) { pending_bytes_ = bytes; }
+  bool reading_paused() const { return reading_paused_; }
   unsigned worker() const { return worker_; }
 
  private:
@@ -90,6 +97,9 @@ class VirtualClient final : public core::Link {
   std::deque<protocol::Packet> received_;
   bool close_requested_ = false;
   bool on_closed_sent_ = false;
+  bool reading_paused_ = false;
+  std::string unread_;  // sent while reading was paused
+  std::size_t pending_bytes_ = 0;
   std::string peer_ = "virtual";
 };
 

@@ -54,9 +54,23 @@ struct Limits {
   // sessions than this still goes out. Default: 100,000 (a few tens of MB at most).
   std::uint32_t max_worker_inbox = 100000;
   // Bytes written to a connected client's socket and not yet taken by the kernel; past it
-  // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead).
+  // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead),
+  // unless publisher back-pressure is holding the publishers that feed it (see below).
   // Default: 1 MiB.
   std::uint64_t max_pending_output_bytes = 1024 * 1024;
+  // Publisher back-pressure: when a connected subscriber has more unsent bytes than this (or
+  // half its session queue is used), the connections publishing to it stop being read, so TCP
+  // flow control slows those clients instead of the broker dropping QoS 0 messages. 0 turns
+  // back-pressure off (QoS 0 is then dropped past max_pending_output_bytes). Default: 256 KiB.
+  std::uint64_t output_high_water_bytes = 256 * 1024;
+  // The held publishers are read again once the subscriber's unsent bytes are below this
+  // (and its queue below a quarter). Default: 64 KiB.
+  std::uint64_t output_low_water_bytes = 64 * 1024;
+  // Longest a subscriber may hold its publishers without progress (its backlog falling by
+  // output_low_water_bytes): past it (a dead or stuck reader) they are read again and QoS 0 to
+  // that subscriber is dropped past max_pending_output_bytes, as without back-pressure.
+  // Default: 2,000 ms.
+  std::uint32_t max_publisher_pause_ms = 2000;
   // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum). Default: 64.
   std::uint16_t topic_alias_maximum = 64;
   // Highest keep alive accepted; 5.0 clients asking for more get Server Keep Alive, 3.1.1

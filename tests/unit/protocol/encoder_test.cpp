@@ -114,6 +114,20 @@ TEST_CASE("encoder: encode_publish_head plus payload equals encode", "[protocol]
   }
 }
 
+TEST_CASE("encoder: a PublishHeader without properties encodes like a Publish with none", "[protocol][encoder]") {
+  for (auto v : {ProtocolVersion::V311, ProtocolVersion::V5}) {
+    for (std::uint8_t qos : {std::uint8_t{0}, std::uint8_t{1}}) {
+      Publish p{"a/b/c", payload("xyz"), qos, true, false, static_cast<std::uint16_t>(qos ? 9 : 0), {}};
+      std::string from_publish;
+      REQUIRE(encode_publish_head(p, v, from_publish));
+      std::string from_header;
+      REQUIRE(encode_publish_head(PublishHeader{"a/b/c", qos, true, false, p.packet_id, nullptr, 3}, v,
+                                  from_header));
+      CHECK(from_header == from_publish);
+    }
+  }
+}
+
 TEST_CASE("encoder: refuses packets it cannot encode and appends nothing", "[protocol][encoder]") {
   std::string out = "keep";
   SECTION("string over 65,535 bytes") {

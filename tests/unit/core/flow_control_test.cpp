@@ -1,0 +1,240 @@
+// Publisher back-pressure (core/flow_control.hpp), driven in memory: a VirtualClient's
+// pending bytes stand for a subscriber that does not read, and a held publisher's later
+// packets wait unread as they would in the kernel.
+#include <catch2/catch.hpp>
+
+#include "core/engine.hpp"
+#include "support/core_harness.hpp"
+
+using namespace broker;
+using namespace broker::protocol;
+using broker::test::CoreHarness;
+using broker::test::VirtualClient;
+
+namespace {
+
+// A client id whose session lives on `worker`.
+std::string id_on(CoreHarness& h, unsigned worker, const std::string& prefix) {
+  for (int i = 0;; ++i) {
+    std::string id = prefix + std::to_string(i);
+    if (h.engine().home_worker(id) == worker) return id;
+  }
+}
+
+void subscribe_ok(VirtualClient& c, const std::string& filter, std::uint8_t qos = 0) {
+  Subscribe s;
+  s.packet_id = 1;
+  s.entries.push_back(SubscribeEntry{filter, qos, false, false, 0});
+  c.send(s);
+  REQUIRE(c.take<Suback>().reasons.at(0) == static_cast<ReasonCode>(qos));
+}
+
+void publish(VirtualClient& c, const std::string& payload) {
+  c.send(broker::test::make_publish("t/1", payload));
+}
+
+// Payloads of the PUBLISH packets `c` received, in order.
+std::vector<std::string> payloads(VirtualClient& c) {
+  std::vector<std::string> out;
+  while (!c.received().empty()) out.push_back(*c.take<Publish>().payload);
+  return out;
+}
+
+std::uint64_t dropped(CoreHarness& h) {
+  std::uint64_t n = 0;
+  for (unsigned w = 0; w < h.engine().worker_count(); ++w)
+    n += h.engine().worker(w).counters().messages_dropped.load();
+  return n;
+}
+
+Options small_limits() {
+  Options o;
+  o.limits.output_high_water_bytes = 500;
+  o.limits.output_low_water_bytes = 100;
+  o.limits.max_pending_output_bytes = 1000;
+  o.limits.max_publisher_pause_ms = 2000;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("flow: a congested subscriber holds its publisher until it drains; nothing is lost",
+          "[core][flow]") {
+  CoreHarness h(small_limits());
+  const bool same_worker = GENERATE(true, false);
+  CAPTURE(same_worker);
+  auto sub = h.connect(id_on(h, 0, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, same_worker ? 0 : 1, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+
+  sub->set_pending_bytes(600);  // above the high-water mark, below the drop limit
+  publish(*pub, "m1");          // written; the subscriber is now Congested
+  publish(*pub, "m2");          // routed (Congested seen): the publisher is held after it
+  CHECK(pub->reading_paused());
+  publish(*pub, "m3");  // waits unread
+  publish(*pub, "m4");
+  CHECK(payloads(*sub) == std::vector<std::string>{"m1", "m2"});
+
+  sub->set_pending_bytes(50);  // below the low-water mark
+  h.settle();
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(payloads(*sub) == std::vector<std::string>{"m3", "m4"});
+  CHECK(dropped(h) == 0);
+}
+
+TEST_CASE("flow: bytes read before the hold are handled in order when it ends", "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 0, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(600);
+  publish(*pub, "first");  // Congested from here
+
+  // Three PUBLISH packets in one read: the hold comes after the first, the others wait.
+  std::string bytes;
+  for (const char* p : {"a", "b", "c"}) REQUIRE(encode(broker::test::make_publish("t/1", p), ProtocolVersion::V311, bytes));
+  pub->send_raw(bytes);
+  CHECK(pub->reading_paused());
+  CHECK(payloads(*sub) == std::vector<std::string>{"first", "a"});
+
+  sub->set_pending_bytes(0);
+  h.settle();
+  CHECK(payloads(*sub) == std::vector<std::string>{"b", "c"});
+  CHECK_FALSE(pub->reading_paused());
+}
+
+TEST_CASE("flow: a stuck subscriber holds publishers at most max_publisher_pause_ms, then its QoS 0 is dropped",
+          "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(600);
+  publish(*pub, "m1");
+  sub->set_pending_bytes(5000);  // past the drop limit, yet held publishers' messages still arrive
+  publish(*pub, "m2");
+  CHECK(pub->reading_paused());
+  publish(*pub, "m3");  // unread
+  CHECK(payloads(*sub) == std::vector<std::string>{"m1", "m2"});
+
+  h.advance(1000);
+  CHECK(pub->reading_paused());
+  h.advance(1001);  // the subscriber is Stuck: the publisher goes on, and m3 is dropped
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(payloads(*sub).empty());
+  CHECK(dropped(h) == 1);
+
+  publish(*pub, "m4");  // a Stuck subscriber holds nobody
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(dropped(h) == 2);
+
+  sub->set_pending_bytes(0);  // it reads again: Open, and messages flow
+  h.settle();
+  publish(*pub, "m5");
+  CHECK(payloads(*sub) == std::vector<std::string>{"m5"});
+}
+
+TEST_CASE("flow: a subscriber that goes away releases its publishers", "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto other = h.connect(id_on(h, 1, "other"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  subscribe_ok(*other, "t/#");
+  sub->set_pending_bytes(600);
+  publish(*pub, "m1");
+  publish(*pub, "m2");
+  CHECK(pub->reading_paused());
+  publish(*pub, "m3");
+
+  sub->drop();
+  h.settle();
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(payloads(*other) == std::vector<std::string>{"m1", "m2", "m3"});
+}
+
+TEST_CASE("flow: a filling worker inbox holds the publisher instead of dropping a batch",
+          "[core][flow]") {
+  Options o;
+  o.limits.max_worker_inbox = 8;  // held above 2 deliveries waiting, released at 1
+  CoreHarness h(o);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  std::vector<std::unique_ptr<VirtualClient>> subs;
+  for (int i = 0; i < 5; ++i) {
+    subs.push_back(h.connect(id_on(h, 1, "sub" + std::to_string(i) + "-"), ProtocolVersion::V311));
+    subscribe_ok(*subs.back(), "t/#");
+  }
+  std::string bytes;
+  for (const char* p : {"a", "b", "c", "d"}) REQUIRE(encode(broker::test::make_publish("t/1", p), ProtocolVersion::V311, bytes));
+  pub->send_raw(bytes);  // each PUBLISH makes 5 deliveries to worker 1: held after each
+  for (auto& s : subs) CHECK(payloads(*s) == std::vector<std::string>{"a", "b", "c", "d"});
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(dropped(h) == 0);
+}
+
+TEST_CASE("flow: with back-pressure off, QoS 0 past max_pending_output_bytes is dropped", "[core][flow]") {
+  Options o = small_limits();
+  o.limits.output_high_water_bytes = 0;
+  CoreHarness h(o);
+  auto sub = h.connect(id_on(h, 0, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(1001);
+  publish(*pub, "m1");
+  publish(*pub, "m2");
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(payloads(*sub).empty());
+  CHECK(dropped(h) == 2);
+}
+
+TEST_CASE("flow: a QoS 1 subscriber whose queue fills holds its publisher", "[core][flow]") {
+  Options o;
+  o.limits.max_queued_messages = 8;  // Congested past 4 queued, Open again at 2
+  o.limits.max_inflight = 1;
+  CoreHarness h(o);
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#", 1);
+  for (std::uint16_t id = 1; id <= 8; ++id) {
+    pub->send(broker::test::make_publish("t/1", "m" + std::to_string(id), 1, id));
+    while (!pub->received().empty()) pub->take<Ack>();
+  }
+  CHECK(pub->reading_paused());
+  // The subscriber acknowledges one at a time (window 1): everything arrives, nothing dropped.
+  std::vector<std::string> got;
+  for (int round = 0; round < 20 && got.size() < 8; ++round) {
+    while (!sub->received().empty()) {
+      auto p = sub->take<Publish>();
+      got.push_back(*p.payload);
+      Ack ack;
+      ack.type = PacketType::Puback;
+      ack.packet_id = p.packet_id;
+      sub->send(ack);
+    }
+  }
+  CHECK(got.size() == 8);
+  CHECK(got.front() == "m1");
+  CHECK(got.back() == "m8");
+  CHECK_FALSE(pub->reading_paused());
+  CHECK(dropped(h) == 0);
+}
+
+TEST_CASE("flow: a slow reader that makes progress keeps holding its publishers", "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(5000);
+  publish(*pub, "m1");  // past the drop limit while Open: dropped, and the subscriber is Congested
+  sub->set_pending_bytes(600);
+  publish(*pub, "m2");
+  CHECK(pub->reading_paused());
+  h.advance(1500);
+  sub->set_pending_bytes(450);  // fell by more than the low-water mark (100): progress
+  h.advance(1000);              // 2.5 s since it became Congested, 1 s since its progress
+  CHECK(pub->reading_paused());
+  h.advance(1000);  // the progress was seen 1 s ago
+  CHECK(pub->reading_paused());
+  h.advance(1001);  // no progress for 2 s: Stuck
+  CHECK_FALSE(pub->reading_paused());
+}

@@ -436,7 +436,10 @@ struct TopicIndex::Impl {
     out.reserve(out.size() + entries.size());
     for (const Entry& e : entries) {
       Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
-      if (with_subscribers) m.subscriber = e.ptr()->shared_from_this();
+      // A receiver that is not Open (back-pressure: its flow is read here, under the lock that
+      // keeps it alive) always comes with its Subscriber, so the router can wait for it.
+      if (with_subscribers || e.ptr()->flow.load(std::memory_order_relaxed) != 0)
+        m.subscriber = e.ptr()->shared_from_this();
     }
     if ((n.flags & kHasShared) == 0) return sources;
     auto it = shared_.find(&n);

@@ -71,7 +71,8 @@ struct Match {
   SubscriptionOptions options;
   bool shared = false;
   // Keeps client id and flags readable after the index lock is gone. Always set for shared
-  // matches; for plain ones only when match() was asked for it (null otherwise).
+  // matches; for plain ones when match() was asked for it or its flow is not Open (back-
+  // pressure: core/flow_control.hpp), null otherwise.
   SubscriberPtr subscriber;
 };
 

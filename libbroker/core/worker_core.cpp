@@ -176,7 +176,8 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   // A Congested receiver holds the publisher (never its own session: a client that does not
   // read while it writes would wait for itself).
   auto watch_flow = [&](const Match& m) {
-    if (watch && flow_of(*m.subscriber) == FlowState::Congested && !(*self == m.key))
+    // No Subscriber in a plain match means it was Open when matched (see TopicIndex::match).
+    if (watch && m.subscriber && flow_of(*m.subscriber) == FlowState::Congested && !(*self == m.key))
       route_blockers_.push_back(m.subscriber);
   };
   std::size_t i = 0;
@@ -272,7 +273,7 @@ void WorkerCore::update_congested(std::uint64_t now_ms) {
         now_ms - c.progress_ms >= limits.max_publisher_pause_ms) {
       // A reader without progress for this long is dead or stuck: it no longer holds anyone.
       log::debug("{}: output not drained within {} ms; publishers are no longer held for it",
-                 session.client_id, limits.max_publisher_pause_ms);
+                 session.client_id(), limits.max_publisher_pause_ms);
       set_flow(session, FlowState::Stuck);
     }
     ++it;

@@ -92,7 +92,9 @@ class QueueDispatcher final : public core::Dispatcher {
 // A connection whose writes are counted and dropped.
 class CountingLink final : public core::Link {
  public:
-  void write(std::string&& head, protocol::PayloadPtr payload) override {
+  void pause_reading() override {}
+  void resume_reading() override {}
+  void write(std::string_view head, const protocol::PayloadPtr& payload) override {
     ++writes;
     bytes += head.size() + (payload ? payload->size() : 0);
   }

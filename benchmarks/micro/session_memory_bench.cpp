@@ -63,7 +63,9 @@ class QueueDispatcher final : public core::Dispatcher {
 // The smallest Link: whatever the broker writes is dropped.
 class NullLink final : public core::Link {
  public:
-  void write(std::string&&, protocol::PayloadPtr) override {}
+  void write(std::string_view, const protocol::PayloadPtr&) override {}
+  void pause_reading() override {}
+  void resume_reading() override {}
   void close() override {}
   void hand_over(unsigned, std::string&&) override { std::abort(); }  // never: home worker
   std::size_t pending_bytes() const override { return 0; }

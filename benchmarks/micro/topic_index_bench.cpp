@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
   std::vector<SubscriberPtr> subs;
   subs.reserve(sessions);
   for (std::uint64_t s = 0; s < sessions; ++s) {
-    subs.push_back(std::make_shared<Subscriber>(SubscriberKey{static_cast<std::uint32_t>(s % 2), s}));
+    subs.push_back(make_subscriber(SubscriberKey{static_cast<std::uint32_t>(s % 2), s}));
     subs.back()->connected = true;
   }
 

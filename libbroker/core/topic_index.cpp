@@ -439,7 +439,7 @@ struct TopicIndex::Impl {
       // A receiver that is not Open (back-pressure: its flow is read here, under the lock that
       // keeps it alive) always comes with its Subscriber, so the router can wait for it.
       if (with_subscribers || e.ptr()->flow.load(std::memory_order_relaxed) != 0)
-        m.subscriber = e.ptr()->shared_from_this();
+        m.subscriber = SubscriberPtr(e.ptr());
     }
     if ((n.flags & kHasShared) == 0) return sources;
     auto it = shared_.find(&n);
@@ -471,13 +471,12 @@ struct TopicIndex::Impl {
   TrieArena arena_;  // nodes and child tables; written under every slot's lock
   Node* const root_;
   std::unordered_map<const Node*, SharedGroups> shared_;  // written under every slot's lock
-  // The index holds each Subscriber that a plain entry names (see Subscriber::index_hold_).
+  // The index holds one reference to each Subscriber that its plain entries name.
   static void hold(const SubscriberPtr& s) {
-    if (s->index_entries_++ == 0) s->index_hold_ = s;
+    if (s->index_entries_++ == 0) s->retain();
   }
   static void let_go(Subscriber* s) noexcept {
-    if (--s->index_entries_ != 0) return;
-    SubscriberPtr last = std::move(s->index_hold_);  // the index's reference: may free `s`
+    if (--s->index_entries_ == 0) s->release();  // the index's reference: may free `s`
   }
   std::vector<Node*> path_;                               // writers' scratch
   std::atomic<std::uint64_t> count_{0};

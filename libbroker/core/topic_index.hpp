@@ -21,40 +21,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/subscriber.hpp"
+
 namespace broker::core {
-
-// Identifies a session: its home worker and its id in that worker's session table.
-struct SubscriberKey {
-  std::uint32_t worker = 0;
-  std::uint64_t session_id = 0;
-  bool operator==(const SubscriberKey&) const = default;
-};
-
-// One per session, shared by all its index entries; `connected` and `persistent` are written
-// by the session's worker and read on any worker (shared-subscription selection; a publisher's
-// worker stores deliveries to persistent sessions with the message).
-// Owned by shared_ptr only (make_shared): the index keeps plain pointers in its entries and
-// makes a SubscriberPtr from one with shared_from_this() when a caller asks.
-struct Subscriber : std::enable_shared_from_this<Subscriber> {
-  explicit Subscriber(SubscriberKey k, std::string id = {}) : key(k), client_id(std::move(id)) {}
-  const SubscriberKey key;
-  const std::string client_id;
-  std::atomic<bool> connected{false};
-  std::atomic<bool> persistent{false};
-  // Publisher back-pressure (core/flow_control.hpp): FlowState written by the session's
-  // worker, read when routing; bit (w % 64) of `waiters` asks for a wake-up of worker w.
-  std::atomic<std::uint8_t> flow{0};
-  std::atomic<std::uint64_t> waiters{0};
-
- private:
-  friend class TopicIndex;
-  // The index's own reference while any of its plain entries names this Subscriber, and how
-  // many do (kept here rather than in a map by pointer: 20 bytes instead of about 70 a
-  // session). Written under the index's writer lock only, so a Subscriber belongs to one index.
-  std::shared_ptr<Subscriber> index_hold_;
-  std::uint32_t index_entries_ = 0;
-};
-using SubscriberPtr = std::shared_ptr<Subscriber>;
 
 struct SubscriptionOptions {
   std::uint8_t qos = 0;

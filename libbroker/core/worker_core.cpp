@@ -55,7 +55,7 @@ Session* WorkerCore::find_session(std::string_view client_id) {
 
 Session& WorkerCore::create_session(const std::string& client_id) {
   const std::uint64_t id = sessions_by_id_.insert(nullptr);
-  auto subscriber = std::make_shared<Subscriber>(SubscriberKey{index_, id}, client_id);
+  auto subscriber = make_subscriber(SubscriberKey{index_, id}, client_id);
   auto session = std::make_unique<Session>(std::move(subscriber));
   Session& ref = *session;
   sessions_by_id_.set(id, &ref);

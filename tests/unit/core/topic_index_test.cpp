@@ -27,7 +27,7 @@ using broker::core::TopicIndex;
 namespace {
 
 SubscriberPtr sub(std::uint64_t id, std::uint32_t worker = 0, bool connected = true) {
-  auto s = std::make_shared<Subscriber>(SubscriberKey{worker, id});
+  auto s = make_subscriber(SubscriberKey{worker, id});
   s->connected = connected;
   return s;
 }

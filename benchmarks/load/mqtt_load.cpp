@@ -12,7 +12,8 @@
 //
 // Every message payload starts with (magic, publisher id, sequence, send time CLOCK_MONOTONIC),
 // so subscribers count losses, duplicates and reordering exactly per publisher. After the run,
-// publishing stops and the tool waits at most --drain seconds for the missing messages and
+// publishing stops and the tool waits for the missing messages (until none has arrived for
+// --drain seconds, at most 120 s) and
 // outstanding acks; whatever is still missing then is counted lost, never hidden by a stall.
 // The result is one JSON line on stdout.
 //
@@ -60,6 +61,7 @@ using broker::ReasonCode;
 constexpr std::uint32_t kMagic = 0x4C444731;  // "LDG1"
 constexpr std::size_t kStampSize = 24;        // magic u32, publisher u32, seq u64, time u64
 constexpr std::uint64_t kNsPerSec = 1'000'000'000ULL;
+constexpr double kMaxDrainSeconds = 120;  // the longest wait for in-flight messages
 
 std::uint64_t now_ns() {
   timespec ts{};
@@ -1026,7 +1028,12 @@ void LoadGen::tick(std::uint64_t now) {
       if (final_ping_ok_ >= final_ping_sent_ || now >= phase_deadline_) phase_ = Phase::Done;
       break;
     case Phase::Drain:
-      if ((totals_.distinct >= expected_total() && publishers_settled()) || now >= phase_deadline_) {
+      // Messages still arriving are in flight (socket buffers, a broker holding publishers),
+      // not lost: the wait ends when everything came, when nothing came for --drain seconds,
+      // or after kMaxDrainSeconds in all.
+      if ((totals_.distinct >= expected_total() && publishers_settled()) ||
+          (now >= phase_deadline_ && now >= last_recv_ns_ + static_cast<std::uint64_t>(opts_.drain * 1e9)) ||
+          now >= drain_start_ + static_cast<std::uint64_t>(kMaxDrainSeconds * 1e9)) {
         drain_end_ = now;
         phase_ = Phase::Done;
       }

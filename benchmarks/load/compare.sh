@@ -103,7 +103,8 @@ run_one() {  # run_one BROKER SCENARIO REP
       --arg slab0 "$slab0" --arg slab1 "$slab1" --arg held_rss "$held_rss" "$WORK/$tag.a.json" "$WORK/$tag.b.json" >"$WORK/$tag.json"
   else
     # shellcheck disable=SC2086
-    timeout 120 "$MQTT_LOAD" ${ARGS[$sc]} --port "$BROKER_PORT" --prefix "cmp$rep" >"$WORK/$tag.json"
+    # The generator waits up to 120 s for in-flight messages after the run.
+    timeout $((DUR + 180)) "$MQTT_LOAD" ${ARGS[$sc]} --port "$BROKER_PORT" --prefix "cmp$rep" >"$WORK/$tag.json"
   fi
   if kill -0 "$BROKER_PID" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$BROKER_PID/stat")" != Z ]; then
     cpu1=$(cpu_ticks "$BROKER_PID")

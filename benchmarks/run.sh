@@ -59,7 +59,7 @@ micro() {  # micro NAME FULL_ARGS QUICK_ARGS
 micro session_memory_bench 1000000 20000
 micro topic_index_bench "10000000 2000000" "200000 200000"
 micro fanout_bench 1000000 20000
-micro store_bench "20000 64 $work/store" "2000 64 $work/store"
+micro store_bench "20000 64 $work" "2000 64 $work"
 
 /usr/bin/python3 "$root/benchmarks/report.py" --load "$work/load.md" --load-runs "$work/load.jsonl" \
   --durability "$work/durability.md" --micro "$work/micro.jsonl" --quick "$quick" >"$out"

@@ -19,9 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -31,6 +29,7 @@
 #include "core/clock.hpp"
 #include "core/dispatcher.hpp"
 #include "core/engine.hpp"
+#include "core/queue_dispatcher.hpp"
 #include "core/link.hpp"
 #include "core/worker_core.hpp"
 #include "protocol/encoder.hpp"
@@ -62,31 +61,6 @@ namespace protocol = broker::protocol;
 class FixedClock final : public core::Clock {
  public:
   std::uint64_t now_ms() const noexcept override { return 1'700'000'000'000ull; }
-};
-
-// Runs posted tasks when the bench says so, on this thread.
-class QueueDispatcher final : public core::Dispatcher {
- public:
-  explicit QueueDispatcher(unsigned workers) : workers_(workers) {}
-  bool post(unsigned, std::function<void()> task) override {
-    tasks_.push_back(std::move(task));
-    return true;
-  }
-  unsigned worker_count() const override { return workers_; }
-  std::size_t run() {
-    std::size_t ran = 0;
-    while (!tasks_.empty()) {
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      task();
-      ++ran;
-    }
-    return ran;
-  }
-
- private:
-  unsigned workers_;
-  std::deque<std::function<void()>> tasks_;
 };
 
 // A connection whose writes are counted and dropped.
@@ -162,7 +136,7 @@ int main(int argc, char** argv) {
   broker::Options options;
   options.limits.max_worker_inbox = static_cast<std::uint32_t>(n + 1);  // one broadcast must fit (it does anyway when empty)
   FixedClock clock;
-  QueueDispatcher dispatcher(workers);
+  core::QueueDispatcher dispatcher(workers);
   core::Engine engine(options, workers, dispatcher, clock);
   auto settle = [&] {
     do {

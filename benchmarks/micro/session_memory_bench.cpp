@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +27,7 @@
 #include "core/client_connection.hpp"
 #include "core/dispatcher.hpp"
 #include "core/engine.hpp"
+#include "core/queue_dispatcher.hpp"
 #include "core/link.hpp"
 #include "core/session.hpp"
 #include "core/worker_core.hpp"
@@ -38,27 +38,6 @@ namespace {
 using namespace broker;
 
 constexpr unsigned kWorkers = 2;
-
-// Cross-worker tasks run when the benchmark says so (clients connect on their home worker,
-// so there are few).
-class QueueDispatcher final : public core::Dispatcher {
- public:
-  bool post(unsigned, std::function<void()> task) override {
-    tasks_.push_back(std::move(task));
-    return true;
-  }
-  unsigned worker_count() const override { return kWorkers; }
-  void run() {
-    while (!tasks_.empty()) {
-      auto tasks = std::move(tasks_);
-      tasks_.clear();
-      for (auto& t : tasks) t();
-    }
-  }
-
- private:
-  std::vector<std::function<void()>> tasks_;
-};
 
 // The smallest Link: whatever the broker writes is dropped.
 class NullLink final : public core::Link {
@@ -117,7 +96,7 @@ int main(int argc, char** argv) {
                                          "ap-south", "ap-east", "sa-east", "me-central"};
 
   Options options;
-  QueueDispatcher dispatcher;
+  core::QueueDispatcher dispatcher(kWorkers);
   core::Engine engine(options, kWorkers, dispatcher);
   std::vector<NullLink> links(n);
   const auto settle = [&] {

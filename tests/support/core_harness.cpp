@@ -18,17 +18,6 @@ protocol::Publish make_publish(const std::string& topic, const std::string& payl
   return p;
 }
 
-std::size_t ManualDispatcher::run() {
-  std::size_t ran = 0;
-  while (!tasks_.empty()) {
-    auto task = std::move(tasks_.front());
-    tasks_.pop_front();
-    task();
-    ++ran;
-  }
-  return ran;
-}
-
 VirtualClient::VirtualClient(CoreHarness& harness, unsigned worker, protocol::ProtocolVersion version)
     : harness_(harness), worker_(worker), version_(version) {
   decoder_.set_version(version);

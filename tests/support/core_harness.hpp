@@ -14,9 +14,9 @@
 
 #include "broker/options.hpp"
 #include "core/clock.hpp"
-#include "core/dispatcher.hpp"
 #include "core/engine.hpp"
 #include "core/link.hpp"
+#include "core/queue_dispatcher.hpp"
 #include "core/worker_core.hpp"
 #include "protocol/decoder.hpp"
 #include "protocol/encoder.hpp"
@@ -31,20 +31,8 @@ class FakeClock final : public core::Clock {
   std::uint64_t now_ = 1'700'000'000'000ull;
 };
 
-class ManualDispatcher final : public core::Dispatcher {
- public:
-  explicit ManualDispatcher(unsigned workers) : workers_(workers) {}
-  bool post(unsigned, std::function<void()> task) override {
-    tasks_.push_back(std::move(task));
-    return true;
-  }
-  unsigned worker_count() const override { return workers_; }
-  // Runs queued tasks (and those they queue); returns how many ran.
-  std::size_t run();
- private:
-  unsigned workers_;
-  std::deque<std::function<void()>> tasks_;
-};
+// Runs the workers' cross-thread posts when the test says so, on the test's thread.
+using ManualDispatcher = core::QueueDispatcher;
 
 class CoreHarness;
 

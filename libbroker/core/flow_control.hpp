@@ -38,10 +38,11 @@ inline std::uint64_t inbox_high_water(std::uint64_t max_worker_inbox) noexcept {
   return max_worker_inbox / 4;
 }
 // While its publishers are held, a Congested subscriber still takes QoS 0 up to this many
-// times Limits::max_pending_output_bytes: what they had read before the hold (one read each;
-// across workers at most inbox_high_water deliveries) arrives after it. Past it even those are
-// dropped, so senders that cannot be held (the embedding application, wills) cannot grow
-// memory without bound.
+// times Limits::max_pending_output_bytes, and queues QoS 1/2 up to this many times
+// Limits::max_queued_messages and max_queued_bytes: what they had read before the hold (one
+// read each; across workers at most inbox_high_water deliveries) arrives after it. Past it
+// even those are dropped, so senders that cannot be held (the embedding application, wills)
+// cannot grow memory without bound.
 inline constexpr std::uint64_t kHeldOutputFactor = 16;
 
 inline std::uint64_t inbox_low_water(std::uint64_t max_worker_inbox) noexcept {

@@ -455,9 +455,12 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     }
   }
   const std::uint64_t size = payload_size(delivery);
+  // While its publishers are held, the queue also takes what they had routed before the hold
+  // reached them (other workers' inboxes, one read each): bounded, but not dropped.
+  const std::uint64_t room = flow_of(*session.subscriber) == FlowState::Congested ? kHeldOutputFactor : 1;
   auto over = [&] {
-    return session.queue.size() >= limits.max_queued_messages ||
-           session.queued_bytes + size > limits.max_queued_bytes;
+    return session.queue.size() >= room * limits.max_queued_messages ||
+           session.queued_bytes + size > room * limits.max_queued_bytes;
   };
   if (over()) {
     if (limits.queue_overflow == QueueOverflow::RefuseNewest) {

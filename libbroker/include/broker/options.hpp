@@ -41,7 +41,9 @@ struct Limits {
   // Outbound QoS 1/2 messages in flight per session, further capped by the client's Receive
   // Maximum. Default: 64.
   std::uint16_t max_inflight = 64;
-  // Messages queued for a session beyond its inflight window (offline or slow). Default: 1,000.
+  // Messages queued for a session beyond its inflight window (offline or slow). While a
+  // connected subscriber holds its publishers (back-pressure, below), what they had already
+  // sent is still queued, up to 16 times this (and max_queued_bytes). Default: 1,000.
   std::uint32_t max_queued_messages = 1000;
   // Bytes of payload queued for one session. Default: 8 MiB.
   std::uint64_t max_queued_bytes = 8ull * 1024 * 1024;

@@ -238,3 +238,54 @@ TEST_CASE("flow: a slow reader that makes progress keeps holding its publishers"
   h.advance(1001);  // no progress for 2 s: Stuck
   CHECK_FALSE(pub->reading_paused());
 }
+
+TEST_CASE("flow: what many publishers sent before the hold reached them is queued, not dropped",
+          "[core][flow]") {
+  Options o;
+  o.limits.max_queued_messages = 8;  // Congested past 4 queued
+  o.limits.max_inflight = 1;
+  CoreHarness h(o);
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#", 1);
+  // Each publisher's one message is routed before it sees the subscriber Congested: 40 of
+  // them overfill the queue (8) while staying under the held bound (16 x 8).
+  std::vector<std::unique_ptr<VirtualClient>> pubs;
+  for (int i = 0; i < 40; ++i) {
+    pubs.push_back(h.connect(id_on(h, 0, "pub" + std::to_string(i) + "-"), ProtocolVersion::V311));
+    pubs.back()->send(broker::test::make_publish("t/1", "m" + std::to_string(i), 1, 1));
+  }
+  std::size_t held = 0;
+  for (auto& p : pubs) held += p->reading_paused() ? 1 : 0;
+  CHECK(held > 30);
+  std::vector<std::string> got;
+  for (int round = 0; round < 100 && got.size() < 40; ++round) {
+    while (!sub->received().empty()) {
+      auto p = sub->take<Publish>();
+      got.push_back(*p.payload);
+      Ack ack;
+      ack.type = PacketType::Puback;
+      ack.packet_id = p.packet_id;
+      sub->send(ack);
+    }
+  }
+  CHECK(got.size() == 40);
+  CHECK(dropped(h) == 0);
+  for (auto& p : pubs) CHECK_FALSE(p->reading_paused());
+}
+
+TEST_CASE("flow: the held queue is bounded: past 16 x max_queued_messages the oldest go",
+          "[core][flow]") {
+  Options o;
+  o.limits.max_queued_messages = 2;  // held bound 32
+  o.limits.max_inflight = 1;
+  CoreHarness h(o);
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#", 1);
+  std::vector<std::unique_ptr<VirtualClient>> pubs;
+  for (int i = 0; i < 50; ++i) {
+    pubs.push_back(h.connect(id_on(h, 0, "pub" + std::to_string(i) + "-"), ProtocolVersion::V311));
+    pubs.back()->send(broker::test::make_publish("t/1", "m" + std::to_string(i), 1, 1));
+  }
+  // One in flight, 32 queued, the 17 oldest queued ones dropped.
+  CHECK(dropped(h) == 50 - 1 - 32);
+}

@@ -320,6 +320,7 @@ struct Conn {
   Role role = Role::Idle;
   State state = State::NotStarted;
   bool epoll_out = false;  // EPOLLOUT armed
+  bool dirty = false;      // has output waiting for the end of the loop turn
   bool ping_outstanding = false;
   std::uint32_t index = 0;    // publisher id, or subscriber number
   std::uint32_t tracker = 0;  // subscribers: which Tracker counts for it
@@ -366,6 +367,7 @@ class LoadGen {
   void close_conn(Conn& c);
   void send_packet(Conn& c, const proto::Packet& p, std::uint64_t now);
   void flush(Conn& c);
+  void flush_dirty();  // one send per connection per loop turn, as pipelining clients do
   void set_epoll_out(Conn& c, bool on);
   bool pump(Conn& c, std::uint64_t now);  // true when it could send more right away
   // Fixed rate: publisher p's message k is scheduled at (k + p / publishers) / per-publisher
@@ -384,6 +386,7 @@ class LoadGen {
   sockaddr_in dest_{};
   int epfd_ = -1;
   std::vector<Conn> conns_;
+  std::vector<std::uint32_t> dirty_;  // connections with output queued by send_packet
   std::vector<Tracker> trackers_;
   std::uint32_t num_pubs_ = 0;
   std::string payload_fill_;  // bytes after the stamp
@@ -529,6 +532,7 @@ int LoadGen::run() {
       std::uint64_t next = next_send_ns();
       timeout_ns = std::min(timeout_ns, next > now ? next - now : 0);
     }
+    flush_dirty();
     timespec timeout{static_cast<time_t>(timeout_ns / kNsPerSec), static_cast<long>(timeout_ns % kNsPerSec)};
     int n = epoll_pwait2(epfd_, events.data(), static_cast<int>(events.size()), &timeout, nullptr);
     if (n < 0 && errno != EINTR) {
@@ -545,6 +549,7 @@ int LoadGen::run() {
   for (auto& c : conns_) {
     if (c.state == State::Ready) {
       send_packet(c, proto::Disconnect{}, end);
+      flush(c);
     }
     close_conn(c);
   }
@@ -836,7 +841,18 @@ void LoadGen::send_packet(Conn& c, const proto::Packet& p, std::uint64_t now) {
     return;
   }
   c.last_send_ns = now;
-  flush(c);
+  if (!c.dirty) {
+    c.dirty = true;
+    dirty_.push_back(static_cast<std::uint32_t>(&c - conns_.data()));
+  }
+}
+
+void LoadGen::flush_dirty() {
+  for (std::uint32_t i : dirty_) {
+    conns_[i].dirty = false;
+    flush(conns_[i]);
+  }
+  dirty_.clear();
 }
 
 void LoadGen::flush(Conn& c) {

@@ -37,7 +37,7 @@ struct Subscriber {
   std::atomic<bool> connected{false};
   std::atomic<bool> persistent{false};
   // Publisher back-pressure (core/flow_control.hpp): FlowState written by the session's
-  // worker, read when routing; bit (w % 64) of `waiters` asks for a wake-up of worker w.
+  // worker through TopicIndex::set_flow, read when routing; bit (w % 64) of `waiters` asks for a wake-up of worker w.
   std::atomic<std::uint8_t> flow{0};
   std::atomic<std::uint64_t> waiters{0};
 

@@ -430,7 +430,10 @@ struct TopicIndex::Impl {
 
   // Appends the node's matches; returns how many sources they came from (its plain list
   // counts one, a shared group two: a group's pick may repeat a session).
-  unsigned emit(const Node& n, Slot& slot, bool with_subscribers, std::vector<Match>& out) const {
+  // with_subscribers: every match carries its Subscriber; else only those whose flow is not
+  // Open, read only while some subscriber is not Open (`any_held`).
+  unsigned emit(const Node& n, Slot& slot, bool with_subscribers, bool any_held,
+                std::vector<Match>& out) const {
     const auto entries = n.entries();
     unsigned sources = entries.empty() ? 0 : 1;
     out.reserve(out.size() + entries.size());
@@ -438,7 +441,7 @@ struct TopicIndex::Impl {
       Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
       // A receiver that is not Open (back-pressure: its flow is read here, under the lock that
       // keeps it alive) always comes with its Subscriber, so the router can wait for it.
-      if (with_subscribers || e.ptr()->flow.load(std::memory_order_relaxed) != 0)
+      if (with_subscribers || (any_held && e.ptr()->flow.load(std::memory_order_relaxed) != 0))
         m.subscriber = SubscriberPtr(e.ptr());
     }
     if ((n.flags & kHasShared) == 0) return sources;
@@ -480,6 +483,7 @@ struct TopicIndex::Impl {
   }
   std::vector<Node*> path_;                               // writers' scratch
   std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint32_t> not_open_{0};  // subscribers whose flow is not Open (set_flow)
 };
 
 TopicIndex::TopicIndex(unsigned reader_slots, SharedPolicy policy)
@@ -593,6 +597,7 @@ bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
   const std::size_t depth = levels.size();
   // Wildcards at the first level never match '$' names [MQTT-4.7.2-1].
   const bool dollar = !topic.empty() && topic.front() == '$';
+  const bool any_held = impl.not_open_.load(std::memory_order_relaxed) != 0;
   auto& stack = s.stack;  // depth-first, iterative: topics may have thousands of levels
   stack.clear();
   stack.emplace_back(impl.root_, 0);
@@ -601,10 +606,10 @@ bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
     auto [n, i] = stack.back();
     stack.pop_back();
     if (i == depth) {
-      sources += impl.emit(*n, s, with_subscribers, out);
+      sources += impl.emit(*n, s, with_subscribers, any_held, out);
       // "sport/#" also matches "sport".
       if ((n->flags & kHasHash) != 0) {
-        sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
+        sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, any_held, out);
       }
       continue;
     }
@@ -612,7 +617,7 @@ bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
     const std::string_view level = topic.substr(l.pos, l.len);
     const bool wild_ok = !(dollar && n == impl.root_);
     if (wild_ok && (n->flags & kHasHash) != 0) {
-      sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, out);
+      sources += impl.emit(*n->children.find("#", kHashHash), s, with_subscribers, any_held, out);
     }
     if (wild_ok && (n->flags & kHasPlus) != 0) stack.emplace_back(n->children.find("+", kPlusHash), i + 1);
     // A topic name has no wildcards; if one slipped through, don't count its node twice.
@@ -639,6 +644,14 @@ bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_
 
 std::uint64_t TopicIndex::subscription_count() const noexcept {
   return impl_->count_.load(std::memory_order_relaxed);
+}
+
+void TopicIndex::set_flow(Subscriber& subscriber, std::uint8_t state) noexcept {
+  const std::uint8_t old = subscriber.flow.load(std::memory_order_relaxed);  // only we write it
+  // Counted before it becomes visible, uncounted after it is Open again.
+  if (old == 0 && state != 0) impl_->not_open_.fetch_add(1);
+  subscriber.flow.store(state);
+  if (old != 0 && state == 0) impl_->not_open_.fetch_sub(1);
 }
 
 }  // namespace broker::core

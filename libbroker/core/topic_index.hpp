@@ -82,6 +82,12 @@ class TopicIndex {
 
   std::uint64_t subscription_count() const noexcept;
 
+  // Sets `subscriber.flow` (back-pressure: core/flow_control.hpp; 0 is Open). The index counts
+  // the subscribers that are not Open, so that while there are none, match() does not read any
+  // Subscriber (a cache miss per match at millions of sessions). Called by the subscriber's
+  // worker only; a Subscriber must be Open again before it is destroyed.
+  void set_flow(Subscriber& subscriber, std::uint8_t state) noexcept;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -284,7 +284,7 @@ void WorkerCore::set_flow(Session& session, FlowState state) {
   Subscriber& subscriber = *session.subscriber;
   // Sequentially consistent with the publisher's "set waiter bit, then read the state", so
   // either it sees the new state or we see its bit.
-  subscriber.flow.store(static_cast<std::uint8_t>(state));
+  engine_.index().set_flow(subscriber, static_cast<std::uint8_t>(state));
   if (state != FlowState::Congested && subscriber.waiters.load() != 0) wake(subscriber.waiters.exchange(0));
 }
 

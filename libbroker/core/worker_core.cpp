@@ -386,8 +386,11 @@ void WorkerCore::end_of_turn() {
   for (unsigned w = 0; w < outgoing_.size(); ++w) {
     if (outgoing_[w].empty()) continue;
     auto batch = std::move(outgoing_[w]);
-    outgoing_[w].clear();
     const std::size_t count = batch.size();
+    // The next turn's batch starts with room for about as many: one allocation instead of a
+    // chain of doublings (bounded, so one broadcast does not pin its size for good).
+    outgoing_[w] = {};
+    outgoing_[w].reserve(std::min<std::size_t>(count, 256));
     // A worker that cannot keep up must not grow memory without bound: past the bound, the
     // batch is dropped and counted (the target's session queues stay bounded on their own).
     auto& load = engine_.inbox_load(w);

@@ -11,7 +11,6 @@
 // Thread safety: owned and touched by its home worker only.
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -20,6 +19,7 @@
 
 #include "core/delivery.hpp"
 #include "core/delivery_queue.hpp"
+#include "core/inflight_window.hpp"
 #include "core/lazy_ordered.hpp"
 #include "core/subscription_map.hpp"
 #include "core/topic_index.hpp"
@@ -60,8 +60,8 @@ struct Session {
 
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
-  // By packet id; ordered for redelivery. Empty most of the time: a pointer until used.
-  LazyOrdered<std::map<std::uint16_t, InflightMessage>> inflight;
+  // By packet id, in send order (the order of redelivery). A pointer while empty.
+  InflightWindow<InflightMessage> inflight;
   // These three pack into 8 bytes.
   std::uint16_t next_packet_id = 1;
   protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;

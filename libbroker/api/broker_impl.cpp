@@ -65,6 +65,7 @@ class BrokerImpl final : public Broker {
     pool_options.tick_interval_ms = kTickIntervalMs;
     transport::WorkerCallbacks callbacks;
     callbacks.open = [this](unsigned w, core::Link& link) { return engine_->worker(w).open(link); };
+    callbacks.hand_off = [this](unsigned w) { engine_->worker(w).hand_off(); };
     callbacks.end_of_turn = [this](unsigned w) { engine_->worker(w).end_of_turn(); };
     callbacks.tick = [this](unsigned w, std::uint64_t now) { engine_->worker(w).tick(now); };
     callbacks.draining = [this](unsigned w) { engine_->worker(w).drain(); };

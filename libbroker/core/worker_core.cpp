@@ -380,6 +380,10 @@ void WorkerCore::end_of_turn() {
     if (!held_.empty()) recheck_held(now);
   }
   recheck_held_ = false;
+  hand_off();
+}
+
+void WorkerCore::hand_off() {
   // Store writes go first: a delivery's record must be queued in the store before the worker
   // that owns the session can change or delete it.
   flush_writes();

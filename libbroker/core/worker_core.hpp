@@ -43,6 +43,10 @@ class WorkerCore {
 
   // --- driven by the transport ---
   std::unique_ptr<ConnectionHandler> open(Link& link);
+  // Submits the turn's store writes and posts its cross-worker deliveries: before the turn's
+  // own writes, so other workers start on them while this one is in the kernel.
+  void hand_off();
+  // Back-pressure bookkeeping, then hand_off() for whatever that released.
   void end_of_turn();
   void tick(std::uint64_t now_ms);
   // Shutdown: DISCONNECT 0x8B to 5.0 clients, wills published, every link closed.
@@ -121,7 +125,7 @@ class WorkerCore {
   // Runs `callback` on this worker once every write made so far is durable (or failed).
   void after_commit(std::function<void(const Status&)> callback);
   bool has_pending_writes() const noexcept { return !batch_.empty(); }
-  // Submits this turn's writes; end_of_turn() does it, and shutdown once workers stopped.
+  // Submits this turn's writes; hand_off() does it, and shutdown once workers stopped.
   void flush_writes();
   // Recovery (before the workers run).
   void restore_session(StoredSession&& record, std::uint64_t now_ms);

@@ -244,7 +244,8 @@ void Worker::close_own_handles() {
 void Worker::on_check(uv_check_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
   uv_idle_stop(&self->idle_);
-  // Links first, so end_of_turn sees what the kernel did not take (back-pressure decisions).
+  if (self->callbacks().hand_off) self->callbacks().hand_off(self->index_);
+  // Links before end_of_turn, so it sees what the kernel did not take (back-pressure decisions).
   // flush() runs no handler code, so nothing is added to dirty_ while we walk it; links
   // dirtied by end_of_turn (held publishers read again) start the idle handle and go out at
   // the next turn, which then does not block.

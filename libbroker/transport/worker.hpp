@@ -131,7 +131,7 @@ class Worker {
   uv_loop_t loop_{};
   bool loop_open_ = false;
   uv_async_t async_{};      // inbox and stop requests
-  uv_check_t check_{};      // end of turn: flush dirty links, then end_of_turn
+  uv_check_t check_{};      // end of turn: hand_off, flush dirty links, then end_of_turn
   uv_idle_t idle_{};        // started while links are dirty, so the loop does not block first
   uv_timer_t tick_{};
   uv_timer_t accept_pause_{};

@@ -11,8 +11,9 @@
 //   pool.stop();   // graceful: draining, then close everything, then join
 //
 // One loop turn on a worker: timers (tick), pending and I/O callbacks (on_bytes, posted tasks,
-// accepts), then every link that was written to is flushed with one vectored write, then
-// end_of_turn (which sees what the kernel did not take), then close callbacks (on_closed).
+// accepts), then hand_off, then every link that was written to is flushed with one vectored
+// write, then end_of_turn (which sees what the kernel did not take), then close callbacks
+// (on_closed).
 //
 // Thread safety: post(), stop(), listening_ports(), stats(), worker_count() and
 // current_worker() are safe from any thread. bind() and start() are called by the owner before
@@ -48,7 +49,11 @@ struct WorkerCallbacks {
   // handler is destroyed). Returning nullptr closes the connection (no on_closed()).
   std::function<std::unique_ptr<core::ConnectionHandler>(unsigned worker, core::Link& link)> open;
   // Once per loop turn, after the turn's I/O callbacks and posted tasks and before the
-  // turn's writes are flushed: the place to encode batched deliveries.
+  // turn's writes are flushed: the place to hand work to other workers, which can start on
+  // it while this one writes.
+  std::function<void(unsigned worker)> hand_off;
+  // Once per loop turn, after the turn's writes were flushed (it sees what the kernel did
+  // not take): the place for back-pressure decisions.
   std::function<void(unsigned worker)> end_of_turn;
   // Every PoolOptions::tick_interval_ms; `now_ms` is wall-clock ms since the Unix epoch.
   std::function<void(unsigned worker, std::uint64_t now_ms)> tick;

@@ -1,6 +1,7 @@
 // InflightWindow: send order, lookups by packet id, erasure in any order, compaction.
 #include <catch2/catch.hpp>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,7 +43,7 @@ TEST_CASE("inflight window: empty costs a pointer and iterates nothing", "[core]
 TEST_CASE("inflight window: iterates in send order, also across the packet id wrap",
           "[core][inflight]") {
   Window w;
-  for (std::uint16_t id : {65533, 65534, 65535, 1, 2}) CHECK(w.emplace(id, probe(id))->first == id);
+  for (std::uint16_t id : std::initializer_list<std::uint16_t>{65533, 65534, 65535, 1, 2}) CHECK(w.emplace(id, probe(id))->first == id);
   CHECK(ids(w) == std::vector<std::uint16_t>{65533, 65534, 65535, 1, 2});
   CHECK(w.size() == 5);
   CHECK(w.contains(65535));
@@ -98,7 +99,7 @@ TEST_CASE("inflight window: acknowledgements out of order, new sends in between"
   CHECK(ids(w) == expect);
   CHECK(w.size() == expect.size());
   for (std::uint16_t id : expect) CHECK(w.find(id)->second.value == id);
-  for (std::uint16_t id : {1, 2, 3, 4, 5, 8}) CHECK_FALSE(w.contains(id));
+  for (std::uint16_t id : std::initializer_list<std::uint16_t>{1, 2, 3, 4, 5, 8}) CHECK_FALSE(w.contains(id));
 }
 
 TEST_CASE("inflight window: erase while iterating visits every message once", "[core][inflight]") {

@@ -585,7 +585,8 @@ void ClientConnection::disconnect(ReasonCode reason, const char* why) {
     link_.close();
     return;
   }
-  log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id() : "", why);
+  if (log::enabled(LogLevel::Debug))  // peer() asks the kernel
+    log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id() : "", why);
   if (is_v5()) {
     protocol::Disconnect d;
     d.reason = reason;
@@ -606,7 +607,7 @@ void ClientConnection::end_session_link(bool publish_will) {
 }
 
 void ClientConnection::reject_connect(ReasonCode reason, const char* why) {
-  log::debug("rejecting CONNECT from {}: {}", link_.peer(), why);
+  if (log::enabled(LogLevel::Debug)) log::debug("rejecting CONNECT from {}: {}", link_.peer(), why);
   if (is_v5()) {
     protocol::Connack connack;
     connack.reason = reason;
@@ -622,7 +623,8 @@ void ClientConnection::reject_connect(ReasonCode reason, const char* why) {
 
 void ClientConnection::protocol_violation(ReasonCode reason, const char* why) {
   Counters::add(worker_.counters().protocol_errors);
-  log::debug("protocol error from {}: {} ({})", link_.peer(), why, reason_name(reason));
+  if (log::enabled(LogLevel::Debug))
+    log::debug("protocol error from {}: {} ({})", link_.peer(), why, reason_name(reason));
   if (state_ == State::AwaitConnect) {
     std::uint8_t level =
         received_before_connect_ ? peek_protocol_level(*received_before_connect_) : 0;
@@ -721,7 +723,8 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
     if (alias != 0) publish.properties.topic_alias = alias;
   }
   if (alias == 0 || first_use) publish.topic = message.topic;
-  std::string head;
+  std::string& head = worker_.scratch();
+  head.clear();
   if (!protocol::encode_publish_head(publish, version_, head)) return false;
   // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size.
   if (client_max_packet_size_ != 0 && head.size() + message.payload->size() > client_max_packet_size_) {

@@ -59,7 +59,6 @@ class ClientConnection final : public ConnectionHandler {
   // first handling `input`, the bytes read before the hold and not handled yet.
   void hold();
   void release(std::string&& input);
-  bool held() const noexcept { return held_; }
   // Another connection with the same client id arrived [MQTT-3.1.4-3]: DISCONNECT 0x8E to a
   // 5.0 client, then close. The will goes out unless it is delayed and the session goes on.
   void take_over(bool session_continues);

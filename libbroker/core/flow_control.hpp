@@ -18,7 +18,7 @@
 // Thread safety: the state is an atomic written by the subscriber's worker only.
 #include <cstdint>
 
-#include "core/topic_index.hpp"
+#include "core/subscriber.hpp"
 
 namespace broker::core {
 
@@ -26,6 +26,13 @@ enum class FlowState : std::uint8_t { Open = 0, Congested = 1, Stuck = 2 };
 
 inline FlowState flow_of(const Subscriber& subscriber) noexcept {
   return static_cast<FlowState>(subscriber.flow.load(std::memory_order_relaxed));
+}
+
+// The second look of a publisher's worker after it set its waiter bit: sequentially
+// consistent with set_flow's "store the state, then take the bits", so a wake-up cannot fall
+// between them.
+inline bool still_congested(const Subscriber& subscriber) noexcept {
+  return static_cast<FlowState>(subscriber.flow.load()) == FlowState::Congested;
 }
 
 // The waiter bit of worker `w` (workers past 64 share bits; a spare wake-up is harmless).

@@ -6,7 +6,8 @@
 // Design: the window is small (Limits::max_inflight, 64 by default) and clients acknowledge
 // mostly in order, so the messages sit in a vector in send order. An acknowledged one is
 // marked erased (packet id 0, never a valid id) and the erased ones at the front are skipped
-// by a head index; the vector is compacted once they are half of it. A lookup scans a packed
+// by a head index; the vector is compacted once erased ones are half of it, wherever they are
+// (an oldest message never acknowledged must not let it grow). A lookup scans a packed
 // copy of the packet ids from the head (a window of 64 is two cache lines), where the
 // acknowledged message usually is. At saturation this costs no allocation per
 // message (a std::map paid one node each, freed on the session's worker while other workers
@@ -14,7 +15,6 @@
 // is almost always in a broker of a million sessions, and frees its storage when it empties.
 //
 // Thread safety: none; the session's worker owns it.
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -79,7 +79,7 @@ class InflightWindow {
   bool contains(std::uint16_t id) noexcept { return find(id) != end(); }
 
   // Appends `message` as the newest. REQUIRES: id != 0 and !contains(id) (the caller picked
-  // a free id, or checked).
+  // a free id, or checked). Invalidates every iterator (the vector may grow).
   iterator emplace(std::uint16_t id, Message&& message) {
     if (!slots_) slots_ = std::make_unique<Slots>();
     slots_->items.emplace_back(id, std::move(message));
@@ -104,12 +104,7 @@ class InflightWindow {
       while (s.ids[s.head] == 0) ++s.head;  // a live one follows: live > 0
     }
     std::size_t next = i + 1;
-    if (s.head * 2 >= s.items.size()) {  // erased ones at the front are half: compact
-      s.items.erase(s.items.begin(), s.items.begin() + static_cast<std::ptrdiff_t>(s.head));
-      s.ids.erase(s.ids.begin(), s.ids.begin() + static_cast<std::ptrdiff_t>(s.head));
-      next -= std::min(next, s.head);
-      s.head = 0;
-    }
+    if (s.items.size() >= 2 * s.live) next = compact(next);
     return make(next);
   }
 
@@ -122,6 +117,28 @@ class InflightWindow {
     std::size_t head = 0;           // items before it are all erased
     std::size_t live = 0;           // items not erased
   };
+
+  // Removes the erased items, keeping the order; returns where item `i` (or the first live
+  // one after it) went.
+  std::size_t compact(std::size_t i) {
+    Slots& s = *slots_;
+    std::size_t kept = 0;
+    std::size_t moved_i = 0;
+    for (std::size_t r = 0; r < s.items.size(); ++r) {
+      if (r == i) moved_i = kept;
+      if (s.ids[r] == 0) continue;
+      if (kept != r) {
+        s.items[kept] = std::move(s.items[r]);
+        s.ids[kept] = s.ids[r];
+      }
+      ++kept;
+    }
+    if (i >= s.items.size()) moved_i = kept;
+    s.items.erase(s.items.begin() + static_cast<std::ptrdiff_t>(kept), s.items.end());
+    s.ids.resize(kept);
+    s.head = 0;
+    return moved_i;
+  }
 
   iterator make(std::size_t i) noexcept {
     auto* base = slots_->items.data();

@@ -1,7 +1,7 @@
 #pragma once
 // LazyOrdered<C>: an ordered std::map or std::set that costs one pointer while empty. An empty
-// libstdc++ std::map/std::set is 48 bytes inline; a session's inflight window and its inbound
-// QoS 2 ids are empty almost all the time, and a broker holds millions of sessions. The
+// libstdc++ std::map/std::set is 48 bytes inline; a session's inbound QoS 2 ids are empty
+// almost all the time, and a broker holds millions of sessions. The
 // container is made on the first insert and freed when the last element goes.
 //
 // While empty, begin()/end()/find() return iterators of one shared, never-modified empty

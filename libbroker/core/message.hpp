@@ -17,6 +17,8 @@ namespace broker::core {
 struct Message;
 
 // Hears of a persisted message whose last reference went (the Engine deletes its record).
+// Thread safety: released() runs on whichever thread drops the last MessagePtr, so an
+// implementation must accept calls from any thread.
 class MessageReleaser {
  public:
   virtual void released(const Message& message) noexcept = 0;

@@ -31,7 +31,6 @@ class SlotMap {
       free_.pop_back();
       slots_[slot_of(id)] = value;
     }
-    ++size_;
     return id;
   }
   // REQUIRES: `id` came from insert() and was not erased.
@@ -49,10 +48,9 @@ class SlotMap {
   void erase(std::uint64_t id) {
     slots_[slot_of(id)] = nullptr;
     free_.push_back(id);
-    --size_;
   }
 
-  std::size_t size() const noexcept { return size_; }
+  std::size_t size() const noexcept { return slots_.size() - free_.size(); }
 
   // Calls f(T&) for every object present. `f` may insert and erase: an object erased before
   // its turn is skipped; one inserted during the walk may or may not be visited.
@@ -69,7 +67,6 @@ class SlotMap {
   }
   std::vector<T*> slots_;
   std::vector<std::uint64_t> free_;  // erased ids; their slots are reused first
-  std::size_t size_ = 0;
 };
 
 }  // namespace broker::core

@@ -10,7 +10,9 @@
 // Thread safety: the count is atomic; `connected` and `persistent` are written by the session's
 // worker and read on any worker (shared-subscription selection; a publisher's worker stores
 // deliveries to persistent sessions with the message). The index's entry count is written under
-// the index's writer lock only, so a Subscriber belongs to one index.
+// the index's writer lock only, so a Subscriber belongs to one index. `flow` is written by the
+// session's worker only; any worker sets its bit in `waiters` (fetch_or), the session's worker
+// takes them all (exchange).
 #include <atomic>
 #include <cstdint>
 #include <string>

@@ -36,7 +36,7 @@ class SubscriptionMap {
     return it != items_.end() && it->first == filter ? it : items_.end();
   }
   bool contains(std::string_view filter) const {
-    auto it = std::lower_bound(items_.begin(), items_.end(), filter, Less{});
+    auto it = lower_bound(filter);
     return it != items_.end() && it->first == filter;
   }
   // The options of `filter`, inserted (default options) if it is new.
@@ -67,6 +67,9 @@ class SubscriptionMap {
     bool operator()(const value_type& a, std::string_view b) const noexcept { return a.first < b; }
   };
   iterator lower_bound(std::string_view filter) {
+    return std::lower_bound(items_.begin(), items_.end(), filter, Less{});
+  }
+  const_iterator lower_bound(std::string_view filter) const {
     return std::lower_bound(items_.begin(), items_.end(), filter, Less{});
   }
   std::vector<value_type> items_;

@@ -235,10 +235,11 @@ bool WorkerCore::holdable(const Session* publisher) const noexcept {
 
 void WorkerCore::check_output(Session& session, ClientConnection& connection) {
   const Limits& limits = engine_.limits();
-  if (limits.output_high_water_bytes == 0 || flow_of(*session.subscriber) != FlowState::Open) return;
-  if (connection.pending_bytes() > limits.output_high_water_bytes ||
-      session.queue.size() > limits.max_queued_messages / 2 ||
-      session.queued_bytes > limits.max_queued_bytes / 2) {
+  if (limits.output_high_water_bytes == 0) return;
+  const bool over = connection.pending_bytes() > limits.output_high_water_bytes ||
+                    session.queue.size() > limits.max_queued_messages / 2 ||
+                    session.queued_bytes > limits.max_queued_bytes / 2;
+  if (over && flow_of(*session.subscriber) == FlowState::Open) {
     set_flow(session, FlowState::Congested);
     congested_.emplace(&session, Congestion{engine_.now_ms(), connection.pending_bytes() + session.queued_bytes});
   }
@@ -290,13 +291,9 @@ void WorkerCore::set_flow(Session& session, FlowState state) {
 
 void WorkerCore::wake(std::uint64_t mask) {
   for (unsigned w = 0; w < outgoing_.size() && mask != 0; ++w) {
-    if ((mask & waiter_bit(w)) == 0) continue;
-    if (w == index_) {
-      recheck_held_ = true;
-      continue;
-    }
-    WorkerCore* target = &engine_.worker(w);
-    (void)engine_.dispatcher().post(w, [target] { target->wake_held(); });
+    if ((mask & waiter_bit(w)) == 0 || w == index_) continue;
+    // The task only wakes the worker: its end_of_turn looks at its held publishers every turn.
+    (void)engine_.dispatcher().post(w, [] {});
   }
 }
 
@@ -306,7 +303,7 @@ bool WorkerCore::hold_publisher(ClientConnection& connection) {
   // Ask for a wake-up first, then look again: a drain between the route and now is seen.
   std::erase_if(route_blockers_, [bit](const SubscriberPtr& s) {
     s->waiters.fetch_or(bit);
-    return flow_of(*s) != FlowState::Congested;
+    return !still_congested(*s);
   });
   for (unsigned w = 0; w < outgoing_.size(); ++w) {
     if ((route_inboxes_ & waiter_bit(w)) == 0) continue;
@@ -332,7 +329,6 @@ void WorkerCore::stash_input(ClientConnection& connection, std::string_view byte
 }
 
 void WorkerCore::recheck_held(std::uint64_t now_ms) {
-  recheck_held_ = false;
   const std::uint64_t bit = waiter_bit(index_);
   const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
   const std::uint64_t max_pause = engine_.limits().max_publisher_pause_ms;
@@ -343,7 +339,7 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
       if (flow_of(*s) != FlowState::Congested) return true;
       // Our bit may have gone with a wake-up for an earlier congestion: ask again.
       if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
-      return flow_of(*s) != FlowState::Congested;
+      return !still_congested(*s);
     });
     // An inbox that does not drain within max_pause (a stopping worker) holds no longer.
     if (now_ms - held.since_ms >= max_pause) held.inboxes = 0;
@@ -379,7 +375,6 @@ void WorkerCore::end_of_turn() {
     // Every turn, not only on a wake-up: cheap, and a hold can never outlive its cause.
     if (!held_.empty()) recheck_held(now);
   }
-  recheck_held_ = false;
   hand_off();
 }
 
@@ -449,11 +444,10 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
           (flow_of(*session.subscriber) != FlowState::Congested ||
            pending > kHeldOutputFactor * limits.max_pending_output_bytes)) {
         Counters::add(counters_.messages_dropped);
-        check_output(session, *connection);  // and hold its publishers from now on
       } else {
         connection->send_publish(delivery, 0, false);
-        check_output(session, *connection);
       }
+      check_output(session, *connection);  // may hold its publishers from now on
       return;
     }
     if (!connection && !limits.queue_qos0_offline) {
@@ -464,10 +458,13 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   const std::uint64_t size = payload_size(delivery);
   // While its publishers are held, the queue also takes what they had routed before the hold
   // reached them (other workers' inboxes, one read each): bounded, but not dropped.
-  const std::uint64_t room = flow_of(*session.subscriber) == FlowState::Congested ? kHeldOutputFactor : 1;
-  auto over = [&] {
+  auto over_times = [&](std::uint64_t room) {
     return session.queue.size() >= room * limits.max_queued_messages ||
            session.queued_bytes + size > room * limits.max_queued_bytes;
+  };
+  auto over = [&] {
+    return over_times(1) &&
+           (flow_of(*session.subscriber) != FlowState::Congested || over_times(kHeldOutputFactor));
   };
   if (over()) {
     if (limits.queue_overflow == QueueOverflow::RefuseNewest) {

@@ -2,8 +2,8 @@
 // WorkerCore: the MQTT semantics one worker thread owns: its connections' handlers, the
 // sessions whose client id hashes to it, routing of the publishes its clients send, and the
 // per-loop-turn batches of deliveries to other workers. The transport's worker drives it:
-// open() per connection, end_of_turn() after each loop turn's I/O, tick() periodically,
-// drain() at shutdown.
+// open() per connection, hand_off() after each loop turn's I/O and end_of_turn() after its
+// writes, tick() periodically, drain() at shutdown.
 //
 // Thread safety: every method runs on the owning worker's thread.
 #include <cstdint>
@@ -105,9 +105,6 @@ class WorkerCore {
   bool hold_publisher(ClientConnection& connection);
   // Bytes `connection` read but did not handle before it was held; handled when it goes on.
   void stash_input(ClientConnection& connection, std::string_view bytes);
-  // Another worker's subscriber or inbox drained: look at the held publishers again at the
-  // end of this turn.
-  void wake_held() noexcept { recheck_held_ = true; }
 
   // --- persistence (no-ops without a store) ---
   // Writes the session's record if it is persistent (session expiry > 0); a session that
@@ -215,7 +212,6 @@ class WorkerCore {
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
   std::vector<SubscriberPtr> route_blockers_;
   std::uint64_t route_inboxes_ = 0;
-  bool recheck_held_ = false;
 };
 
 }  // namespace broker::core

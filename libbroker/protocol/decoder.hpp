@@ -23,8 +23,9 @@
 //   (0x8F), not by closing. PUBLISH and Will topic names are checked (TopicNameInvalid).
 // - U+0001..U+001F, U+007F..U+009F and non-characters are allowed in strings ("SHOULD NOT").
 // - AUTH with a lone reason code (remaining length 1) is accepted like DISCONNECT's.
-// - A 3.1.1 PUBLISH or ack decoded into a reused Packet clears the properties those packets
-//   can carry in 5.0, not every field (the full reset cost more than the rest of the decode).
+// - A 3.1.1 PUBLISH or ack decoded into a reused Packet resets its properties only when one
+//   that those packets can carry in 5.0 is set (the full reset cost more than the rest of the
+//   decode).
 //
 // Thread safety: one Decoder per connection; not shared.
 #include <cstdint>

@@ -32,16 +32,20 @@ bool valid_plain_filter(std::string_view filter) noexcept {
   return true;
 }
 
+// Whether `s` holds '+', '#' or U+0000. One pass (find_first_of calls memchr per byte).
+bool has_wildcard_or_nul(std::string_view s) noexcept {
+  for (const char c : s) {
+    if (c == '+' || c == '#' || c == '\0') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool valid_topic_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > kMaxTopicBytes) return false;
-  // No wildcards in a PUBLISH topic [MQTT-3.3.2-2]; no U+0000 [MQTT-4.7.3-2]. One pass
-  // (find_first_of calls memchr per byte).
-  for (const char c : name) {
-    if (c == '+' || c == '#' || c == '\0') return false;
-  }
-  return true;
+  // No wildcards in a PUBLISH topic [MQTT-3.3.2-2]; no U+0000 [MQTT-4.7.3-2].
+  return !has_wildcard_or_nul(name);
 }
 
 bool is_shared_filter(std::string_view filter) noexcept {
@@ -55,9 +59,7 @@ std::optional<SharedFilter> parse_shared_filter(std::string_view filter) noexcep
   // The ShareName is non-empty and followed by '/' [MQTT-4.8.2-1, MQTT-4.8.2-2].
   if (slash == std::string_view::npos || slash == 0) return std::nullopt;
   const std::string_view group = rest.substr(0, slash);
-  if (group.find_first_of(std::string_view("+#\0", 3)) != std::string_view::npos) {
-    return std::nullopt;
-  }
+  if (has_wildcard_or_nul(group)) return std::nullopt;
   const std::string_view inner = rest.substr(slash + 1);
   if (!valid_plain_filter(inner)) return std::nullopt;
   return SharedFilter{group, inner};

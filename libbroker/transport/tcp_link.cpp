@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 
-#include <algorithm>
 #include <utility>
 
 #include "transport/socket.hpp"
@@ -69,7 +68,7 @@ constexpr std::size_t kCoalesceLimit = 64 * 1024;
 void TcpLink::append_bytes(std::string_view bytes) {
   auto& queue = queue_->segments;
   if (queue.empty() || queue.back().payload ||
-      queue.back().head.size() + bytes.size() > std::max(kCoalesceLimit, bytes.size())) {
+      queue.back().head.size() + bytes.size() > kCoalesceLimit) {
     // A warm buffer from the worker: no growth by doubling, no large malloc/free per turn.
     queue.push_back(Segment{worker_.take_buffer(), nullptr, 0});
   }
@@ -274,7 +273,7 @@ void TcpLink::move_socket() {
 }
 
 void TcpLink::fail(int err, const char* what) {
-  log::debug("{}: {} error: {}", peer(), what, uv_strerror(err));
+  if (log::enabled(LogLevel::Debug)) log::debug("{}: {} error: {}", peer(), what, uv_strerror(err));
   if (state_ == State::HandingOver) {
     worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
   }
@@ -293,8 +292,9 @@ void TcpLink::force_close() {
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
   if (state_ != State::Closing && state_ != State::HandingOver) return;
   if (now_ms - ending_->since_ms < linger_ms) return;
-  log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer(),
-             pending_bytes(), linger_ms);
+  if (log::enabled(LogLevel::Debug))
+    log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer(),
+               pending_bytes(), linger_ms);
   if (state_ == State::HandingOver) {
     worker_.counters().hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
   }

@@ -1,8 +1,8 @@
 #pragma once
 // TcpLink: core::Link over a libuv TCP handle.
 //
-// Writes only queue (the head string is moved in, the payload is shared, nothing is copied)
-// and mark the link dirty; once per loop turn the worker flushes each dirty link: first
+// Writes only queue (the head bytes and payloads under 1 KiB are copied into reused buffers,
+// larger payloads are shared) and mark the link dirty; once per loop turn the worker flushes each dirty link: first
 // uv_try_write() of everything queued (the common case ends here), and what the kernel did
 // not take goes out in one vectored uv_write(). While that write is in flight, new writes
 // collect for the next one.

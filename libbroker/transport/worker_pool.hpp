@@ -59,7 +59,7 @@ struct WorkerCallbacks {
   std::function<void(unsigned worker, std::uint64_t now_ms)> tick;
   // Stop phase 1, once per worker: its listeners are closed and no new connection will come
   // (accepted or handed over). The core now sends its DISCONNECTs and closes its links;
-  // posted tasks, ticks and end_of_turn keep running while the links drain.
+  // posted tasks, ticks, hand_off and end_of_turn keep running while the links drain.
   std::function<void(unsigned worker)> draining;
 };
 

@@ -57,7 +57,8 @@ struct Limits {
   std::uint32_t max_worker_inbox = 100000;
   // Bytes written to a connected client's socket and not yet taken by the kernel; past it
   // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead),
-  // unless publisher back-pressure is holding the publishers that feed it (see below).
+  // unless publisher back-pressure is holding the publishers that feed it (see below; then
+  // up to 16 times this).
   // Default: 1 MiB.
   std::uint64_t max_pending_output_bytes = 1024 * 1024;
   // Publisher back-pressure: when a connected subscriber has more unsent bytes than this (or
@@ -66,7 +67,8 @@ struct Limits {
   // back-pressure off (QoS 0 is then dropped past max_pending_output_bytes). Default: 256 KiB.
   std::uint64_t output_high_water_bytes = 256 * 1024;
   // The held publishers are read again once the subscriber's unsent bytes are below this
-  // (and its queue below a quarter). Default: 64 KiB.
+  // (and its queue below a quarter); a value above output_high_water_bytes acts as it.
+  // Default: 64 KiB.
   std::uint64_t output_low_water_bytes = 64 * 1024;
   // Longest a subscriber may hold its publishers without progress (its backlog falling by
   // output_low_water_bytes): past it (a dead or stuck reader) they are read again and QoS 0 to

@@ -1,6 +1,10 @@
 // Publisher back-pressure (core/flow_control.hpp), driven in memory: a VirtualClient's
 // pending bytes stand for a subscriber that does not read, and a held publisher's later
 // packets wait unread as they would in the kernel.
+#include <memory>
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "core/engine.hpp"
@@ -45,6 +49,33 @@ std::uint64_t dropped(CoreHarness& h) {
   for (unsigned w = 0; w < h.engine().worker_count(); ++w)
     n += h.engine().worker(w).counters().messages_dropped.load();
   return n;
+}
+
+// The subscriber takes and acknowledges what arrives, for up to `rounds` rounds or until
+// `expected` messages came; returns their payloads in order.
+std::vector<std::string> acknowledge_all(VirtualClient& sub, std::size_t expected, int rounds) {
+  std::vector<std::string> got;
+  for (int round = 0; round < rounds && got.size() < expected; ++round) {
+    while (!sub.received().empty()) {
+      auto p = sub.take<Publish>();
+      got.push_back(*p.payload);
+      Ack ack;
+      ack.type = PacketType::Puback;
+      ack.packet_id = p.packet_id;
+      sub.send(ack);
+    }
+  }
+  return got;
+}
+
+// `n` publishers on worker 0, each sending one QoS 1 message to "t/1".
+std::vector<std::unique_ptr<VirtualClient>> publishers_sending_one_each(CoreHarness& h, int n) {
+  std::vector<std::unique_ptr<VirtualClient>> pubs;
+  for (int i = 0; i < n; ++i) {
+    pubs.push_back(h.connect(id_on(h, 0, "pub" + std::to_string(i) + "-"), ProtocolVersion::V311));
+    pubs.back()->send(broker::test::make_publish("t/1", "m" + std::to_string(i), 1, 1));
+  }
+  return pubs;
 }
 
 Options small_limits() {
@@ -201,17 +232,7 @@ TEST_CASE("flow: a QoS 1 subscriber whose queue fills holds its publisher", "[co
   }
   CHECK(pub->reading_paused());
   // The subscriber acknowledges one at a time (window 1): everything arrives, nothing dropped.
-  std::vector<std::string> got;
-  for (int round = 0; round < 20 && got.size() < 8; ++round) {
-    while (!sub->received().empty()) {
-      auto p = sub->take<Publish>();
-      got.push_back(*p.payload);
-      Ack ack;
-      ack.type = PacketType::Puback;
-      ack.packet_id = p.packet_id;
-      sub->send(ack);
-    }
-  }
+  const auto got = acknowledge_all(*sub, 8, 20);
   CHECK(got.size() == 8);
   CHECK(got.front() == "m1");
   CHECK(got.back() == "m8");
@@ -249,26 +270,11 @@ TEST_CASE("flow: what many publishers sent before the hold reached them is queue
   subscribe_ok(*sub, "t/#", 1);
   // Each publisher's one message is routed before it sees the subscriber Congested: 40 of
   // them overfill the queue (8) while staying under the held bound (16 x 8).
-  std::vector<std::unique_ptr<VirtualClient>> pubs;
-  for (int i = 0; i < 40; ++i) {
-    pubs.push_back(h.connect(id_on(h, 0, "pub" + std::to_string(i) + "-"), ProtocolVersion::V311));
-    pubs.back()->send(broker::test::make_publish("t/1", "m" + std::to_string(i), 1, 1));
-  }
+  auto pubs = publishers_sending_one_each(h, 40);
   std::size_t held = 0;
   for (auto& p : pubs) held += p->reading_paused() ? 1 : 0;
   CHECK(held > 30);
-  std::vector<std::string> got;
-  for (int round = 0; round < 100 && got.size() < 40; ++round) {
-    while (!sub->received().empty()) {
-      auto p = sub->take<Publish>();
-      got.push_back(*p.payload);
-      Ack ack;
-      ack.type = PacketType::Puback;
-      ack.packet_id = p.packet_id;
-      sub->send(ack);
-    }
-  }
-  CHECK(got.size() == 40);
+  CHECK(acknowledge_all(*sub, 40, 100).size() == 40);
   CHECK(dropped(h) == 0);
   for (auto& p : pubs) CHECK_FALSE(p->reading_paused());
 }
@@ -281,11 +287,7 @@ TEST_CASE("flow: the held queue is bounded: past 16 x max_queued_messages the ol
   CoreHarness h(o);
   auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
   subscribe_ok(*sub, "t/#", 1);
-  std::vector<std::unique_ptr<VirtualClient>> pubs;
-  for (int i = 0; i < 50; ++i) {
-    pubs.push_back(h.connect(id_on(h, 0, "pub" + std::to_string(i) + "-"), ProtocolVersion::V311));
-    pubs.back()->send(broker::test::make_publish("t/1", "m" + std::to_string(i), 1, 1));
-  }
+  auto pubs = publishers_sending_one_each(h, 50);
   // One in flight, 32 queued, the 17 oldest queued ones dropped.
   CHECK(dropped(h) == 50 - 1 - 32);
 }

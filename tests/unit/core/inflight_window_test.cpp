@@ -121,6 +121,24 @@ TEST_CASE("inflight window: erase while iterating visits every message once", "[
   CHECK(ids(w) == odd);
 }
 
+TEST_CASE("inflight window: an oldest message never acknowledged, many after it",
+          "[core][inflight]") {
+  Window w;
+  w.emplace(1, probe(1));  // never acknowledged
+  for (int round = 0; round < 1000; ++round) {
+    const auto a = static_cast<std::uint16_t>(2 + 2 * (round % 1000));
+    const auto b = static_cast<std::uint16_t>(a + 1);
+    w.emplace(a, probe(a));
+    w.emplace(b, probe(b));
+    REQUIRE(w.erase(w.find(a))->first == b);  // compacts now and then: the next is still b
+    const auto after = w.erase(w.find(b));
+    REQUIRE(after == w.end());
+    REQUIRE(ids(w) == std::vector<std::uint16_t>{1});
+  }
+  CHECK(w.size() == 1);
+  CHECK(w.find(1)->second.value == 1);
+}
+
 TEST_CASE("inflight window: an acknowledged message is let go at once", "[core][inflight]") {
   Window w;
   auto p = probe(7);

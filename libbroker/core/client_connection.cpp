@@ -688,23 +688,15 @@ std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& f
 
 bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t packet_id, bool dup) {
   const Message& message = *delivery.message;
-  const std::size_t payload_size = message.payload->size();
+  std::string& head = worker_.scratch();
+  head.clear();
   if (!is_v5() || (message.properties == nullptr && message.expires_at_ms == 0 &&
                    delivery.subscription_ids.empty() && client_topic_alias_max_ == 0)) {
-    // The common case, per receiver: the header straight from the message into a reused
-    // buffer, copied into the link's (no Publish, no topic copy, no allocation).
-    std::string& head = worker_.scratch();
-    head.clear();
+    // The common case, per receiver: the header straight from the message (no Publish, no
+    // topic copy, no allocation).
     protocol::PublishHeader header{message.topic, delivery.qos, delivery.retain, dup, packet_id,
-                                   nullptr, payload_size};
-    if (!protocol::encode_publish_head(header, version_, head)) return false;
-    if (client_max_packet_size_ != 0 && head.size() + payload_size > client_max_packet_size_) {
-      Counters::add(worker_.counters().messages_dropped);  // [MQTT-3.1.2-25]
-      return false;
-    }
-    link_.write(head, message.payload);
-    Counters::add(worker_.counters().messages_sent);
-    return true;
+                                   nullptr, message.payload->size()};
+    return protocol::encode_publish_head(header, version_, head) && write_publish(head, message.payload);
   }
   protocol::Publish publish;
   publish.payload = message.payload;
@@ -712,27 +704,26 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   publish.retain = delivery.retain;
   publish.dup = dup;
   publish.packet_id = packet_id;
-  std::uint16_t alias = 0;
+  if (message.properties) publish.properties = *message.properties;
+  if (message.expires_at_ms != 0)
+    publish.properties.message_expiry_interval = remaining_expiry_seconds(message, worker_.engine().now_ms());
+  publish.properties.subscription_identifiers = delivery.subscription_ids;
   bool first_use = false;
-  if (is_v5()) {
-    if (message.properties) publish.properties = *message.properties;
-    if (message.expires_at_ms != 0)
-      publish.properties.message_expiry_interval = remaining_expiry_seconds(message, worker_.engine().now_ms());
-    publish.properties.subscription_identifiers = delivery.subscription_ids;
-    alias = outbound_alias(message.topic, first_use);
-    if (alias != 0) publish.properties.topic_alias = alias;
-  }
+  const std::uint16_t alias = outbound_alias(message.topic, first_use);
+  if (alias != 0) publish.properties.topic_alias = alias;
   if (alias == 0 || first_use) publish.topic = message.topic;
-  std::string& head = worker_.scratch();
-  head.clear();
-  if (!protocol::encode_publish_head(publish, version_, head)) return false;
+  if (protocol::encode_publish_head(publish, version_, head) && write_publish(head, message.payload)) return true;
+  if (first_use) aliases_->outbound.erase(message.topic);  // the client never learnt it
+  return false;
+}
+
+bool ClientConnection::write_publish(std::string_view head, const protocol::PayloadPtr& payload) {
   // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size.
-  if (client_max_packet_size_ != 0 && head.size() + message.payload->size() > client_max_packet_size_) {
-    if (first_use) aliases_->outbound.erase(message.topic);
+  if (client_max_packet_size_ != 0 && head.size() + payload->size() > client_max_packet_size_) {
     Counters::add(worker_.counters().messages_dropped);
     return false;
   }
-  link_.write(head, message.payload);
+  link_.write(head, payload);
   Counters::add(worker_.counters().messages_sent);
   return true;
 }

@@ -85,6 +85,9 @@ class ClientConnection final : public ConnectionHandler {
   void end_session_link(bool publish_will);
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.
   std::uint16_t outbound_alias(const std::string& topic, bool& first_use);
+  // Writes a PUBLISH whose encoded head is `head`; false (counted as dropped) when it exceeds
+  // the client's Maximum Packet Size.
+  bool write_publish(std::string_view head, const protocol::PayloadPtr& payload);
 
   // Members are ordered so the small ones pack together: one per connection.
   WorkerCore& worker_;

@@ -171,14 +171,13 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   const SubscriberKey* self = publisher ? &publisher->subscriber->key : nullptr;
   std::size_t receivers = 0;
   route_blockers_.clear();
-  route_inboxes_ = 0;
   const bool watch = holdable(publisher);
   // A Congested receiver holds the publisher (never its own session: a client that does not
   // read while it writes would wait for itself).
   auto watch_flow = [&](const Match& m) {
     // No Subscriber in a plain match means it was Open when matched (see TopicIndex::match).
     if (watch && m.subscriber && flow_of(*m.subscriber) == FlowState::Congested && !(*self == m.key))
-      route_blockers_.push_back(m.subscriber);
+      route_blockers_.subscribers.push_back(m.subscriber);
   };
   std::size_t i = 0;
   while (i < matches.size() && !matches[i].shared) {
@@ -221,7 +220,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     for (unsigned w = 0; w < outgoing_.size(); ++w) {
       if (w == index_ || outgoing_[w].empty()) continue;
       if (outgoing_[w].size() + engine_.inbox_load(w).load(std::memory_order_relaxed) > high)
-        route_inboxes_ |= waiter_bit(w);
+        route_blockers_.inboxes |= waiter_bit(w);
     }
   }
   return receivers;
@@ -297,30 +296,36 @@ void WorkerCore::wake(std::uint64_t mask) {
   }
 }
 
-bool WorkerCore::hold_publisher(ClientConnection& connection) {
+void WorkerCore::drop_drained(Blockers& blockers) {
   const std::uint64_t bit = waiter_bit(index_);
-  const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
-  // Ask for a wake-up first, then look again: a drain between the route and now is seen.
-  std::erase_if(route_blockers_, [bit](const SubscriberPtr& s) {
-    s->waiters.fetch_or(bit);
+  // Ask for a wake-up first, then look again: a drain in between is seen. Our bit may have
+  // gone with a wake-up for an earlier congestion, so it is set again when missing.
+  std::erase_if(blockers.subscribers, [bit](const SubscriberPtr& s) {
+    if (flow_of(*s) != FlowState::Congested) return true;
+    if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
     return !still_congested(*s);
   });
+  const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
   for (unsigned w = 0; w < outgoing_.size(); ++w) {
-    if ((route_inboxes_ & waiter_bit(w)) == 0) continue;
-    engine_.inbox_waiters(w).fetch_or(bit);
-    if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) route_inboxes_ &= ~waiter_bit(w);
+    if ((blockers.inboxes & waiter_bit(w)) == 0) continue;
+    auto& waiters = engine_.inbox_waiters(w);
+    if ((waiters.load() & bit) == 0) waiters.fetch_or(bit);
+    if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) blockers.inboxes &= ~waiter_bit(w);
   }
-  const bool blocked = !route_blockers_.empty() || route_inboxes_ != 0;
+}
+
+bool WorkerCore::hold_publisher(ClientConnection& connection) {
+  drop_drained(route_blockers_);
+  const bool blocked = !route_blockers_.empty();
   if (blocked) {
     auto [it, inserted] = held_.try_emplace(&connection);
     HeldPublisher& held = it->second;
     if (inserted) held.since_ms = engine_.now_ms();
-    for (auto& s : route_blockers_) held.subscribers.push_back(std::move(s));
-    held.inboxes |= route_inboxes_;
+    for (auto& s : route_blockers_.subscribers) held.blockers.subscribers.push_back(std::move(s));
+    held.blockers.inboxes |= route_blockers_.inboxes;
     connection.hold();
   }
   route_blockers_.clear();
-  route_inboxes_ = 0;
   return blocked;
 }
 
@@ -329,26 +334,14 @@ void WorkerCore::stash_input(ClientConnection& connection, std::string_view byte
 }
 
 void WorkerCore::recheck_held(std::uint64_t now_ms) {
-  const std::uint64_t bit = waiter_bit(index_);
-  const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
   const std::uint64_t max_pause = engine_.limits().max_publisher_pause_ms;
   std::vector<ClientConnection*> ready;
   for (auto& [connection, held] : held_) {
-    // A subscriber's worker decides when it stops holding (Open, or Stuck without progress).
-    std::erase_if(held.subscribers, [bit](const SubscriberPtr& s) {
-      if (flow_of(*s) != FlowState::Congested) return true;
-      // Our bit may have gone with a wake-up for an earlier congestion: ask again.
-      if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
-      return !still_congested(*s);
-    });
-    // An inbox that does not drain within max_pause (a stopping worker) holds no longer.
-    if (now_ms - held.since_ms >= max_pause) held.inboxes = 0;
-    for (unsigned w = 0; w < outgoing_.size(); ++w) {
-      if ((held.inboxes & waiter_bit(w)) == 0) continue;
-      if ((engine_.inbox_waiters(w).load() & bit) == 0) engine_.inbox_waiters(w).fetch_or(bit);
-      if (outgoing_[w].size() + engine_.inbox_load(w).load() <= low) held.inboxes &= ~waiter_bit(w);
-    }
-    if (held.subscribers.empty() && held.inboxes == 0) ready.push_back(connection);
+    // A subscriber's worker decides when it stops holding (Open, or Stuck without progress);
+    // an inbox that does not drain within max_pause (a stopping worker) holds no longer.
+    if (now_ms - held.since_ms >= max_pause) held.blockers.inboxes = 0;
+    drop_drained(held.blockers);
+    if (held.blockers.empty()) ready.push_back(connection);
   }
   for (ClientConnection* connection : ready) {
     auto it = held_.find(connection);

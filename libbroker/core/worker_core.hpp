@@ -99,7 +99,7 @@ class WorkerCore {
 
   // --- publisher back-pressure (core/flow_control.hpp) ---
   // Whether the last publish() from a client found a receiver Congested or a target inbox full.
-  bool publisher_blocked() const noexcept { return !route_blockers_.empty() || route_inboxes_ != 0; }
+  bool publisher_blocked() const noexcept { return !route_blockers_.empty(); }
   // Holds `connection` (stops reading it) until what blocked its last publish drains, or
   // Limits::max_publisher_pause_ms passed. Returns false when the blockers already drained.
   bool hold_publisher(ClientConnection& connection);
@@ -154,6 +154,18 @@ class WorkerCore {
   // Publisher side: wakes the workers whose bits are in `mask`.
   void wake(std::uint64_t mask);
   void recheck_held(std::uint64_t now_ms);
+  // What holds a publisher: Congested receivers and the waiter bits of full worker inboxes.
+  struct Blockers {
+    std::vector<SubscriberPtr> subscribers;
+    std::uint64_t inboxes = 0;
+    bool empty() const noexcept { return subscribers.empty() && inboxes == 0; }
+    void clear() noexcept {
+      subscribers.clear();
+      inboxes = 0;
+    }
+  };
+  // Asks each blocker to wake this worker when it drains, then drops those that already did.
+  void drop_drained(Blockers& blockers);
   // Whether route() should look for blockers: back-pressure is on and `publisher` is a client.
   bool holdable(const Session* publisher) const noexcept;
 
@@ -199,10 +211,10 @@ class WorkerCore {
   // progress and their backlog then. Publisher side: connections held, and what the current
   // route() found.
   struct HeldPublisher {
-    std::vector<SubscriberPtr> subscribers;  // Congested receivers of its last publish
-    std::uint64_t inboxes = 0;               // waiter bits of the full worker inboxes
+    Blockers blockers;
     std::uint64_t since_ms = 0;
-    std::string input;  // read but not yet handled
+    // Read but not yet handled: kept here, not in the connection, so only held ones pay.
+    std::string input;
   };
   struct Congestion {
     std::uint64_t progress_ms;   // when the backlog last fell by output_low_water_bytes
@@ -210,8 +222,7 @@ class WorkerCore {
   };
   std::unordered_map<Session*, Congestion> congested_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
-  std::vector<SubscriberPtr> route_blockers_;
-  std::uint64_t route_inboxes_ = 0;
+  Blockers route_blockers_;  // what the last route() found (read by hold_publisher)
 };
 
 }  // namespace broker::core

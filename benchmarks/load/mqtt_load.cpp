@@ -437,7 +437,7 @@ void LoadGen::setup() {
   std::string base = "load/" + o.prefix;
   conns_.reserve(o.scenario == Scenario::Idle ? o.clients : num_pubs_ + subs);
   payload_fill_.assign(o.payload - kStampSize, 'x');
-  payload_size_only_ = std::make_shared<const proto::Payload>(o.payload, '\0');
+  payload_size_only_ = proto::Payload::copy_of(std::string(o.payload, '\0'));
 
   if (o.scenario == Scenario::Idle) {
     for (std::uint32_t i = 0; i < o.clients; ++i) {

@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   auto run = [&](std::uint8_t qos, std::uint16_t packet_id) {
     protocol::Publish p;
     p.topic = "fleet/broadcast/ota";
-    p.payload = std::make_shared<const protocol::Payload>(std::string(payload_bytes, 'x'));
+    p.payload = protocol::Payload::copy_of(std::string(payload_bytes, 'x'));
     p.qos = qos;
     p.packet_id = packet_id;
     const std::string bytes = bytes_of(p, version);

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "broker/broker.hpp"
 #include "broker/store.hpp"
 #include "core/clock.hpp"
@@ -174,6 +176,11 @@ class BrokerImpl final : public Broker {
     if (!protocol::valid_topic_name(m.topic) || !protocol::valid_utf8_string(m.topic))
       return Status::invalid_argument("topic is not a valid topic name");
     if (m.qos > 2) return Status::invalid_argument("qos must be 0, 1 or 2");
+    // Fixed header (at most 5 bytes), topic length, packet id: a bigger one could never be sent.
+    const std::uint64_t packet_size = std::uint64_t{9} + m.topic.size() + m.payload.size();
+    if (packet_size > engine_->limits().max_packet_size)
+      return Status::invalid_argument(fmt::format("message of {} bytes exceeds max_packet_size ({} bytes)",
+                                                  packet_size, engine_->limits().max_packet_size));
     if (m.payload_format_indicator.value_or(0) > 1)
       return Status::invalid_argument("payload_format_indicator must be 0 or 1");
     if (m.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(m.payload))

@@ -25,7 +25,7 @@ StoredMessage to_record(const Message& m) {
 void from_record(StoredMessage&& r, Message& m) {
   m.id = r.id;
   m.topic = std::move(r.message.topic);
-  m.payload = std::make_shared<const protocol::Payload>(std::move(r.message.payload));
+  m.payload = protocol::Payload::copy_of(r.message.payload);
   m.qos = r.message.qos;
   m.retain = r.message.retain;
   protocol::Properties p;

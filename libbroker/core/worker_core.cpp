@@ -752,7 +752,7 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
     StoredWill& w = *record.will;
     protocol::Will will;
     will.topic = std::move(w.message.topic);
-    will.payload = std::make_shared<const protocol::Payload>(std::move(w.message.payload));
+    will.payload = protocol::Payload::copy_of(w.message.payload);
     will.qos = w.message.qos;
     will.retain = w.message.retain;
     will.properties.message_expiry_interval = w.message.message_expiry_interval;

@@ -172,9 +172,9 @@ bool decode_connect(Reader& r, Connect& c, DecodeError& error, ConnectResult& re
     if (v5 && !decode_properties(r, PropertyScope::Will, w.properties, error)) return false;
     if (!read_utf8(r, w.topic, error)) return false;
     if (!valid_topic_name(w.topic)) return fail(error, ReasonCode::TopicNameInvalid, "invalid will topic");
-    std::string payload;
-    if (!read_binary(r, payload, error)) return false;
-    w.payload = std::make_shared<const Payload>(std::move(payload));
+    std::string_view payload;
+    if (!r.prefixed(payload)) return malformed(error, "truncated will payload");
+    w.payload = Payload::copy_of(payload);
     c.will = std::move(w);
   }
   c.username.reset();
@@ -232,7 +232,7 @@ bool decode_publish(std::uint8_t flags, Reader& r, bool v5, Publish& p, DecodeEr
       return fail(error, ReasonCode::ProtocolError, "empty topic without topic alias");
     }
   }
-  p.payload = std::make_shared<const Payload>(r.rest());
+  p.payload = Payload::copy_of(r.rest());
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "broker/reason_code.hpp"
+#include "protocol/payload.hpp"
 #include "protocol/properties.hpp"
 
 namespace broker::protocol {
@@ -24,10 +25,6 @@ enum class PacketType : std::uint8_t {
   Subscribe = 8, Suback = 9, Unsubscribe = 10, Unsuback = 11, Pingreq = 12, Pingresp = 13,
   Disconnect = 14, Auth = 15,
 };
-
-// The application message body. Immutable once built; shared by every receiver.
-using Payload = std::string;
-using PayloadPtr = std::shared_ptr<const Payload>;
 
 struct Will {
   std::string topic;

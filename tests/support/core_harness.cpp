@@ -11,7 +11,7 @@ protocol::Publish make_publish(const std::string& topic, const std::string& payl
                                std::uint8_t qos, std::uint16_t id, bool retain) {
   protocol::Publish p;
   p.topic = topic;
-  p.payload = std::make_shared<const protocol::Payload>(payload);
+  p.payload = protocol::Payload::copy_of(payload);
   p.qos = qos;
   p.packet_id = id;
   p.retain = retain;

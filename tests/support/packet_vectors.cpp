@@ -13,7 +13,7 @@ using namespace broker::protocol;
 using V = ProtocolVersion;
 using R = ReasonCode;
 
-PayloadPtr payload(std::string s) { return std::make_shared<const Payload>(std::move(s)); }
+PayloadPtr payload(std::string s) { return Payload::copy_of(s); }
 
 class Table {
  public:

@@ -40,7 +40,7 @@ void publish(VirtualClient& c, const std::string& payload) {
 // Payloads of the PUBLISH packets `c` received, in order.
 std::vector<std::string> payloads(VirtualClient& c) {
   std::vector<std::string> out;
-  while (!c.received().empty()) out.push_back(*c.take<Publish>().payload);
+  while (!c.received().empty()) out.emplace_back(c.take<Publish>().payload->view());
   return out;
 }
 
@@ -58,7 +58,7 @@ std::vector<std::string> acknowledge_all(VirtualClient& sub, std::size_t expecte
   for (int round = 0; round < rounds && got.size() < expected; ++round) {
     while (!sub.received().empty()) {
       auto p = sub.take<Publish>();
-      got.push_back(*p.payload);
+      got.emplace_back(p.payload->view());
       Ack ack;
       ack.type = PacketType::Puback;
       ack.packet_id = p.packet_id;

@@ -17,7 +17,7 @@ namespace {
 MessagePtr msg(std::string topic, std::string payload = "x", std::uint64_t expires_at_ms = 0) {
   auto m = std::make_shared<Message>();
   m->topic = std::move(topic);
-  m->payload = std::make_shared<const std::string>(std::move(payload));
+  m->payload = broker::protocol::Payload::copy_of(payload);
   m->retain = true;
   m->expires_at_ms = expires_at_ms;
   return m;

@@ -282,7 +282,7 @@ TEST_CASE("core: keep alive timeout closes and publishes the will [MQTT-3.1.2-24
   connect.keep_alive = 2;
   Will will;
   will.topic = "will/sleepy";
-  will.payload = std::make_shared<const Payload>("gone");
+  will.payload = Payload::copy_of("gone");
   connect.will = will;
   c->send(connect);
   c->take<Connack>();
@@ -304,7 +304,7 @@ TEST_CASE("core: a normal DISCONNECT discards the will [MQTT-3.14.4-3]", "[core]
   connect.client_id = "polite";
   Will will;
   will.topic = "will/polite";
-  will.payload = std::make_shared<const Payload>("gone");
+  will.payload = Payload::copy_of("gone");
   connect.will = will;
   c->send(connect);
   c->take<Connack>();
@@ -325,7 +325,7 @@ TEST_CASE("core: will delay publishes after the delay unless the client returns 
     connect.properties.session_expiry_interval = 100;
     Will will;
     will.topic = "will/delayed";
-    will.payload = std::make_shared<const Payload>("late");
+    will.payload = Payload::copy_of("late");
     will.properties.will_delay_interval = 5;
     connect.will = will;
     c->send(connect);

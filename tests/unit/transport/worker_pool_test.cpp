@@ -214,8 +214,7 @@ class TestHandler final : public core::ConnectionHandler {
       // Three packets: owned head + shared payload each, the middle one large enough that
       // the kernel takes it in pieces.
       for (int k = 0; k < 3; ++k) {
-        auto payload = std::make_shared<const std::string>(
-            k == 1 ? n : 10, static_cast<char>('a' + k));
+        auto payload = protocol::Payload::copy_of(std::string(k == 1 ? n : 10, static_cast<char>('a' + k)));
         link_.write("<" + std::to_string(k) + ">", payload);
       }
       link_.write("<end>\n");

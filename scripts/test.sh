@@ -17,7 +17,7 @@ benchmarks=OFF
 [[ -f benchmarks/CMakeLists.txt ]] && benchmarks=ON
 
 step "install dependencies"
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --tests
 
 step "build (RelWithDebInfo, -Werror) into build/"
 # Every switch is given, since quickstart.sh shares build/ and its cache.

@@ -195,8 +195,7 @@ class BrokerImpl final : public Broker {
     record.arrival_ms = core::SystemClock::instance().now_ms();
     if (m.message_expiry_interval)
       record.expires_at_ms = record.arrival_ms + std::uint64_t{*m.message_expiry_interval} * 1000;
-    auto message = engine_->new_message();
-    core::from_record(std::move(record), *message);
+    core::MessageRef message = core::from_record(std::move(record), engine_->message_releaser());
     unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
     core::WorkerCore* worker = &engine_->worker(w);
     bool posted = pool_->post(w, [worker, msg = std::move(message)]() mutable {

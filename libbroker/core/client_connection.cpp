@@ -336,16 +336,15 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
 
-  auto message = engine.new_message();
+  // The decoder keeps its topic string (and its capacity) for the next PUBLISH.
+  MessageRef message = engine.new_message(publish.topic, session_->client_id());
   message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*props.message_expiry_interval} * 1000;
-  message->topic = std::move(publish.topic);
   message->payload = std::move(publish.payload);
   message->qos = publish.qos;
   message->retain = publish.retain;
   if (is_v5()) message->properties = forwarded_properties(std::move(props));
-  message->origin_client_id = session_->client_id();
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
   if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
@@ -673,7 +672,7 @@ ClientConnection::TopicAliases& ClientConnection::aliases() {
   return *aliases_;
 }
 
-std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& first_use) {
+std::uint16_t ClientConnection::outbound_alias(std::string_view topic, bool& first_use) {
   first_use = false;
   if (client_topic_alias_max_ == 0) return 0;
   auto& outbound = aliases().outbound;
@@ -681,7 +680,7 @@ std::uint16_t ClientConnection::outbound_alias(const std::string& topic, bool& f
   if (it != outbound.end()) return it->second;
   if (outbound.size() >= client_topic_alias_max_) return 0;
   auto alias = static_cast<std::uint16_t>(outbound.size() + 1);
-  outbound.emplace(topic, alias);
+  outbound.emplace(std::string(topic), alias);
   first_use = true;
   return alias;
 }
@@ -694,7 +693,7 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
                    delivery.subscription_ids.empty() && client_topic_alias_max_ == 0)) {
     // The common case, per receiver: the header straight from the message (no Publish, no
     // topic copy, no allocation).
-    protocol::PublishHeader header{message.topic, delivery.qos, delivery.retain, dup, packet_id,
+    protocol::PublishHeader header{message.topic(), delivery.qos, delivery.retain, dup, packet_id,
                                    nullptr, message.payload->size()};
     return protocol::encode_publish_head(header, version_, head) && write_publish(head, message.payload);
   }
@@ -709,11 +708,11 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
     publish.properties.message_expiry_interval = remaining_expiry_seconds(message, worker_.engine().now_ms());
   publish.properties.subscription_identifiers = delivery.subscription_ids;
   bool first_use = false;
-  const std::uint16_t alias = outbound_alias(message.topic, first_use);
+  const std::uint16_t alias = outbound_alias(message.topic(), first_use);
   if (alias != 0) publish.properties.topic_alias = alias;
-  if (alias == 0 || first_use) publish.topic = message.topic;
+  if (alias == 0 || first_use) publish.topic = message.topic();
   if (protocol::encode_publish_head(publish, version_, head) && write_publish(head, message.payload)) return true;
-  if (first_use) aliases_->outbound.erase(message.topic);  // the client never learnt it
+  if (first_use) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));  // never sent
   return false;
 }
 

@@ -9,8 +9,10 @@
 // Thread safety: owned by the transport, touched by its worker only.
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -84,7 +86,7 @@ class ClientConnection final : public ConnectionHandler {
   void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
   void end_session_link(bool publish_will);
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.
-  std::uint16_t outbound_alias(const std::string& topic, bool& first_use);
+  std::uint16_t outbound_alias(std::string_view topic, bool& first_use);
   // Writes a PUBLISH whose encoded head is `head`; false (counted as dropped) when it exceeds
   // the client's Maximum Packet Size.
   bool write_publish(std::string_view head, const protocol::PayloadPtr& payload);
@@ -124,9 +126,13 @@ class ClientConnection final : public ConnectionHandler {
 
   // Made on first use: most clients (vehicles among them) use no topic alias, and the two
   // empty maps would cost ~110 bytes per connection.
+  struct TopicHash {
+    using is_transparent = void;  // looked up by a message's string_view topic
+    std::size_t operator()(std::string_view topic) const noexcept { return std::hash<std::string_view>{}(topic); }
+  };
   struct TopicAliases {
     std::unordered_map<std::uint16_t, std::string> inbound;
-    std::unordered_map<std::string, std::uint16_t> outbound;
+    std::unordered_map<std::string, std::uint16_t, TopicHash, std::equal_to<>> outbound;
   };
   TopicAliases& aliases();
   std::unique_ptr<TopicAliases> aliases_;

@@ -30,10 +30,6 @@ unsigned Engine::home_worker(std::string_view client_id) const noexcept {
   return static_cast<unsigned>(std::hash<std::string_view>{}(client_id) % workers_.size());
 }
 
-std::shared_ptr<Message> Engine::new_message() {
-  return std::make_shared<Message>(store_ ? static_cast<MessageReleaser*>(this) : nullptr);
-}
-
 void Engine::released(const Message& message) noexcept {
   if (!delete_released_.load(std::memory_order_relaxed)) return;
   WriteBatch batch;

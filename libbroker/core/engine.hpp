@@ -61,9 +61,12 @@ class Engine final : private MessageReleaser {
   bool durable_acks() const noexcept {
     return store_ && options_.durability == Durability::Durable;
   }
-  // A new message whose record, once persisted, is deleted with its last reference. One
-  // allocation (the control block holds the message).
-  std::shared_ptr<Message> new_message();
+  // A new message whose record, once persisted, is deleted with its last reference.
+  MessageRef new_message(std::string_view topic, std::string_view origin_client_id) {
+    return Message::create(topic, origin_client_id, message_releaser());
+  }
+  // What new messages report their last reference to: this engine, when there is a store.
+  MessageReleaser* message_releaser() noexcept { return store_ ? this : nullptr; }
   // Broker-wide unique, increasing message id (also unique across restarts).
   std::uint64_t next_message_id() noexcept { return next_message_id_.fetch_add(1, std::memory_order_relaxed); }
   void raise_message_id_floor(std::uint64_t above) noexcept;

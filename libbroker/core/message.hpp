@@ -1,20 +1,22 @@
 #pragma once
 // The broker's internal application message: immutable once built and shared by reference
-// among every receiver, queue and retained slot (MessagePtr). Per-receiver fields (packet id,
-// QoS granted, topic alias, subscription identifiers) live in the delivery, not here.
+// among every receiver, queue and retained slot (MessagePtr, util/counted_ptr.hpp).
+// Per-receiver fields (packet id, QoS granted, topic alias, subscription identifiers) live in
+// the delivery, not here.
 //
 // Thread safety: immutable after construction; safe to share across threads.
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <string>
+#include <string_view>
 
 #include "broker/options.hpp"
 #include "protocol/packet.hpp"
+#include "util/counted_ptr.hpp"
 
 namespace broker::core {
 
-struct Message;
+class Message;
 
 // Hears of a persisted message whose last reference went (the Engine deletes its record).
 // Thread safety: released() runs on whichever thread drops the last MessagePtr, so an
@@ -27,29 +29,35 @@ class MessageReleaser {
   ~MessageReleaser() = default;
 };
 
-struct Message {
-  Message() = default;
-  explicit Message(MessageReleaser* releaser) noexcept : releaser_(releaser) {}
+using MessageRef = CountedPtr<Message>;        // one owner while it is being built
+using MessagePtr = CountedPtr<const Message>;  // shared once published
+
+class Message {
+ public:
+  // A message whose topic and origin client id are copied into its own allocation (one
+  // allocation per message, where a std::string topic and origin cost up to two more).
+  // `releaser` (may be null) hears of it when the last reference goes.
+  static MessageRef create(std::string_view topic, std::string_view origin_client_id,
+                           MessageReleaser* releaser);
   Message(const Message&) = delete;
   Message& operator=(const Message&) = delete;
-  ~Message() {
-    if (releaser_ && persisted.load(std::memory_order_acquire)) releaser_->released(*this);
-  }
 
-  std::string topic;
+  std::string_view topic() const noexcept { return {text(), topic_size_}; }
+  // Empty when published by the embedding application.
+  std::string_view origin_client_id() const noexcept { return {text() + topic_size_, origin_size_}; }
+
   protocol::PayloadPtr payload;  // never null
-  std::uint8_t qos = 0;          // QoS it was published with
-  bool retain = false;           // the RETAIN flag it was published with
   // Publish properties to forward: payload format, content type, response topic, correlation
   // data, user properties; null when there are none (3.1.1, and most 5.0 publishers), which
   // keeps a message to a few cache lines for whichever worker touches it.
   // message_expiry_interval is NOT kept here (see expires_at_ms); topic alias and subscription
   // identifiers are per delivery.
   std::unique_ptr<const protocol::Properties> properties;
-  std::string origin_client_id;  // empty when published by the embedding application
   std::uint64_t id = 0;          // broker-wide unique, increasing per origin worker
   std::uint64_t arrival_ms = 0;  // wall clock, ms since the Unix epoch
   std::uint64_t expires_at_ms = 0;  // wall clock; 0 = never expires
+  std::uint8_t qos = 0;          // QoS it was published with
+  bool retain = false;           // the RETAIN flag it was published with
   // How it is stored and acknowledged (Options::durability and durability_rules).
   Durability durability = Durability::Durable;
   // Written to the Store (once, by the first worker that needed it); the releaser then
@@ -57,13 +65,25 @@ struct Message {
   mutable std::atomic<bool> persisted{false};
 
  private:
-  MessageReleaser* const releaser_ = nullptr;
+  template <typename>
+  friend class broker::CountedPtr;
+  Message(std::uint32_t topic_size, std::uint32_t origin_size, MessageReleaser* releaser) noexcept
+      : topic_size_(topic_size), origin_size_(origin_size), releaser_(releaser) {}
+  ~Message() {
+    if (releaser_ && persisted.load(std::memory_order_acquire)) releaser_->released(*this);
+  }
+  static void destroy(const Message* message) noexcept;
+  // The topic, then the origin client id, follow the message in its allocation.
+  const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+
+  mutable std::atomic<std::uint32_t> references_{1};
+  const std::uint32_t topic_size_;
+  const std::uint32_t origin_size_;
+  MessageReleaser* const releaser_;
 };
 
 // The publish properties a message forwards, or null when none of them is set.
 std::unique_ptr<const protocol::Properties> forwarded_properties(protocol::Properties p);
-
-using MessagePtr = std::shared_ptr<const Message>;
 
 // Seconds left before expiry at `now_ms`, rounded up; nullopt when the message never expires.
 // 0 means expired.

@@ -5,7 +5,7 @@ namespace broker::core {
 StoredMessage to_record(const Message& m) {
   StoredMessage r;
   r.id = m.id;
-  r.message.topic = m.topic;
+  r.message.topic = m.topic();
   r.message.payload = *m.payload;
   r.message.qos = m.qos;
   r.message.retain = m.retain;
@@ -16,15 +16,16 @@ StoredMessage to_record(const Message& m) {
     r.message.correlation_data = p->correlation_data;
     r.message.user_properties = p->user_properties;
   }
-  r.origin_client_id = m.origin_client_id;
+  r.origin_client_id = m.origin_client_id();
   r.arrival_ms = m.arrival_ms;
   r.expires_at_ms = m.expires_at_ms;
   return r;
 }
 
-void from_record(StoredMessage&& r, Message& m) {
+MessageRef from_record(StoredMessage&& r, MessageReleaser* releaser) {
+  MessageRef message = Message::create(r.message.topic, r.origin_client_id, releaser);
+  Message& m = *message;
   m.id = r.id;
-  m.topic = std::move(r.message.topic);
   m.payload = protocol::Payload::copy_of(r.message.payload);
   m.qos = r.message.qos;
   m.retain = r.message.retain;
@@ -35,9 +36,9 @@ void from_record(StoredMessage&& r, Message& m) {
   p.correlation_data = std::move(r.message.correlation_data);
   p.user_properties = std::move(r.message.user_properties);
   m.properties = forwarded_properties(p);
-  m.origin_client_id = std::move(r.origin_client_id);
   m.arrival_ms = r.arrival_ms;
   m.expires_at_ms = r.expires_at_ms;
+  return message;
 }
 
 StoredSession to_record(const Session& s) {

@@ -12,8 +12,8 @@
 namespace broker::core {
 
 StoredMessage to_record(const Message& message);
-// Fills `out` (a fresh message from Engine::new_message) from a record.
-void from_record(StoredMessage&& record, Message& out);
+// The message a record holds; `releaser` as for Message::create.
+MessageRef from_record(StoredMessage&& record, MessageReleaser* releaser);
 
 // The session as a record, `expires_at_ms` as the session has it (0 while connected).
 StoredSession to_record(const Session& session);

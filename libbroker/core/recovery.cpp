@@ -17,8 +17,7 @@ class Recovery final : public StoreVisitor {
   explicit Recovery(Engine& engine) : engine_(engine), now_(engine.now_ms()) {}
 
   void on_message(StoredMessage&& record) override {
-    auto message = engine_.new_message();
-    from_record(std::move(record), *message);
+    MessageRef message = from_record(std::move(record), engine_.message_releaser());
     message->persisted.store(true);
     engine_.raise_message_id_floor(message->id);
     std::uint64_t id = message->id;
@@ -42,8 +41,7 @@ class Recovery final : public StoreVisitor {
   }
 
   void on_retained(StoredMessage&& record) override {
-    auto message = engine_.new_message();
-    from_record(std::move(record), *message);
+    MessageRef message = from_record(std::move(record), engine_.message_releaser());
     engine_.raise_message_id_floor(message->id);
     if (!is_expired(*message, now_)) engine_.retained().set(std::move(message));
     ++retained_;

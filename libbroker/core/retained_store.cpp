@@ -77,7 +77,7 @@ struct RetainedStore::Impl {
   // Drops `m` if it is still the one stored under its topic.
   void drop(const MessagePtr& m) {
     std::vector<Node*> path;
-    if (!find_path(m->topic, path) || path.back()->message != m) return;
+    if (!find_path(m->topic(), path) || path.back()->message != m) return;
     path.back()->message.reset();
     count_.fetch_sub(1, std::memory_order_relaxed);
     prune(path);
@@ -99,7 +99,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
   Impl& impl = *impl_;
   std::unique_lock lock(impl.mu_);
   std::vector<Node*> path;
-  const bool found = impl.find_path(message->topic, path);
+  const bool found = impl.find_path(message->topic(), path);
   Node* existing = found ? path.back() : nullptr;
   // An empty payload removes the retained message and is not stored [MQTT-3.3.1-6, 3.3.1-7].
   if (empty_payload(*message)) {
@@ -118,10 +118,10 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
   Node* n = path.back();
   std::size_t pos = 0;
   for (std::size_t depth = 1; depth < path.size(); ++depth) {
-    pos = level_at(message->topic, pos).second;
+    pos = level_at(message->topic(), pos).second;
   }
   while (pos != kEnd) {
-    auto [level, next] = level_at(message->topic, pos);
+    auto [level, next] = level_at(message->topic(), pos);
     auto child = std::make_unique<Node>(level);
     n->children.insert(child.get());
     n = child.release();

@@ -123,9 +123,8 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
 }
 
 void WorkerCore::publish_will(const std::string& client_id, const protocol::Will& will) {
-  auto message = engine_.new_message();
+  MessageRef message = engine_.new_message(will.topic, client_id);
   message->arrival_ms = engine_.now_ms();
-  message->topic = will.topic;
   message->payload = will.payload;
   message->qos = will.qos;
   message->retain = will.retain;
@@ -133,18 +132,17 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   if (p.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*p.message_expiry_interval} * 1000;
   message->properties = forwarded_properties(p);
-  message->origin_client_id = client_id;
   publish(std::move(message), nullptr);
 }
 
-WorkerCore::Published WorkerCore::publish(std::shared_ptr<Message>&& message,
+WorkerCore::Published WorkerCore::publish(MessageRef&& message,
                                           const Session* publisher) {
   message->id = engine_.next_message_id();
-  message->durability = engine_.durability_for(message->topic);
+  message->durability = engine_.durability_for(message->topic());
   if (message->expires_at_ms == 0) {
-    if (auto ttl = engine_.ttl_for(message->topic)) message->expires_at_ms = message->arrival_ms + *ttl * 1000ull;
+    if (auto ttl = engine_.ttl_for(message->topic())) message->expires_at_ms = message->arrival_ms + *ttl * 1000ull;
   }
-  if (engine_.store() && engine_.persisted_topic(message->topic)) batch_.append_log(to_record(*message));
+  if (engine_.store() && engine_.persisted_topic(message->topic())) batch_.append_log(to_record(*message));
   MessagePtr shared = std::move(message);
   if (shared->retain && engine_.limits().retain_available) retain(shared);
   return Published{route(shared, publisher), shared->durability};
@@ -156,7 +154,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   // Subscribers are fetched only when store_delivery_for may need their persistence flag.
   const bool may_store = engine_.store() != nullptr && message->qos > 0 &&
                          message->durability != Durability::Memory;
-  const bool distinct = engine_.index().match(index_, message->topic, matches, may_store);
+  const bool distinct = engine_.index().match(index_, message->topic(), matches, may_store);
   if (matches.empty()) return 0;
   // Overlapping subscriptions of one session give one delivery with the highest QoS and all
   // subscription identifiers [MQTT-3.3.4-2], [MQTT-3.3.4-3]; group them by session (a
@@ -568,7 +566,7 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
 
 void WorkerCore::redistribute_shared(Session& session) {
   auto hand_off = [&](Delivery& delivery) -> bool {
-    const std::string& topic = delivery.message->topic;
+    const std::string_view topic = delivery.message->topic();
     for (const auto& [filter, options] : session.subscriptions) {
       auto shared = protocol::parse_shared_filter(filter);
       if (!shared || !protocol::topic_matches(shared->filter, topic)) continue;
@@ -693,13 +691,13 @@ void WorkerCore::retain(const MessagePtr& message) {
   auto result = engine_.retained().set(message);
   // Store keys are bounded (LMDB: 511 bytes); a longer topic's retained message lives in
   // memory only rather than failing the whole write batch it would share.
-  if (!engine_.store() || message->topic.size() > kMaxStoredTopicLength ||
+  if (!engine_.store() || message->topic().size() > kMaxStoredTopicLength ||
       message->durability == Durability::Memory)
     return;
   if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {
     batch_.put_retained(to_record(*message));
   } else if (result == RetainedStore::SetResult::Cleared) {
-    batch_.delete_retained(message->topic);
+    batch_.delete_retained(std::string(message->topic()));
   }
 }
 

@@ -75,7 +75,7 @@ class WorkerCore {
     std::size_t receivers;  // sessions it went to
     Durability durability;  // how it is stored and acknowledged
   };
-  Published publish(std::shared_ptr<Message>&& message, const Session* publisher);
+  Published publish(MessageRef&& message, const Session* publisher);
   // Matches `message` once and delivers it to every subscriber, here or on other workers.
   // `publisher` (may be null) is used for No Local. Returns the number of receiving sessions.
   std::size_t route(const MessagePtr& message, const Session* publisher);

@@ -15,7 +15,7 @@ PayloadPtr Payload::copy_of(std::string_view bytes) {
   void* memory = ::operator new(sizeof(Payload) + bytes.size());
   auto* payload = new (memory) Payload(static_cast<std::uint32_t>(bytes.size()));
   if (!bytes.empty()) std::memcpy(payload->bytes(), bytes.data(), bytes.size());
-  return PayloadPtr(payload);
+  return PayloadPtr::adopt(payload);
 }
 
 void Payload::destroy(const Payload* payload) noexcept {

@@ -8,17 +8,19 @@
 // receiver has it. An MQTT payload is under 256 MiB, and a node cannot hold 4 billion
 // references, so both counters are 32 bits and the header is 8 bytes.
 //
-// Thread safety: the bytes never change; PayloadPtr copies and drops may race like
-// shared_ptr's, and the last one frees the payload on whichever thread drops it.
+// Thread safety: the bytes never change; PayloadPtr (util/counted_ptr.hpp) copies and drops
+// may race, and the last one frees the payload on whichever thread drops it.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <utility>
+
+#include "util/counted_ptr.hpp"
 
 namespace broker::protocol {
 
-class PayloadPtr;
+class Payload;
+using PayloadPtr = CountedPtr<const Payload>;
 
 class Payload {
  public:
@@ -37,7 +39,7 @@ class Payload {
   friend bool operator==(const Payload& a, std::string_view b) noexcept { return a.view() == b; }
 
  private:
-  friend class PayloadPtr;
+  friend class CountedPtr<const Payload>;
   explicit Payload(std::uint32_t size) noexcept : size_(size) {}
   ~Payload() = default;
   static void destroy(const Payload* payload) noexcept;
@@ -45,42 +47,6 @@ class Payload {
 
   mutable std::atomic<std::uint32_t> references_{1};
   const std::uint32_t size_;
-};
-
-// A counted reference to a Payload, or null (as shared_ptr, without its second word).
-class PayloadPtr {
- public:
-  PayloadPtr() noexcept = default;
-  PayloadPtr(std::nullptr_t) noexcept {}  // NOLINT: null converts, as for shared_ptr
-  PayloadPtr(const PayloadPtr& other) noexcept : payload_(other.payload_) {
-    // A new reference needs no ordering: the one it was copied from keeps the bytes alive.
-    if (payload_) payload_->references_.fetch_add(1, std::memory_order_relaxed);
-  }
-  PayloadPtr(PayloadPtr&& other) noexcept : payload_(std::exchange(other.payload_, nullptr)) {}
-  PayloadPtr& operator=(PayloadPtr other) noexcept {
-    std::swap(payload_, other.payload_);
-    return *this;
-  }
-  ~PayloadPtr() {
-    // The last drop must see every other thread's use of the bytes before freeing them.
-    if (payload_ && payload_->references_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-      Payload::destroy(payload_);
-  }
-
-  const Payload* get() const noexcept { return payload_; }
-  const Payload& operator*() const noexcept { return *payload_; }
-  const Payload* operator->() const noexcept { return payload_; }
-  explicit operator bool() const noexcept { return payload_ != nullptr; }
-  friend bool operator==(const PayloadPtr& p, std::nullptr_t) noexcept { return p.payload_ == nullptr; }
-  // How many references there are (for tests; racy while other threads hold it).
-  std::uint32_t use_count() const noexcept {
-    return payload_ ? payload_->references_.load(std::memory_order_relaxed) : 0;
-  }
-
- private:
-  friend class Payload;
-  explicit PayloadPtr(const Payload* payload) noexcept : payload_(payload) {}
-  const Payload* payload_ = nullptr;
 };
 
 }  // namespace broker::protocol

@@ -15,8 +15,7 @@ using Result = RetainedStore::SetResult;
 namespace {
 
 MessagePtr msg(std::string topic, std::string payload = "x", std::uint64_t expires_at_ms = 0) {
-  auto m = std::make_shared<Message>();
-  m->topic = std::move(topic);
+  auto m = Message::create(topic, "", nullptr);
   m->payload = broker::protocol::Payload::copy_of(payload);
   m->retain = true;
   m->expires_at_ms = expires_at_ms;
@@ -28,7 +27,7 @@ std::vector<std::string> topics(const RetainedStore& store, std::string_view fil
   std::vector<MessagePtr> out;
   store.match(filter, now_ms, out);
   std::vector<std::string> t;
-  for (const auto& m : out) t.push_back(m->topic);
+  for (const auto& m : out) t.emplace_back(m->topic());
   std::sort(t.begin(), t.end());
   return t;
 }
@@ -73,8 +72,7 @@ TEST_CASE("retained: an empty payload is never stored [MQTT-3.3.1-7]") {
   CHECK(store.set(msg("a/b", "")) == Result::NothingToClear);
   CHECK(store.size() == 0);
   CHECK(topics(store, "a/b").empty());
-  auto null_payload = std::make_shared<Message>();
-  null_payload->topic = "a/c";
+  MessagePtr null_payload = Message::create("a/c", "", nullptr);
   CHECK(store.set(null_payload) == Result::NothingToClear);
   CHECK(store.size() == 0);
 }

@@ -10,12 +10,13 @@ build_deps=(build-essential cmake ninja-build pkg-config libuv1-dev libmbedtls-d
 test_deps=(mosquitto mosquitto-clients python3-paho-mqtt python3-pytest)
 bench_deps=()
 node_tests=0
-case ${1:-} in
-  --bench) bench_deps=(jq bc) ;;
-  --tests) node_tests=1; test_deps+=(nodejs) ;;
-  "") ;;
-  *) echo "usage: install-deps.sh [--bench | --tests]" >&2; exit 2 ;;
-esac
+for arg in "$@"; do
+  case $arg in
+    --bench) bench_deps=(jq bc) ;;
+    --tests) node_tests=1; test_deps+=(nodejs) ;;
+    *) echo "usage: install-deps.sh [--bench] [--tests]" >&2; exit 2 ;;
+  esac
+done
 mqttjs="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/integration/mqttjs"
 
 # MQTT.js into tests/integration/mqttjs/node_modules, again only when the lock file changed.

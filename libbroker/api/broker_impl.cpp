@@ -17,6 +17,7 @@
 #include "core/worker_core.hpp"
 #include "protocol/topic.hpp"
 #include "protocol/utf8.hpp"
+#include "protocol/wire.hpp"
 #include "storage/lmdb/lmdb_store.hpp"
 #include "transport/worker_pool.hpp"
 #include "util/log.hpp"
@@ -176,10 +177,13 @@ class BrokerImpl final : public Broker {
     if (!protocol::valid_topic_name(m.topic) || !protocol::valid_utf8_string(m.topic))
       return Status::invalid_argument("topic is not a valid topic name");
     if (m.qos > 2) return Status::invalid_argument("qos must be 0, 1 or 2");
-    // Fixed header (at most 5 bytes), topic length, packet id: a bigger one could never be sent.
-    const std::uint64_t packet_size = std::uint64_t{9} + m.topic.size() + m.payload.size();
+    // Its smallest PUBLISH (no properties): no client could be sent a larger one.
+    const std::uint64_t remaining = 2 + std::uint64_t{m.topic.size()} + (m.qos > 0 ? 2 : 0) + m.payload.size();
+    if (remaining > protocol::wire::kMaxVarint)
+      return Status::invalid_argument("message larger than the MQTT maximum packet size");
+    const std::uint64_t packet_size = 1 + protocol::wire::varint_size(static_cast<std::uint32_t>(remaining)) + remaining;
     if (packet_size > engine_->limits().max_packet_size)
-      return Status::invalid_argument(fmt::format("message of {} bytes exceeds max_packet_size ({} bytes)",
+      return Status::invalid_argument(fmt::format("a PUBLISH of {} bytes exceeds max_packet_size ({} bytes)",
                                                   packet_size, engine_->limits().max_packet_size));
     if (m.payload_format_indicator.value_or(0) > 1)
       return Status::invalid_argument("payload_format_indicator must be 0 or 1");
@@ -198,9 +202,9 @@ class BrokerImpl final : public Broker {
     core::MessageRef message = core::from_record(std::move(record), engine_->message_releaser());
     unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
     core::WorkerCore* worker = &engine_->worker(w);
-    bool posted = pool_->post(w, [worker, msg = std::move(message)]() mutable {
-      worker->publish(std::move(msg), nullptr);
-    });
+    // A task must be copyable (std::function) and a message being built has one owner only.
+    auto owner = std::make_shared<core::MessageRef>(std::move(message));
+    bool posted = pool_->post(w, [worker, owner] { worker->publish(std::move(*owner), nullptr); });
     return posted ? Status::ok() : Status::unavailable("worker inbox full or stopping");
   }
 

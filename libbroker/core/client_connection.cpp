@@ -336,7 +336,8 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
 
-  // The decoder keeps its topic string (and its capacity) for the next PUBLISH.
+  // Copied, not moved: the packet keeps its topic string's capacity for the next PUBLISH
+  // decoded from the same read.
   MessageRef message = engine.new_message(publish.topic, session_->client_id());
   message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)

@@ -7,6 +7,9 @@
 
 namespace broker::core {
 
+// The text starts right after the message, in memory from the default operator new.
+static_assert(alignof(Message) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+
 MessageRef Message::create(std::string_view topic, std::string_view origin_client_id,
                            MessageReleaser* releaser) {
   constexpr std::size_t kMax = std::numeric_limits<std::uint32_t>::max();

@@ -4,7 +4,8 @@
 // Per-receiver fields (packet id, QoS granted, topic alias, subscription identifiers) live in
 // the delivery, not here.
 //
-// Thread safety: immutable after construction; safe to share across threads.
+// Thread safety: its single owner (MessageRef) sets its fields while it is built; once shared
+// (MessagePtr) it is immutable and safe to read from any thread.
 #include <atomic>
 #include <cstdint>
 #include <memory>

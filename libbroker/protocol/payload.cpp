@@ -7,7 +7,8 @@
 
 namespace broker::protocol {
 
-static_assert(sizeof(Payload) == 8 && alignof(Payload) <= alignof(std::max_align_t));
+// The bytes start right after the header, in memory from the default operator new.
+static_assert(sizeof(Payload) == 8 && alignof(Payload) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
 
 PayloadPtr Payload::copy_of(std::string_view bytes) {
   if (bytes.size() > std::numeric_limits<std::uint32_t>::max())

@@ -6,7 +6,8 @@
 // shared_ptr<const std::string> costs two allocations and about 50 bytes more, and both are
 // paid per message a client publishes and freed, often on another worker, when the last
 // receiver has it. An MQTT payload is under 256 MiB, and a node cannot hold 4 billion
-// references, so both counters are 32 bits and the header is 8 bytes.
+// references (each holder is a delivery, a queue entry or a write), so both counters are
+// 32 bits, the count unchecked, and the header is 8 bytes.
 //
 // Thread safety: the bytes never change; PayloadPtr (util/counted_ptr.hpp) copies and drops
 // may race, and the last one frees the payload on whichever thread drops it.

@@ -5,7 +5,9 @@
 // its variable-length bytes in the same allocation.
 //
 // T provides `mutable std::atomic<std::uint32_t> references_` (1 when made) and
-// `static void destroy(const T*) noexcept`, both reachable by CountedPtr (a friend).
+// `static void destroy(const T*) noexcept`, both reachable by CountedPtr (a friend), and makes
+// its objects with CountedPtr::adopt. A reference to a mutable T is its single owner while it
+// is built: it moves, never copies, and becomes a reference to const T once shared.
 //
 // Thread safety: as shared_ptr: copies and drops of references to one object may race; the
 // last drop destroys it on whichever thread that is.
@@ -22,19 +24,18 @@ class CountedPtr {
  public:
   CountedPtr() noexcept = default;
   CountedPtr(std::nullptr_t) noexcept {}  // NOLINT: null converts, as for shared_ptr
-  // Takes over a new object (its count is 1 already).
-  static CountedPtr adopt(T* object) noexcept {
-    CountedPtr p;
-    p.object_ = object;
-    return p;
-  }
 
-  CountedPtr(const CountedPtr& other) noexcept : object_(other.object_) { retain(); }
+  CountedPtr(const CountedPtr& other) noexcept
+    requires std::is_const_v<T>
+      : object_(other.object_) {
+    retain();
+  }
+  CountedPtr(const CountedPtr&) requires(!std::is_const_v<T>) = delete;
   CountedPtr(CountedPtr&& other) noexcept : object_(std::exchange(other.object_, nullptr)) {}
-  // A reference to a mutable object becomes one to a const object (a message once built).
-  template <typename U>
-    requires std::is_convertible_v<U*, T*>
-  CountedPtr(CountedPtr<U>&& other) noexcept : object_(other.release()) {}  // NOLINT
+  // The owner of an object being built hands it over as a shared, const one.
+  CountedPtr(CountedPtr<std::remove_const_t<T>>&& other) noexcept  // NOLINT
+    requires std::is_const_v<T>
+      : object_(std::exchange(other.object_, nullptr)) {}
   CountedPtr& operator=(CountedPtr other) noexcept {
     std::swap(object_, other.object_);
     return *this;
@@ -56,10 +57,19 @@ class CountedPtr {
     return object_ ? object_->references_.load(std::memory_order_relaxed) : 0;
   }
   void reset() noexcept { *this = nullptr; }
-  // Gives up the reference without dropping it.
-  T* release() noexcept { return std::exchange(object_, nullptr); }
 
  private:
+  friend std::remove_const_t<T>;  // makes its objects with adopt()
+  template <typename>
+  friend class CountedPtr;
+
+  // Takes over a new object (its count is 1 already).
+  static CountedPtr adopt(T* object) noexcept {
+    CountedPtr p;
+    p.object_ = object;
+    return p;
+  }
+
   void retain() noexcept {
     // A new reference needs no ordering: the one it was copied from keeps the object alive.
     if (object_) object_->references_.fetch_add(1, std::memory_order_relaxed);

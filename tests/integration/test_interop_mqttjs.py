@@ -20,6 +20,8 @@ MISSING = "MQTT.js is not installed: run scripts/install-deps.sh"
 MOSQUITTO_DEVIATES = {
     (5, "takeover"): "closes a taken-over 5.0 connection without DISCONNECT 0x8E "
                      "[MQTT-3.1.4-3]",
+    (5, "topic_alias_both_ways"): "sends no topic aliases to clients (optional in 5.0; "
+                                  "brokerd uses them)",
 }
 
 

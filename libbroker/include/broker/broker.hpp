@@ -59,7 +59,8 @@ class BROKER_EXPORT Broker {
   virtual std::vector<std::uint16_t> listening_ports() const = 0;
 
   // Publishes as the broker itself (origin client id empty). Errors: InvalidArgument for a bad
-  // topic, QoS or property; Unavailable when not running.
+  // topic, QoS or property, or a message whose PUBLISH would exceed Limits::max_packet_size;
+  // Unavailable when not running.
   virtual Status publish(const Message& message) = 0;
 
   virtual Stats stats() const = 0;

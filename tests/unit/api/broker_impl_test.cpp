@@ -44,11 +44,18 @@ TEST_CASE("Broker::publish refuses what no client could be sent, with InvalidArg
   not_utf8.payload_format_indicator = 1;
   CHECK(b.publish(not_utf8).code() == broker::Status::Code::InvalidArgument);
 
-  // Topic, payload and header must fit max_packet_size (1024 here): 9 + 1 + 1014 does.
-  CHECK(b.publish(message("a", std::string(1014, 'p'))));
-  const auto too_big = b.publish(message("a", std::string(1015, 'p')));
+  // The PUBLISH must fit max_packet_size (1024 here). QoS 1 to "a": 1 byte of type, 2 of
+  // remaining length, 2 + 1 of topic, 2 of packet id, then the payload.
+  CHECK(b.publish(message("a", std::string(1016, 'p'))));
+  const auto too_big = b.publish(message("a", std::string(1017, 'p')));
   CHECK(too_big.code() == broker::Status::Code::InvalidArgument);
   CHECK(too_big.to_string().find("max_packet_size") != std::string::npos);
+  // QoS 0 has no packet id: two bytes more payload fit.
+  auto qos0 = message("a", std::string(1018, 'p'));
+  qos0.qos = 0;
+  CHECK(b.publish(qos0));
+  qos0.payload.push_back('p');
+  CHECK(b.publish(qos0).code() == broker::Status::Code::InvalidArgument);
 
   b.stop();
   CHECK(b.publish(message("a", "x")).code() == broker::Status::Code::Unavailable);

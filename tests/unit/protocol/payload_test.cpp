@@ -2,6 +2,7 @@
 // threads, freed once by the last reference.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -55,26 +56,29 @@ TEST_CASE("copies share one payload; moves take the reference along", "[payload]
 }
 
 TEST_CASE("a payload past 4 GiB is refused before any byte is read", "[payload]") {
-  const char one = 'x';
-  // The size is checked first: the view's bytes past the first are never touched.
-  std::string_view huge(&one, std::size_t{1} << 32);
-  CHECK_THROWS_AS(Payload::copy_of(huge), std::length_error);
+  if constexpr (sizeof(std::size_t) > 4) {
+    const char one = 'x';
+    // The size is checked first: the view's bytes past the first are never touched.
+    std::string_view huge(&one, std::size_t{1} << 32);
+    CHECK_THROWS_AS(Payload::copy_of(huge), std::length_error);
+  }
 }
 
 TEST_CASE("threads copy and drop one payload concurrently; the last drop frees it", "[payload]") {
   // Under AddressSanitizer a double free or a use after free here fails the test.
   PayloadPtr original = Payload::copy_of(std::string(1000, 'p'));
+  std::atomic<int> changed{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([copy = original] {
+    threads.emplace_back([copy = original, &changed] {
       for (int i = 0; i < 20000; ++i) {
         PayloadPtr again = copy;
         PayloadPtr moved = std::move(again);
-        if (moved->view()[999] != 'p') throw std::logic_error("bytes changed");
+        if (moved->view()[999] != 'p') changed.fetch_add(1);
       }
     });
   }
+  original.reset();  // the last drop now happens on one of the threads
   for (auto& t : threads) t.join();
-  CHECK(original.use_count() == 1);
-  CHECK(original->view() == std::string(1000, 'p'));
+  CHECK(changed.load() == 0);
 }

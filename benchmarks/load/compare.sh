@@ -53,9 +53,12 @@ declare -A ARGS=(
   [fanin_q1]="--scenario fanin --clients 200 --qos 1 --window 32 --duration $DUR --drain 5"
   [shared_q1]="--scenario shared --publishers 16 --clients 16 --qos 1 --window 32 --duration $DUR --drain 5"
   [large_q1]="--scenario p2p --clients 4 --qos 1 --window 8 --payload 65536 --duration $DUR --drain 5"
+  # The same at a rate both brokers sustain: latency compared at equal load (flat out, the
+  # generator itself saturates with the faster broker and its own delays fill the tail).
+  [large_q1_8k]="--scenario p2p --clients 4 --qos 1 --window 8 --payload 65536 --rate 8000 --duration $DUR --drain 5"
   [broadcast_q1]="--scenario fanout --clients 5000 --qos 1 --rate 20 --duration $DUR --drain 5"
 )
-SCENARIOS=(idle18k connect18k p2p_q0 p2p_q1 fanout_q0 latency_q1_10k p2p_q2 fanin_q1 shared_q1 large_q1 broadcast_q1)
+SCENARIOS=(idle18k connect18k p2p_q0 p2p_q1 fanout_q0 latency_q1_10k p2p_q2 fanin_q1 shared_q1 large_q1 large_q1_8k broadcast_q1)
 [ -n "${ONLY+x}" ] && SCENARIOS=("${ONLY[@]}")
 for sc in "${SCENARIOS[@]}"; do [ -n "${ARGS[$sc]+x}" ] || { echo "unknown scenario $sc" >&2; exit 2; }; done
 
@@ -181,7 +184,7 @@ for sc in ["idle18k", "connect18k"]:
     row(sc, "broker CPU (s)", lambda b: get(b, sc, "broker_cpu_s"), nd=2)
     row(sc, "broker CPU per connection (us)", lambda b: derived(b, sc, lambda r: r["broker_cpu_s"] / max(r["connect_ok"], 1) * 1e6), nd=1)
     row(sc, "generator CPU (s)", lambda b: get(b, sc, "gen_cpu_s"), nd=2)
-for sc in ["p2p_q0", "p2p_q1", "fanout_q0", "latency_q1_10k", "p2p_q2", "fanin_q1", "shared_q1", "large_q1", "broadcast_q1"]:
+for sc in ["p2p_q0", "p2p_q1", "fanout_q0", "latency_q1_10k", "p2p_q2", "fanin_q1", "shared_q1", "large_q1", "large_q1_8k", "broadcast_q1"]:
     if not any(r.get("scenario") == sc for r in runs): continue
     row(sc, "sent (msgs)", lambda b: get(b, sc, "sent"), nd=0)
     row(sc, "delivered msg/s", lambda b: get(b, sc, "deliver_rate"))

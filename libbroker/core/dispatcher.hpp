@@ -1,7 +1,7 @@
 #pragma once
 // Dispatcher: how the core of one worker reaches the other workers (cross-worker delivery
 // batches, socket hand-over, embedder publishes). Implemented by the transport with a
-// mutex-guarded queue plus uv_async_t per worker.
+// mutex-guarded queue plus an eventfd per worker (transport/wakeup.hpp says why not uv_async_t).
 //
 // Thread safety: post() and worker_count() are safe from any thread.
 #include <functional>

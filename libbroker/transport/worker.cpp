@@ -106,13 +106,14 @@ Worker::Worker(WorkerPool& pool, unsigned index)
   }
   loop_open_ = true;
   loop_.data = this;
+  if (int err = wakeup_.init(loop_, on_wakeup, this); err < 0)
+    init_status_ = Status::internal(fmt::format("worker {}: eventfd: {}", index, uv_strerror(err)));
   // None of these can fail on Linux once the loop exists; they only link into the loop.
-  uv_async_init(&loop_, &async_, on_async);
   uv_check_init(&loop_, &check_);
   uv_idle_init(&loop_, &idle_);
   uv_timer_init(&loop_, &tick_);
   uv_timer_init(&loop_, &accept_pause_);
-  async_.data = check_.data = idle_.data = tick_.data = accept_pause_.data = this;
+  check_.data = idle_.data = tick_.data = accept_pause_.data = this;
   uv_check_start(&check_, on_check);
 }
 
@@ -159,25 +160,31 @@ void Worker::run() {
 }
 
 bool Worker::post(std::function<void()>&& task) {
-  std::lock_guard lock(inbox_mutex_);
-  if (closed_) return false;
-  if (inbox_.size() >= options().max_inbox) {
-    counters_.inbox_drops.fetch_add(1, std::memory_order_relaxed);
-    return false;
+  bool first = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (closed_) return false;
+    if (inbox_.size() >= options().max_inbox) {
+      counters_.inbox_drops.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    inbox_.push_back(std::move(task));
+    first = inbox_.size() == 1;
   }
-  inbox_.push_back(std::move(task));
-  // Under the lock: phase 2 closes async_ only after it set closed_ under this lock. One
-  // wake-up per batch is enough (libuv coalesces; the worker swaps the whole inbox).
-  if (inbox_.size() == 1) uv_async_send(&async_);
+  // One wake-up per batch (the worker swaps the whole inbox), outside the lock so the woken
+  // worker does not wait for it; the eventfd outlives every poster.
+  if (first) wakeup_.signal();
   return true;
 }
 
 void Worker::request_phase(int phase) {
-  std::lock_guard lock(inbox_mutex_);
-  if (phase >= 2) closed_ = true;
-  if (phase_requested_ >= phase) return;
-  phase_requested_ = phase;
-  uv_async_send(&async_);
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (phase >= 2) closed_ = true;
+    if (phase_requested_ >= phase) return;
+    phase_requested_ = phase;
+  }
+  wakeup_.signal();
 }
 
 void Worker::run_inbox() {
@@ -191,8 +198,8 @@ void Worker::run_inbox() {
   running_.clear();
 }
 
-void Worker::on_async(uv_async_t* handle) {
-  auto* self = static_cast<Worker*>(handle->data);
+void Worker::on_wakeup(void* worker) {
+  auto* self = static_cast<Worker*>(worker);
   self->run_inbox();
   int phase;
   {
@@ -232,8 +239,8 @@ void Worker::close_listeners() {
 void Worker::close_own_handles() {
   if (handles_closed_) return;
   handles_closed_ = true;
-  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&async_),
-                         reinterpret_cast<uv_handle_t*>(&check_),
+  wakeup_.close();
+  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&check_),
                          reinterpret_cast<uv_handle_t*>(&idle_),
                          reinterpret_cast<uv_handle_t*>(&tick_),
                          reinterpret_cast<uv_handle_t*>(&accept_pause_)}) {

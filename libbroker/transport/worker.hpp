@@ -2,7 +2,7 @@
 // Worker: one thread's libuv loop, its listeners, its links and its inbox. Internal to the
 // transport; the core sees WorkerPool (Dispatcher) and core::Link only.
 //
-// Handle ownership: the Worker's own handles (async, check, idle, timers) live inside it and
+// Handle ownership: the Worker's own handles (wake-up, check, idle, timers) live inside it and
 // are closed in stop phase 2; the Worker is destroyed only after its loop has run every close
 // callback and uv_loop_close() succeeded. Each Listener and each TcpLink is owned by its close
 // callback once uv_close() is called on it (before that: by the Worker's containers).
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "transport/socket.hpp"
+#include "transport/wakeup.hpp"
 #include "transport/worker_pool.hpp"
 
 namespace broker::transport {
@@ -109,7 +110,7 @@ class Worker {
   const WorkerCounters& counters() const { return counters_; }
 
  private:
-  static void on_async(uv_async_t* handle);
+  static void on_wakeup(void* self);
   static void on_check(uv_check_t* handle);
   static void on_idle(uv_idle_t* handle);
   static void on_tick(uv_timer_t* handle);
@@ -129,7 +130,7 @@ class Worker {
 
   uv_loop_t loop_{};
   bool loop_open_ = false;
-  uv_async_t async_{};      // inbox and stop requests
+  Wakeup wakeup_;           // inbox and stop requests
   uv_check_t check_{};      // end of turn: hand_off, flush dirty links, then end_of_turn
   uv_idle_t idle_{};        // started while links are dirty, so the loop does not block first
   uv_timer_t tick_{};

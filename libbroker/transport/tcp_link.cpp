@@ -260,12 +260,13 @@ void TcpLink::move_socket() {
   // other loop watch the same socket.
   force_close();
   Worker* target = &worker_.sibling(target_index);
+  // Counted first: the new worker may serve the client before this thread runs on.
+  counters.hand_overs.fetch_add(1, std::memory_order_relaxed);
   bool posted = worker_.pool().post(target_index, [target, moved] {
     target->adopt(std::move(moved->fd), moved->received);
   });
-  if (posted) {
-    counters.hand_overs.fetch_add(1, std::memory_order_relaxed);
-  } else {
+  if (!posted) {
+    counters.hand_overs.fetch_sub(1, std::memory_order_relaxed);
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: worker stopping or inbox full; dropping it",
               peer_name(moved->fd.get()), target_index);  // our handle is closed by now

@@ -2,31 +2,24 @@
 
 #include <cstring>
 #include <limits>
-#include <new>
 #include <stdexcept>
 
 namespace broker::core {
-
-// The text starts right after the message, in memory from the default operator new.
-static_assert(alignof(Message) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
 
 MessageRef Message::create(std::string_view topic, std::string_view origin_client_id,
                            MessageReleaser* releaser) {
   constexpr std::size_t kMax = std::numeric_limits<std::uint32_t>::max();
   if (topic.size() > kMax || origin_client_id.size() > kMax) throw std::length_error("topic or client id too long");
-  void* memory = ::operator new(sizeof(Message) + topic.size() + origin_client_id.size());
-  auto* message = new (memory) Message(static_cast<std::uint32_t>(topic.size()),
-                                       static_cast<std::uint32_t>(origin_client_id.size()), releaser);
+  auto* message = new_with_trailing<Message>(topic.size() + origin_client_id.size(),
+                                             static_cast<std::uint32_t>(topic.size()),
+                                             static_cast<std::uint32_t>(origin_client_id.size()), releaser);
   char* text = reinterpret_cast<char*>(message + 1);
   if (!topic.empty()) std::memcpy(text, topic.data(), topic.size());
   if (!origin_client_id.empty()) std::memcpy(text + topic.size(), origin_client_id.data(), origin_client_id.size());
   return MessageRef::adopt(message);
 }
 
-void Message::destroy(const Message* message) noexcept {
-  message->~Message();
-  ::operator delete(const_cast<Message*>(message));
-}
+void Message::destroy(const Message* message) noexcept { delete_with_trailing(message); }
 
 std::unique_ptr<const protocol::Properties> forwarded_properties(protocol::Properties p) {
   if (!p.payload_format_indicator && !p.content_type && !p.response_topic && !p.correlation_data &&

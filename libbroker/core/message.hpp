@@ -68,6 +68,10 @@ class Message {
  private:
   template <typename>
   friend class broker::CountedPtr;
+  template <typename U, typename... Args>
+  friend U* broker::new_with_trailing(std::size_t, Args&&...);
+  template <typename U>
+  friend void broker::delete_with_trailing(const U*) noexcept;
   Message(std::uint32_t topic_size, std::uint32_t origin_size, MessageReleaser* releaser) noexcept
       : topic_size_(topic_size), origin_size_(origin_size), releaser_(releaser) {}
   ~Message() {

@@ -41,6 +41,10 @@ class Payload {
 
  private:
   friend class CountedPtr<const Payload>;
+  template <typename U, typename... Args>
+  friend U* broker::new_with_trailing(std::size_t, Args&&...);
+  template <typename U>
+  friend void broker::delete_with_trailing(const U*) noexcept;
   explicit Payload(std::uint32_t size) noexcept : size_(size) {}
   ~Payload() = default;
   static void destroy(const Payload* payload) noexcept;

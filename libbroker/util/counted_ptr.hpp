@@ -14,10 +14,26 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <type_traits>
 #include <utility>
 
 namespace broker {
+
+// A T built from `args` with `extra` bytes after it in the same block (the variable-length
+// part of a counted object: T reads it at `this + 1`). Freed by delete_with_trailing.
+template <typename T, typename... Args>
+T* new_with_trailing(std::size_t extra, Args&&... args) {
+  static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  void* memory = ::operator new(sizeof(T) + extra);
+  return new (memory) T(std::forward<Args>(args)...);  // noexcept constructors: nothing leaks
+}
+
+template <typename T>
+void delete_with_trailing(const T* object) noexcept {
+  object->~T();
+  ::operator delete(const_cast<T*>(object));
+}
 
 template <typename T>
 class CountedPtr {

@@ -1,8 +1,18 @@
-// The topic index: a level trie under a "big reader" lock (see topic_index.hpp).
+// The topic index: a level trie under a "big reader" lock (see topic_index.hpp), beside a hash
+// of the filters without wildcards.
 //
 // Memory layout, because 10M subscriptions must fit in about 1 GB plus topic bytes:
+// - Filters without wildcards (a vehicle's own "fleet/<region>/<VIN>/cmd": nearly all of a
+//   fleet's subscriptions) are not in the trie: they are ExactNodes found by the hash of the
+//   whole filter, in one of 4,096 shards. At 10M subscriptions a trie walk to such a leaf is
+//   four dependent cache misses (the VIN in its region's table, the VIN's node, its child
+//   table, the leaf); the hash is two (the slot, the node). On this kind of VM a miss costs
+//   about 300 ns, so that is most of a match. Shards keep a table's rebuild (it rereads every
+//   node's key) short under the writers' lock. The trie then holds only wildcard and shared
+//   filters, usually few and hot in cache, and is not walked at all while it holds none.
 // - A Node is one 48-byte block plus its level's bytes, stored right behind it (no
-//   std::string): child set (16), subscriber list (24), entry count, key length and flags.
+//   std::string): child set (16), subscriber list (24), entry count, key length and flags. An
+//   ExactNode is 32 bytes plus the whole filter.
 // - Nodes and child tables come from a TrieArena (huge pages, 8-byte rounding, no per-block
 //   header): at 10M subscriptions a match is a chain of cache and TLB misses.
 // - A subscriber entry is {session id, Subscriber* with the worker index in its high bits,
@@ -266,7 +276,7 @@ enum NodeFlag : std::uint8_t {
   kHasShared = 4,  // shared groups live in Impl::shared_ under this node
 };
 
-// One trie level. Allocated with its key bytes right behind it (see make_node).
+// One trie level. Allocated with its key bytes right behind it (see make_keyed).
 struct Node {
   Node() = default;
   ~Node() { subs.clear(nsubs); }
@@ -288,25 +298,56 @@ struct Node {
 };
 static_assert(sizeof(Node) == 48, "16 children + 24 subscribers + count, length, flags");
 static_assert(std::is_standard_layout_v<Node>);
-constexpr std::size_t kKeyOffset = offsetof(Node, key_head);
 
+// The subscribers of one filter without wildcards, keyed by the whole filter (at most 65,535
+// bytes: it is an MQTT string). Allocated like a Node, with the filter right behind it.
+struct ExactNode {
+  ExactNode() = default;
+  ~ExactNode() { subs.clear(nsubs); }
+  ExactNode(const ExactNode&) = delete;
+  ExactNode& operator=(const ExactNode&) = delete;
+
+  SubList<Entry> subs;
+  std::uint32_t nsubs = 0;
+  std::uint16_t key_len = 0;
+  char key_head[2];
+
+  std::string_view key() const noexcept { return {key_head, key_len}; }
+  std::span<const Entry> entries() const noexcept { return subs.view(nsubs); }
+};
+static_assert(sizeof(ExactNode) == 32, "24 subscribers + count + length");
+static_assert(std::is_standard_layout_v<ExactNode>);
+
+// Bytes of a T (Node or ExactNode) whose key is `key_len` long.
+template <typename T>
 std::size_t node_bytes(std::size_t key_len) noexcept {
-  return std::max(sizeof(Node), kKeyOffset + key_len);
+  return std::max(sizeof(T), offsetof(T, key_head) + key_len);
 }
 
-Node* make_node(TrieArena& arena, std::string_view key) {
-  void* mem = arena.allocate(node_bytes(key.size()));
-  Node* n = new (mem) Node();
+template <typename T>
+T* make_keyed(TrieArena& arena, std::string_view key) {
+  void* mem = arena.allocate(node_bytes<T>(key.size()));
+  T* n = new (mem) T();
   n->key_len = static_cast<std::uint16_t>(key.size());
-  if (!key.empty()) std::memcpy(static_cast<char*>(mem) + kKeyOffset, key.data(), key.size());
+  if (!key.empty()) std::memcpy(static_cast<char*>(mem) + offsetof(T, key_head), key.data(), key.size());
   return n;
 }
 
 void free_node(TrieArena& arena, Node* n) noexcept {
-  const std::size_t bytes = node_bytes(n->key_len);
+  const std::size_t bytes = node_bytes<Node>(n->key_len);
   n->children.release(arena);
   n->~Node();
   arena.deallocate(n, bytes);
+}
+
+void free_node(TrieArena& arena, ExactNode* n) noexcept {
+  const std::size_t bytes = node_bytes<ExactNode>(n->key_len);
+  n->~ExactNode();
+  arena.deallocate(n, bytes);
+}
+
+bool has_wildcard(std::string_view filter) noexcept {
+  return filter.find_first_of("+#") != std::string_view::npos;
 }
 
 std::uint8_t wildcard_flag(std::string_view key) noexcept {
@@ -330,6 +371,51 @@ struct SharedGroup {
 };
 using SharedGroups = std::vector<std::unique_ptr<SharedGroup>>;
 
+// The filters without wildcards, found by the hash of the whole filter (see the file comment).
+// Nodes and tables come from the index's arena, passed to every call that allocates or frees.
+class ExactFilters {
+ public:
+  ExactFilters() : shards_(std::make_unique<Shard[]>(kShards)) {}
+
+  ExactNode* find(std::string_view filter) const noexcept {
+    const std::uint64_t hash = level_hash(filter);
+    return shard(hash).find(filter, hash);
+  }
+
+  ExactNode& find_or_add(std::string_view filter, TrieArena& arena) {
+    const std::uint64_t hash = level_hash(filter);
+    Shard& s = shard(hash);
+    if (ExactNode* n = s.find(filter, hash)) return *n;
+    ExactNode* n = make_keyed<ExactNode>(arena, filter);
+    s.insert(n, hash, arena);
+    return *n;
+  }
+
+  // Removes and frees `n`. REQUIRES: `n` is in the set.
+  void erase(ExactNode* n, TrieArena& arena) noexcept {
+    shard(level_hash(n->key())).erase(n->key(), arena);
+    free_node(arena, n);
+  }
+
+  // Hands every node to `f` (which frees it) and empties the set.
+  template <typename F>
+  void release(TrieArena& arena, F&& f) noexcept {
+    for (unsigned i = 0; i < kShards; ++i) {
+      shards_[i].for_each(f);
+      shards_[i].release(arena);
+    }
+  }
+
+ private:
+  using Shard = ChildSet<ExactNode, TrieArena>;
+  static constexpr unsigned kShards = 4096;  // 64 KiB of empty sets; 2,500 filters each at 10M
+
+  // Bits the shard's own table does not use for its slot (low bits) or tag (top 16).
+  Shard& shard(std::uint64_t hash) const noexcept { return shards_[(hash >> 32) & (kShards - 1)]; }
+
+  std::unique_ptr<Shard[]> shards_;
+};
+
 }  // namespace
 
 struct TopicIndex::Impl {
@@ -345,7 +431,7 @@ struct TopicIndex::Impl {
       : slot_count_(reader_slots == 0 ? 1 : reader_slots),
         slots_(std::make_unique<Slot[]>(slot_count_)),
         policy_(p),
-        root_(make_node(arena_, {})) {
+        root_(make_keyed<Node>(arena_, {})) {
     for (unsigned i = 0; i < slot_count_; ++i) {
       slots_[i].rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
       if (slots_[i].rng == 0) slots_[i].rng = 1;
@@ -361,6 +447,10 @@ struct TopicIndex::Impl {
       for (const Entry& e : n->entries()) let_go(e.ptr());
       free_node(arena_, n);
     }
+    exact_.release(arena_, [&](ExactNode* n) {
+      for (const Entry& e : n->entries()) let_go(e.ptr());
+      free_node(arena_, n);
+    });
   }
 
   // Writers lock every slot in index order; that also serialises writers with each other.
@@ -428,14 +518,11 @@ struct TopicIndex::Impl {
     return fallback;
   }
 
-  // Appends the node's matches; returns how many sources they came from (its plain list
-  // counts one, a shared group two: a group's pick may repeat a session).
+  // Appends a subscriber list's matches; returns how many sources they came from (0 or 1).
   // with_subscribers: every match carries its Subscriber; else only those whose flow is not
   // Open, read only while some subscriber is not Open (`any_held`).
-  unsigned emit(const Node& n, Slot& slot, bool with_subscribers, bool any_held,
-                std::vector<Match>& out) const {
-    const auto entries = n.entries();
-    unsigned sources = entries.empty() ? 0 : 1;
+  static unsigned emit_plain(std::span<const Entry> entries, bool with_subscribers, bool any_held,
+                             std::vector<Match>& out) {
     out.reserve(out.size() + entries.size());
     for (const Entry& e : entries) {
       Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
@@ -444,6 +531,14 @@ struct TopicIndex::Impl {
       if (with_subscribers || (any_held && e.ptr()->flow.load(std::memory_order_relaxed) != 0))
         m.subscriber = SubscriberPtr(e.ptr());
     }
+    return entries.empty() ? 0 : 1;
+  }
+
+  // Appends the node's matches; returns how many sources they came from (its plain list
+  // counts one, a shared group two: a group's pick may repeat a session).
+  unsigned emit(const Node& n, Slot& slot, bool with_subscribers, bool any_held,
+                std::vector<Match>& out) const {
+    unsigned sources = emit_plain(n.entries(), with_subscribers, any_held, out);
     if ((n.flags & kHasShared) == 0) return sources;
     auto it = shared_.find(&n);
     if (it == shared_.end()) return sources;
@@ -454,6 +549,28 @@ struct TopicIndex::Impl {
       }
     }
     return sources;
+  }
+
+  // Adds or replaces `subscriber`'s entry in a plain list; true when added.
+  bool add_plain(SubList<Entry>& subs, std::uint32_t& n, const SubscriberPtr& subscriber,
+                 const SubscriptionOptions& options) {
+    const Entry* old = subs.find(n, subscriber->key);
+    Subscriber* replaced = old != nullptr ? old->ptr() : nullptr;
+    hold(subscriber);
+    const bool added = subs.upsert(n, Entry{subscriber.get(), options});
+    // A recreated Subscriber for the same session replaces the old one in this entry.
+    if (replaced != nullptr) let_go(replaced);
+    return added;
+  }
+
+  // Removes `key`'s entry from a plain list; true when it was there.
+  bool remove_plain(SubList<Entry>& subs, std::uint32_t& n, const SubscriberKey& key) noexcept {
+    const Entry* e = subs.find(n, key);
+    if (e == nullptr) return false;
+    Subscriber* s = e->ptr();
+    subs.erase(n, key);
+    let_go(s);
+    return true;
   }
 
   // Removes the trailing nodes of `nodes` (root first) that hold nothing any more.
@@ -472,7 +589,8 @@ struct TopicIndex::Impl {
   const std::unique_ptr<Slot[]> slots_;
   const SharedPolicy policy_;
   TrieArena arena_;  // nodes and child tables; written under every slot's lock
-  Node* const root_;
+  Node* const root_;  // wildcard and shared filters
+  ExactFilters exact_;  // the rest; written under every slot's lock
   std::unordered_map<const Node*, SharedGroups> shared_;  // written under every slot's lock
   // The index holds one reference to each Subscriber that its plain entries name.
   static void hold(const SubscriberPtr& s) {
@@ -501,13 +619,19 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
     filter = shared->filter;
   }
   Impl::WriteLock lock(*impl_);
+  if (group.empty() && !has_wildcard(filter)) {
+    ExactNode& e = impl_->exact_.find_or_add(filter, impl_->arena_);
+    const bool added = impl_->add_plain(e.subs, e.nsubs, subscriber, options);
+    if (added) impl_->count_.fetch_add(1, std::memory_order_relaxed);
+    return added;
+  }
   Node* n = impl_->root_;
   for (std::size_t pos = 0; pos != kEnd;) {
     auto [level, next] = level_at(filter, pos);
     const std::uint64_t hash = level_hash(level);
     Node* child = n->children.find(level, hash);
     if (child == nullptr) {
-      child = make_node(impl_->arena_, level);
+      child = make_keyed<Node>(impl_->arena_, level);
       n->children.insert(child, hash, impl_->arena_);
       n->flags = static_cast<std::uint8_t>(n->flags | wildcard_flag(level));
     }
@@ -516,12 +640,7 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
   }
   bool added;
   if (group.empty()) {
-    Entry* old = n->subs.find(n->nsubs, subscriber->key);
-    Subscriber* replaced = old != nullptr ? old->ptr() : nullptr;
-    impl_->hold(subscriber);
-    added = n->subs.upsert(n->nsubs, Entry{subscriber.get(), options});
-    // A recreated Subscriber for the same session replaces the old one in this entry.
-    if (replaced != nullptr) impl_->let_go(replaced);
+    added = impl_->add_plain(n->subs, n->nsubs, subscriber, options);
   } else {
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr) {
@@ -545,6 +664,13 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
     return false;
   }
   Impl::WriteLock lock(*impl_);
+  if (group.empty() && !has_wildcard(filter)) {
+    ExactNode* e = impl_->exact_.find(filter);
+    if (e == nullptr || !impl_->remove_plain(e->subs, e->nsubs, key)) return false;
+    if (e->nsubs == 0) impl_->exact_.erase(e, impl_->arena_);
+    impl_->count_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
   auto& path = impl_->path_;
   path.clear();
   Node* n = impl_->root_;
@@ -557,11 +683,7 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
     pos = next;
   }
   if (group.empty()) {
-    const Entry* e = n->subs.find(n->nsubs, key);
-    if (e == nullptr) return false;
-    Subscriber* s = e->ptr();
-    n->subs.erase(n->nsubs, key);
-    impl_->let_go(s);
+    if (!impl_->remove_plain(n->subs, n->nsubs, key)) return false;
   } else {
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr || !g->members.erase(g->size, key)) return false;
@@ -585,6 +707,12 @@ bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
   Impl& impl = *impl_;
   Impl::Slot& s = impl.slots_[slot];
   std::lock_guard<std::mutex> lock(s.mu);
+  const bool any_held = impl.not_open_.load(std::memory_order_relaxed) != 0;
+  unsigned sources = 0;
+  if (const ExactNode* e = impl.exact_.find(topic)) {
+    sources += Impl::emit_plain(e->entries(), with_subscribers, any_held, out);
+  }
+  if (impl.root_->children.empty()) return sources <= 1;  // no wildcard or shared filter
   // Split and hash the topic's levels once: a '+' branch looks the same level up again.
   auto& levels = s.levels;
   levels.clear();
@@ -597,11 +725,9 @@ bool TopicIndex::match(unsigned slot, std::string_view topic, std::vector<Match>
   const std::size_t depth = levels.size();
   // Wildcards at the first level never match '$' names [MQTT-4.7.2-1].
   const bool dollar = !topic.empty() && topic.front() == '$';
-  const bool any_held = impl.not_open_.load(std::memory_order_relaxed) != 0;
   auto& stack = s.stack;  // depth-first, iterative: topics may have thousands of levels
   stack.clear();
   stack.emplace_back(impl.root_, 0);
-  unsigned sources = 0;
   while (!stack.empty()) {
     auto [n, i] = stack.back();
     stack.pop_back();

@@ -74,6 +74,55 @@ TEST_CASE("topic index: exact filters match only their topic") {
   CHECK(match(index, "Sport/tennis").empty());
 }
 
+TEST_CASE("topic index: filters with and without wildcards match one topic together") {
+  // Filters without wildcards are kept apart from the trie; a match must see both.
+  TopicIndex index(1);
+  REQUIRE(index.subscribe(sub(1), "a/b", qos(1)));
+  REQUIRE(index.subscribe(sub(2), "a/+", {}));
+  REQUIRE(index.subscribe(sub(3), "#", {}));
+  REQUIRE(index.subscribe(sub(4), "$share/g/a/b", {}));
+  REQUIRE(index.subscribe(sub(5), "a/b/c", {}));
+  REQUIRE(index.subscribe(sub(6), "$SYS/x", {}));
+  CHECK(ids(match(index, "a/b")) == Ids{1, 2, 3, 4});
+  CHECK(ids(match(index, "a/b/c")) == Ids{3, 5});
+  CHECK(ids(match(index, "a")) == Ids{3});
+  CHECK(ids(match(index, "$SYS/x")) == Ids{6});  // an exact filter names a '$' topic
+  // A topic name with a wildcard (never valid) matches no filter literally.
+  REQUIRE(index.subscribe(sub(7), "a/#", {}));
+  CHECK(ids(match(index, "a/#")) == Ids{2, 3, 7});
+  REQUIRE(index.unsubscribe({0, 2}, "a/+"));
+  REQUIRE(index.unsubscribe({0, 3}, "#"));
+  REQUIRE(index.unsubscribe({0, 4}, "$share/g/a/b"));
+  REQUIRE(index.unsubscribe({0, 7}, "a/#"));
+  CHECK(ids(match(index, "a/b")) == Ids{1});  // the trie is empty again
+  CHECK_FALSE(index.unsubscribe({0, 2}, "a/b"));  // another session's exact filter
+  CHECK(ids(match(index, "a/b")) == Ids{1});
+  REQUIRE(index.unsubscribe({0, 1}, "a/b"));
+  CHECK(match(index, "a/b").empty());
+  CHECK(index.subscription_count() == 2);
+}
+
+TEST_CASE("topic index: tens of thousands of exact filters, each found alone") {
+  // Enough filters that every shard of the exact hash goes from one inline child to a table
+  // and back (growth, backward-shift deletion, shrinking).
+  TopicIndex index(1);
+  constexpr std::uint64_t kFilters = 60000;
+  std::vector<SubscriberPtr> subs;
+  for (std::uint64_t i = 0; i < 100; ++i) subs.push_back(sub(i));
+  auto filter = [](std::uint64_t i) { return "v/" + std::to_string(i) + "/c"; };
+  for (std::uint64_t i = 0; i < kFilters; ++i) REQUIRE(index.subscribe(subs[i % 100], filter(i), {}));
+  for (std::uint64_t i = 0; i < kFilters; i += 7) REQUIRE(ids(match(index, filter(i))) == Ids{i % 100});
+  for (std::uint64_t i = 1; i < kFilters; i += 2) REQUIRE(index.unsubscribe({0, i % 100}, filter(i)));
+  for (std::uint64_t i = 0; i < kFilters; i += 3) {
+    REQUIRE(match(index, filter(i)).size() == (i % 2 == 0 ? 1u : 0u));
+  }
+  CHECK(index.subscription_count() == kFilters / 2);
+  for (std::uint64_t i = 0; i < kFilters; i += 2) REQUIRE(index.unsubscribe({0, i % 100}, filter(i)));
+  CHECK(index.subscription_count() == 0);
+  CHECK(match(index, filter(0)).empty());
+  for (const auto& s : subs) CHECK(s.use_count() == 1);
+}
+
 TEST_CASE("topic index: '#' matches the parent and every level below [MQTT-4.7.1-1]") {
   TopicIndex index(1);
   REQUIRE(index.subscribe(sub(1), "sport/tennis/player1/#", {}));
@@ -604,11 +653,14 @@ TEST_CASE("topic index: readers match while a writer grows and shrinks child tab
     std::vector<SubscriberPtr> churn;
     for (std::uint64_t i = 0; i < 3000; ++i) churn.push_back(sub(1000 + i, 1));
     for (int round = 0; round < 5; ++round) {
+      // Filters without wildcards live in the exact shards, the '+' ones in the trie: both churn.
       for (std::uint64_t i = 0; i < churn.size(); ++i) {
         (void)index.subscribe(churn[i], "fleet/" + std::to_string(i * 97 + 1) + "/cmd", {});
+        (void)index.subscribe(churn[i], "fleet/" + std::to_string(i * 97 + 1) + "/+", {});
       }
       for (std::uint64_t i = 0; i < churn.size(); ++i) {
         (void)index.unsubscribe(churn[i]->key, "fleet/" + std::to_string(i * 97 + 1) + "/cmd");
+        (void)index.unsubscribe(churn[i]->key, "fleet/" + std::to_string(i * 97 + 1) + "/+");
       }
     }
     stop = true;

@@ -257,15 +257,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   }
   send(connack);
 
-  // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP) and PUBREL packets, in order.
-  for (auto& [packet_id, inflight] : session->inflight) {
-    if (inflight.state == InflightMessage::State::AwaitPubcomp) {
-      send_pubrel(packet_id);
-    } else {
-      send_publish(inflight.delivery, packet_id, true);
-    }
-    inflight.sent = true;
-  }
+  worker_.resume_inflight(*session);
   worker_.pump(*session);
 }
 
@@ -451,6 +443,13 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
   }
 }
 
+// A filter a client may subscribe to or unsubscribe from: a valid topic filter, or a
+// well-formed "$share/<group>/<filter>".
+bool ClientConnection::valid_subscription_filter(const std::string& filter) {
+  return protocol::is_shared_filter(filter) ? protocol::parse_shared_filter(filter).has_value()
+                                            : protocol::valid_topic_filter(filter);
+}
+
 void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
   Engine& engine = worker_.engine();
   const Limits& limits = engine.limits();
@@ -469,9 +468,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
 
   for (const auto& entry : subscribe.entries) {
     const bool shared = protocol::is_shared_filter(entry.filter);
-    bool valid = shared ? protocol::parse_shared_filter(entry.filter).has_value()
-                        : protocol::valid_topic_filter(entry.filter);
-    if (!valid) {
+    if (!valid_subscription_filter(entry.filter)) {
       suback.reasons.push_back(v5 ? ReasonCode::TopicFilterInvalid : ReasonCode::UnspecifiedError);
       continue;
     }
@@ -519,9 +516,20 @@ void ClientConnection::deliver_retained(const std::string& filter, const Subscri
 
 void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscribe) {
   Session& session = *session_;
+  const bool v5 = is_v5();
+  // A filter that breaks 4.7 [MQTT-4.7.1-1..3], [MQTT-4.7.3-1]: 3.1.1 has no UNSUBACK code for
+  // it, so the connection closes [MQTT-4.8.0-1]; 5.0 answers 0x8F for that filter.
+  if (!v5 && !std::all_of(unsubscribe.filters.begin(), unsubscribe.filters.end(), valid_subscription_filter)) {
+    protocol_violation(ReasonCode::TopicFilterInvalid, "invalid topic filter in UNSUBSCRIBE");
+    return;
+  }
   protocol::Unsuback unsuback;
   unsuback.packet_id = unsubscribe.packet_id;
   for (const auto& filter : unsubscribe.filters) {
+    if (!valid_subscription_filter(filter)) {
+      unsuback.reasons.push_back(ReasonCode::TopicFilterInvalid);
+      continue;
+    }
     auto it = session.subscriptions.find(filter);
     if (it == session.subscriptions.end()) {
       unsuback.reasons.push_back(ReasonCode::NoSubscriptionExisted);
@@ -544,8 +552,9 @@ void ClientConnection::handle_disconnect(const protocol::Disconnect& disconnect)
     }
     session.expiry_interval = std::min(*expiry, worker_.engine().limits().max_session_expiry);
   }
-  // [MQTT-3.14.4-3] a normal DISCONNECT deletes the will; 0x04 asks for it to be sent.
-  normal_disconnect_ = disconnect.reason != ReasonCode::DisconnectWithWill;
+  // [MQTT-3.14.4-3] only a normal DISCONNECT (0x00) deletes the will; with any other reason
+  // (0x04 asks for it, an error code reports a failure) it is published [MQTT-3.1.2-8].
+  normal_disconnect_ = disconnect.reason == ReasonCode::Success;
   state_ = State::Closing;
   end_session_link(!normal_disconnect_);
   link_.close();
@@ -591,7 +600,15 @@ void ClientConnection::disconnect(ReasonCode reason, const char* why) {
     protocol::Disconnect d;
     d.reason = reason;
     if (request_problem_information_ && why && *why) d.properties.reason_string = why;
-    send(d);
+    std::string bytes;
+    // [MQTT-3.14.2-3] no reason string that would take the packet past the client's limit.
+    if (protocol::encode(d, version_, bytes) && client_max_packet_size_ != 0 &&
+        bytes.size() > client_max_packet_size_) {
+      d.properties.reason_string.reset();
+      bytes.clear();
+      (void)protocol::encode(d, version_, bytes);
+    }
+    link_.write(bytes);
   }
   state_ = State::Closing;
   end_session_link(true);

@@ -74,6 +74,7 @@ class ClientConnection final : public ConnectionHandler {
   void handle_ack(const protocol::Ack& ack);
   void handle_subscribe(const protocol::Subscribe& subscribe);
   void handle_unsubscribe(const protocol::Unsubscribe& unsubscribe);
+  static bool valid_subscription_filter(const std::string& filter);
   void handle_disconnect(const protocol::Disconnect& disconnect);
   void handle_auth(const protocol::Auth& auth);
   void reject_connect(ReasonCode reason, const char* why);
@@ -107,7 +108,7 @@ class ClientConnection final : public ConnectionHandler {
   std::uint16_t client_receive_maximum_ = 65535;
   std::uint16_t client_topic_alias_max_ = 0;
   bool request_problem_information_ = true;
-  bool normal_disconnect_ = false;  // DISCONNECT received: no will (unless 0x04)
+  bool normal_disconnect_ = false;  // DISCONNECT 0x00 received: no will
   bool held_ = false;               // not read: a receiver of its messages is congested
 
   State state_ = State::AwaitConnect;

@@ -34,8 +34,11 @@ struct InflightMessage {
   Delivery delivery;
   State state = State::AwaitPuback;
   // The packet for `state` (PUBLISH, or PUBREL once PUBREC came) went out on the current
-  // connection. False while it waits for the store (QoS 2 with Durability::Durable).
+  // connection. False while it waits for the store (QoS 2 with Durability::Durable) or is held.
   bool sent = true;
+  // Resumed on a new connection, the PUBLISH waits for room under the client's Receive
+  // Maximum (WorkerCore::resume_inflight).
+  bool held = false;
 };
 
 struct PendingWill {
@@ -62,9 +65,10 @@ struct Session {
   std::uint64_t queued_bytes = 0;
   // By packet id, in send order (the order of redelivery). A pointer while empty.
   InflightWindow<InflightMessage> inflight;
-  // These three pack into 8 bytes.
+  // These four pack into 8 bytes.
   std::uint16_t next_packet_id = 1;
   protocol::ProtocolVersion version = protocol::ProtocolVersion::V311;
+  bool resend_held = false;  // some inflight entries are held (InflightMessage::held)
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
   LazyOrdered<std::set<std::uint16_t>> inbound_qos2;  // PUBREC sent, PUBREL not yet received
 

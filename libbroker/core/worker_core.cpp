@@ -478,11 +478,58 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   pump(session);
 }
 
+void WorkerCore::resume_inflight(Session& session) {
+  for (auto& [packet_id, inflight] : session.inflight) {
+    if (inflight.state == InflightMessage::State::AwaitPubcomp) {
+      session.connection->send_pubrel(packet_id);  // a PUBREL takes no more room
+      inflight.sent = true;
+      inflight.held = false;
+    } else {
+      inflight.sent = false;
+      inflight.held = true;
+      session.resend_held = true;
+    }
+  }
+}
+
+void WorkerCore::send_held(Session& session, ClientConnection& connection, std::size_t window) {
+  std::size_t held = 0;
+  for (const auto& entry : session.inflight) held += entry.second.held ? 1 : 0;
+  std::size_t in_flight = session.inflight.size() - held;
+  for (auto it = session.inflight.begin(); it != session.inflight.end() && held > 0;) {
+    InflightMessage& inflight = it->second;
+    if (!inflight.held) {
+      ++it;
+      continue;
+    }
+    // A PUBREC for it came before we resent it: only its PUBREL (already sent) is left.
+    const bool done = inflight.state == InflightMessage::State::AwaitPubcomp;
+    if (!done && in_flight >= window) break;
+    inflight.held = false;
+    --held;
+    ++in_flight;
+    if (done) {
+      ++it;
+      continue;
+    }
+    inflight.sent = true;
+    if (!connection.send_publish(inflight.delivery, it->first, true)) {
+      unpersist_delivery(session, inflight.delivery);  // too large: dropped as if delivered
+      it = session.inflight.erase(it);
+      --in_flight;
+      continue;
+    }
+    ++it;
+  }
+  session.resend_held = held > 0;
+}
+
 void WorkerCore::pump(Session& session) {
   ClientConnection* connection = session.connection;
   if (!connection || !connection->connected()) return;
   const std::size_t window =
       std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
+  if (session.resend_held) send_held(session, *connection, window);
   std::uint64_t now = 0;  // read only for a message that can expire: the clock costs
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
@@ -540,6 +587,8 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   auto transmit = [](Session& s, std::uint16_t id) {
     auto it = s.inflight.find(id);
     if (it == s.inflight.end() || it->second.sent || !s.connection || !s.connection->connected()) return;
+    // A held PUBLISH waits for room (send_held); a PUBREL never does.
+    if (it->second.held && it->second.state != InflightMessage::State::AwaitPubcomp) return;
     it->second.sent = true;
     if (it->second.state == InflightMessage::State::AwaitPubcomp) {
       s.connection->send_pubrel(id);

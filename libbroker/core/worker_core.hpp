@@ -81,8 +81,14 @@ class WorkerCore {
   std::size_t route(const MessagePtr& message, const Session* publisher);
   // Queues `delivery` for `session` (bounded) and sends what the window allows.
   void deliver(Session& session, Delivery&& delivery);
-  // Sends queued messages while the session's inflight window has room.
+  // Sends queued messages while the session's inflight window has room; first the
+  // unacknowledged PUBLISH packets held back at reconnect (resume_inflight).
   void pump(Session& session);
+  // A session resumed on a new connection [MQTT-4.4.0-1]: resends its unacknowledged PUBREL
+  // packets now and holds its unacknowledged PUBLISH packets, which pump() resends (DUP, in
+  // order) as the client's Receive Maximum allows [MQTT-3.3.4-9]: it may be lower than the
+  // last connection's.
+  void resume_inflight(Session& session);
   // Sends the packet the inflight entry `packet_id` is waiting to send (PUBLISH or PUBREL)
   // now, or, for a stored QoS 2 flow under Durability::Durable, once its state is on disk:
   // exactly once must hold across a crash, so the client never sees a packet id or a PUBREL
@@ -143,6 +149,9 @@ class WorkerCore {
   std::string& scratch() noexcept { return scratch_; }
 
  private:
+  // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
+  // are unacknowledged.
+  void send_held(Session& session, ClientConnection& connection, std::size_t window);
   void send_to(const SubscriberKey& key, Delivery&& delivery);
   void expire_sessions(std::uint64_t now_ms);
   // Back-pressure, subscriber side: marks the session Congested when its output or queue is

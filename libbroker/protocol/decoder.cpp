@@ -458,8 +458,10 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     error_ = error;
     return true;
   };
+  // Before CONNECT the version is unknown: its remaining length is read leniently.
+  const bool strict_varint = version_ == ProtocolVersion::V5;
   const auto bad_length = [&] {
-    malformed(error, "remaining length longer than four bytes");
+    malformed(error, "remaining length longer than four bytes or not in its shortest form");
     failed_ = true;
     error_ = error;
     return DecodeStatus::Error;
@@ -470,7 +472,7 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     if (input.empty()) return DecodeStatus::NeedMore;
     std::uint32_t remaining = 0;
     std::size_t used = 0;
-    const auto vs = wire::parse_varint(input.data() + 1, input.size() - 1, remaining, used);
+    const auto vs = wire::parse_varint(input.data() + 1, input.size() - 1, remaining, used, strict_varint);
     if (vs == wire::VarintStatus::Malformed) return bad_length();
     if (vs == wire::VarintStatus::Ok) {
       const std::size_t header = 1 + used;
@@ -495,7 +497,7 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     const auto* buf = reinterpret_cast<const std::uint8_t*>(partial.data());
     std::uint32_t remaining = 0;
     std::size_t used = 0;
-    const auto vs = wire::parse_varint(buf + 1, partial.size() - 1, remaining, used);
+    const auto vs = wire::parse_varint(buf + 1, partial.size() - 1, remaining, used, strict_varint);
     if (vs == wire::VarintStatus::Malformed) return bad_length();
     if (vs == wire::VarintStatus::NeedMore) {
       if (input.empty()) return DecodeStatus::NeedMore;

@@ -18,15 +18,17 @@ inline constexpr std::size_t kMaxString = 65'535;
 enum class VarintStatus { Ok, NeedMore, Malformed };
 
 // Parses a Variable Byte Integer from the front of [p, p+n). A fifth byte (continuation bit set
-// on the fourth) is malformed [MQTT-1.5.5]. Non-minimal encodings are accepted: minimality is a
-// sender obligation and a longer form still parses to one unambiguous value.
+// on the fourth) is malformed. With `shortest_only` (MQTT 5.0, [MQTT-1.5.5-1]) so is a longer
+// form than the value needs, such as 0x80 0x00 for 0; 3.1.1 has no such rule and a longer form
+// still parses to one unambiguous value, so its remaining lengths are read leniently.
 inline VarintStatus parse_varint(const std::uint8_t* p, std::size_t n, std::uint32_t& value,
-                                 std::size_t& used) noexcept {
+                                 std::size_t& used, bool shortest_only = true) noexcept {
   std::uint32_t v = 0;
   for (std::size_t i = 0; i < 4; ++i) {
     if (i >= n) return VarintStatus::NeedMore;
     v |= static_cast<std::uint32_t>(p[i] & 0x7F) << (7 * i);
     if ((p[i] & 0x80) == 0) {
+      if (shortest_only && i > 0 && p[i] == 0) return VarintStatus::Malformed;  // not minimal
       value = v;
       used = i + 1;
       return VarintStatus::Ok;

@@ -29,6 +29,24 @@ def still_serving(mqtt):
 
 # -- fixed header ----------------------------------------------------------
 
+@pytest.mark.deviates_mosquitto(
+    "MQTT-1.5.5-1: 2.0.11 reads a Variable Byte Integer longer than needed")
+def test_MQTT_1_5_5_1_longer_varint_than_needed_v5(connected, mqtt):
+    # PINGREQ with remaining length 0 written in two bytes, and a property id written
+    # 0x81 0x00: 5.0 requires the shortest form.
+    after_connect(connected, m.V5, bytes([0xC0, 0x80, 0x00]), MALFORMED)
+    bad_property = m.packet(m.PUBLISH, 2, m.utf8("t") + m.u16(1) + bytes([3, 0x81, 0x00, 0x00]))
+    after_connect(connected, m.V5, bad_property, MALFORMED, cid="hostile2")
+    still_serving(mqtt)
+
+
+def test_v311_remaining_length_longer_than_needed_is_read(connected):
+    # 3.1.1 has no shortest-form rule; the value is unambiguous.
+    c = connected("lenient", m.V311)
+    c.send(bytes([0xC0, 0x80, 0x00]))
+    c.expect(m.PINGRESP)
+
+
 @pytest.mark.parametrize("version", [
     m.V311, pytest.param(m.V5, marks=pytest.mark.deviates_mosquitto(
         "MQTT-1.5.5-1: 2.0.11 closes on a 5-byte Remaining Length without "

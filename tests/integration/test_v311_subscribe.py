@@ -222,6 +222,15 @@ def test_MQTT_4_7_3_1_zero_length_topic_filter_refused(connected):
     assert ack == "closed" or ack.reason_codes == [0x80], ack
 
 
+@pytest.mark.parametrize("flt", ["", "a/#/b", "a+", "#b"])
+def test_MQTT_4_8_0_1_unsubscribe_invalid_filter_closes(connected, flt):
+    # 3.1.1's UNSUBACK has no code for it: a filter breaking 4.7 is a protocol violation.
+    c = connected("uinv", V)
+    c.send_quietly(m.unsubscribe(7, [flt], version=V))
+    got = c.expect_closed()
+    assert all(p.type != m.UNSUBACK for p in got), got
+
+
 def test_MQTT_4_7_3_4_no_normalization_of_topics(connected):
     sub = connected("sub", V)
     sub.subscribe([("Caf\u00e9", 0), ("norm/a", 0)])

@@ -33,6 +33,17 @@ def test_disconnect_with_will_message_0x04_publishes_will(connected):
 
 
 @pytest.mark.deviates_mosquitto(
+    "MQTT-3.3.2-8: 2.0.11 answers Topic Alias 0 with 0x81, not 0x94")
+def test_MQTT_3_14_2_3_reason_string_left_out_beyond_client_maximum(connected):
+    # Topic Alias 0 is refused with 0x94; its reason string would not fit in 16 bytes.
+    c = connected("tiny", props={m.MAXIMUM_PACKET_SIZE: 16})
+    c.send_quietly(m.publish("a", b"x", props={m.TOPIC_ALIAS: 0}))
+    got = c.expect_closed()
+    assert got and got[-1].type == m.DISCONNECT and got[-1].rc == m.RC_TOPIC_ALIAS_INVALID, got
+    assert all(len(p.raw) <= 16 for p in got), got
+
+
+@pytest.mark.deviates_mosquitto(
     "MQTT-3.14.1-1: 2.0.11 closes without sending DISCONNECT 0x81")
 def test_MQTT_3_14_1_1_reserved_flags_disconnect_0x81(connected):
     c = connected("bits")

@@ -76,6 +76,32 @@ def test_MQTT_3_3_1_1_unacked_publish_redelivered_with_dup(connected, mqtt):
     c.expect_nothing(0.4)
 
 
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.3.4-9: 2.0.11 resends more unacknowledged PUBLISH than the new Receive Maximum")
+def test_MQTT_3_3_4_9_resent_publish_within_new_receive_maximum(connected, mqtt):
+    # Four unacknowledged, then back with Receive Maximum 2: the quota starts again at 2.
+    sub = persistent(connected)
+    pub = connected("pub")
+    for i in range(4):
+        pub.publish("s/t", b"%d" % i, qos=1)
+    sub.receive(4, ack=False)
+    sub.abort()
+    c = mqtt(V)
+    c.connect("sess", clean=False,
+              props={m.SESSION_EXPIRY_INTERVAL: 60, m.RECEIVE_MAXIMUM: 2})
+    first = c.receive(2, ack=False)
+    assert all(p.dup for p in first)
+    c.expect_nothing(0.5)
+    c.send(m.puback(first[0].pid))
+    third = c.receive(1, ack=False)[0]
+    assert third.dup
+    c.expect_nothing(0.3)
+    c.send(m.puback(first[1].pid) + m.puback(third.pid))
+    last = c.receive(1)
+    assert [p.payload for p in first + [third] + last] == [b"0", b"1", b"2", b"3"]
+    c.expect_nothing(0.3)
+
+
 def test_MQTT_4_4_0_1_unacked_pubrel_resent(connected, mqtt):
     sub = persistent(connected, qos=2)
     connected("pub").publish("s/t", b"q2", qos=2)

@@ -124,6 +124,16 @@ def test_MQTT_3_11_3_1_unsuback_codes_in_filter_order(connected):
     assert ack.reason_codes == [0, m.RC_NO_SUBSCRIPTION_EXISTED, 0]
 
 
+@pytest.mark.deviates_mosquitto(
+    "sec 3.11.3: 2.0.11 closes the connection instead of UNSUBACK 0x8F")
+@pytest.mark.parametrize("flt", ["", "a/#/b", "a+", "#b", "$share/g"])
+def test_unsuback_0x8f_for_invalid_filter(connected, flt):
+    c = connected("uinv5")
+    ack = c.unsubscribe([flt, "ok/t"])
+    assert ack.reason_codes == [m.RC_TOPIC_FILTER_INVALID, m.RC_NO_SUBSCRIPTION_EXISTED], ack
+    c.ping()
+
+
 @pytest.mark.parametrize("flt", ["#", "+/x/#", "+/#"])
 def test_MQTT_4_7_2_1_leading_wildcard_does_not_match_dollar(connected, flt):
     c = connected("dollar")

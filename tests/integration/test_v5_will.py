@@ -73,6 +73,17 @@ def test_MQTT_3_1_2_10_normal_disconnect_removes_will(connected):
     w.expect_nothing(1.0)
 
 
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.1.2-8: 2.0.11 deletes the will on a client DISCONNECT with an error reason code")
+@pytest.mark.parametrize("rc", [0x80, 0x83, 0x93])
+def test_MQTT_3_14_4_3_only_reason_0_deletes_the_will(connected, rc):
+    # A DISCONNECT with an error code reports a failure: the will still goes out.
+    w = watcher(connected)
+    c = connected("failing-%02x" % rc, will=will())
+    c.disconnect(rc)
+    w.expect_publish(topic="will/t", payload=b"gone")
+
+
 def test_MQTT_3_1_2_14_will_retain_0_not_retained(connected):
     connected("nr", will=will(retain=False)).abort()
     time.sleep(0.5)

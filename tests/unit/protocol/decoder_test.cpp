@@ -111,6 +111,29 @@ TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[proto
   }
 }
 
+TEST_CASE("decoder: a variable byte integer longer than it needs is malformed [MQTT-1.5.5-1]",
+          "[protocol][decoder]") {
+  // PINGREQ with remaining length 0 written in two bytes, then in four.
+  for (const std::vector<std::uint8_t>& bytes :
+       {std::vector<std::uint8_t>{0xC0, 0x80, 0x00}, {0xC0, 0x80, 0x80, 0x80, 0x00}}) {
+    const Decoded got = decode_chunks(bytes, ProtocolVersion::V5);
+    REQUIRE(got.failed);
+    CHECK(got.error.reason == ReasonCode::MalformedPacket);
+  }
+  // 128 needs two bytes (0x80 0x01): that form is fine.
+  const auto long_enough = Bytes().str("t").raw(std::vector<std::uint8_t>(125, 'x')).frame(0x30);
+  REQUIRE(long_enough[1] == 0x80);
+  REQUIRE(long_enough[2] == 0x01);
+  CHECK(decode_chunks(long_enough, ProtocolVersion::V311).packets.size() == 1);
+  // A 5.0 PUBLISH whose property id 0x01 (Payload Format Indicator) is written 0x81 0x00.
+  const auto publish = Bytes().str("t").u8(3).raw({0x81, 0x00, 0x00}).frame(0x30);
+  const Decoded bad = decode_chunks(publish, ProtocolVersion::V5);
+  REQUIRE(bad.failed);
+  CHECK(bad.error.reason == ReasonCode::MalformedPacket);
+  const auto fine = Bytes().str("t").u8(2).raw({0x01, 0x00}).frame(0x30);
+  CHECK_FALSE(decode_chunks(fine, ProtocolVersion::V5).failed);
+}
+
 TEST_CASE("decoder: packet over max size fails as soon as its remaining length is read",
           "[protocol][decoder]") {
   protocol::Decoder d(1024 * 1024);

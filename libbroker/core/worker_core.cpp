@@ -524,6 +524,12 @@ void WorkerCore::send_held(Session& session, ClientConnection& connection, std::
   session.resend_held = held > 0;
 }
 
+bool WorkerCore::waiting_for_store(Session& session) {
+  return !session.inflight.empty() &&
+         std::any_of(session.inflight.begin(), session.inflight.end(),
+                     [](const auto& entry) { return !entry.second.sent && !entry.second.held; });
+}
+
 void WorkerCore::pump(Session& session) {
   ClientConnection* connection = session.connection;
   if (!connection || !connection->connected()) return;
@@ -534,6 +540,9 @@ void WorkerCore::pump(Session& session) {
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
     if (front.qos > 0 && session.inflight.size() >= window) break;
+    // A QoS 0 message does not overtake one waiting for the store (send_inflight_when_durable
+    // pumps again once that went out): the session's order holds across QoS levels.
+    if (front.qos == 0 && waiting_for_store(session)) break;
     Delivery delivery = std::move(front);
     session.queue.pop_front();
     session.queued_bytes -= payload_size(delivery);
@@ -600,7 +609,9 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   if (it == session.inflight.end()) return;
   const bool others_waiting = std::any_of(
       session.inflight.begin(), session.inflight.end(),
-      [packet_id](const auto& entry) { return entry.first != packet_id && !entry.second.sent; });
+      [packet_id](const auto& entry) {
+        return entry.first != packet_id && !entry.second.sent && !entry.second.held;
+      });
   if (!engine_.durable_acks() || (!it->second.delivery.stored && !others_waiting)) {
     it->second.sent = false;
     transmit(session, packet_id);
@@ -609,7 +620,10 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   it->second.sent = false;
   after_commit([this, session_id = session.id(), packet_id, transmit](const Status& status) {
     if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
-    if (Session* found = sessions_by_id_.find(session_id)) transmit(*found, packet_id);
+    if (Session* found = sessions_by_id_.find(session_id)) {
+      transmit(*found, packet_id);
+      pump(*found);  // what queued behind it (a QoS 0 message waits: pump)
+    }
   });
 }
 

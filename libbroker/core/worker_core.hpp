@@ -152,6 +152,8 @@ class WorkerCore {
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);
+  // Some inflight PUBLISH or PUBREL waits for the store before it is sent.
+  static bool waiting_for_store(Session& session);
   void send_to(const SubscriberKey& key, Delivery&& delivery);
   void expire_sessions(std::uint64_t now_ms);
   // Back-pressure, subscriber side: marks the session Congested when its output or queue is

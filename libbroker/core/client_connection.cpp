@@ -135,6 +135,12 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
 
   bool assigned = false;
   std::string client_id = std::move(connect.client_id);
+  // MQTT 3.1 ("MQIsdp", level 3) has no empty client id. Its 23-character cap is not applied:
+  // units that send longer ids (UUIDs) are common, and max_client_id_length bounds them.
+  if (connect.version == protocol::ProtocolVersion::V31 && client_id.empty()) {
+    reject_connect(ReasonCode::ClientIdentifierNotValid, "MQTT 3.1 needs a client id");
+    return;
+  }
   if (client_id.empty()) {
     // [MQTT-3.1.3-8] 3.1.1 allows an empty id only with a clean session.
     if (!v5 && !connect.clean_start) {

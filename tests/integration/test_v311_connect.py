@@ -36,6 +36,21 @@ def test_MQTT_3_1_2_1_wrong_protocol_name_not_accepted(mqtt):
     assert all(not (p.type == m.CONNACK and p.rc == 0) for p in got), got
 
 
+def test_mqtt_3_1_mqisdp_is_served(mqtt):
+    c = mqtt(V)
+    c.send(m.connect("old-unit", version=V, protocol_name="MQIsdp", protocol_level=3))
+    assert c.expect(m.CONNACK).rc == 0
+    c.ping()
+
+
+def test_mqtt_3_1_empty_client_id_rejected(mqtt):
+    # MQTT 3.1 (level 3) has no empty client id: 0x02 Identifier rejected.
+    c = mqtt(V)
+    c.send(m.connect("", version=V, protocol_name="MQIsdp", protocol_level=3))
+    got = c.expect_closed()
+    assert len(got) == 1 and got[0].type == m.CONNACK and got[0].rc == 0x02, got
+
+
 def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_0x01(mqtt):
     c = mqtt(V)
     c.send(m.connect("level2", version=V, protocol_level=2))

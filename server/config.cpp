@@ -408,6 +408,8 @@ const std::vector<Field>& fields() {
             kDurabilityNames},
       BROKER_UNSIGNED_FIELD("limits.max_packet_size", limits.max_packet_size, kMinPacket,
                             kProtocolMaxPacket),
+      BROKER_UNSIGNED_FIELD("limits.max_connect_packet_size", limits.max_connect_packet_size,
+                            kMinPacket, kProtocolMaxPacket),
       BROKER_UNSIGNED_FIELD("limits.receive_maximum", limits.receive_maximum, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_inflight", limits.max_inflight, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_queued_messages", limits.max_queued_messages, 1, kU32Max),

@@ -37,6 +37,8 @@ Status check_options(const Options& options) {
   if (options.listeners.empty()) return Status::invalid_argument("listeners: at least one is needed");
   if (l.max_packet_size < 64 || l.max_packet_size > 268435460u)
     return Status::invalid_argument("limits.max_packet_size must be from 64 to 268435460");
+  if (l.max_connect_packet_size < 64 || l.max_connect_packet_size > 268435460u)
+    return Status::invalid_argument("limits.max_connect_packet_size must be from 64 to 268435460");
   if (l.receive_maximum == 0) return Status::invalid_argument("limits.receive_maximum must be from 1 to 65535");
   if (l.max_inflight == 0) return Status::invalid_argument("limits.max_inflight must be from 1 to 65535");
   if (l.max_qos > 2) return Status::invalid_argument("limits.max_qos must be 0, 1 or 2");

@@ -41,7 +41,8 @@ std::uint8_t peek_protocol_level(const std::string& raw) {
 ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
     : worker_(worker),
       link_(link),
-      decoder_(worker.engine().limits().max_packet_size),
+      decoder_(std::min(worker.engine().limits().max_packet_size,
+                        worker.engine().limits().max_connect_packet_size)),
       serial_(worker.connection_opened(*this)),
       last_packet_ms_(worker_.engine().now_ms()) {}
 
@@ -62,7 +63,9 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
       return;
     }
   }
-  last_packet_ms_ = worker_.engine().now_ms();
+  // Before CONNECT, last_packet_ms_ stays the accept time: the CONNECT must be complete within
+  // kConnectTimeoutMs of it, however slowly its bytes come (a slowloris).
+  if (state_ != State::AwaitConnect) last_packet_ms_ = worker_.engine().now_ms();
   std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(data), size);
   protocol::Packet packet;
   protocol::DecodeError error;
@@ -80,6 +83,12 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
         return;
       case protocol::DecodeStatus::Packet:
         handle(std::move(packet));
+        // A client that does not read what it asks for (PUBACKs, PINGRESPs, SUBACKs) is not
+        // read either until that drains: its answers cannot grow without bound.
+        if (state_ == State::Connected &&
+            link_.pending_bytes() > worker_.engine().limits().max_pending_output_bytes) {
+          worker_.hold_reader(*this);
+        }
         break;
     }
   }
@@ -132,6 +141,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   const Limits& limits = engine.limits();
   version_ = connect.version;
   const bool v5 = is_v5();
+  decoder_.set_max_packet_size(limits.max_packet_size);  // CONNECT alone had the smaller bound
 
   bool assigned = false;
   std::string client_id = std::move(connect.client_id);
@@ -186,6 +196,13 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
       reject_connect(ReasonCode::PayloadFormatInvalid, "will payload is not UTF-8");
       return;
     }
+  }
+  // 3.1.1 has no Server Keep Alive to lower a client's: one asking for more than the cap (or
+  // for none) is refused, so that the cap holds for every connection.
+  if (!v5 && limits.max_keep_alive != 0 &&
+      (connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive)) {
+    reject_connect(ReasonCode::ClientIdentifierNotValid, "keep alive above limits.max_keep_alive");
+    return;
   }
   if (limits.max_connections != 0 &&
       engine.open_connections().load(std::memory_order_relaxed) >= limits.max_connections) {
@@ -249,6 +266,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   worker_.persist_session(*session);
   session_ = session;
   state_ = State::Connected;
+  last_packet_ms_ = engine.now_ms();  // keep alive runs from here
   counted_ = true;
   Counters::add(engine.open_connections());
 
@@ -751,13 +769,15 @@ bool ClientConnection::write_publish(std::string_view head, const protocol::Payl
   return true;
 }
 
-void ClientConnection::hold() {
+void ClientConnection::hold(bool for_output) {
   held_ = true;
+  held_for_output_ = held_for_output_ || for_output;
   link_.pause_reading();
 }
 
 void ClientConnection::release(std::string&& input) {
   held_ = false;
+  held_for_output_ = false;
   last_packet_ms_ = worker_.engine().now_ms();  // keep alive restarts: it was not read
   if (!input.empty()) on_bytes(input.data(), input.size());
   // Handling the held bytes may have held it again (or closed it).
@@ -772,8 +792,10 @@ void ClientConnection::tick(std::uint64_t now_ms) {
     }
     return;
   }
-  // A held client may well have sent its PINGREQ: it waits unread in the kernel.
-  if (state_ != State::Connected || keep_alive_ == 0 || held_) return;
+  // A held publisher may well have sent its PINGREQ: it waits unread in the kernel. A client
+  // held because it reads nothing of its own output is let go when that drains, and a reader
+  // gets there within its keep alive: one that does not is closed as usual.
+  if (state_ != State::Connected || keep_alive_ == 0 || (held_ && !held_for_output_)) return;
   // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
   if (now_ms > last_packet_ms_ && now_ms - last_packet_ms_ > std::uint64_t{keep_alive_} * 1500) {
     disconnect(ReasonCode::KeepAliveTimeout, "keep alive timeout");

@@ -59,7 +59,9 @@ class ClientConnection final : public ConnectionHandler {
   std::size_t pending_bytes() const { return link_.pending_bytes(); }
   // Publisher back-pressure (WorkerCore holds and releases): stop reading the client; go on,
   // first handling `input`, the bytes read before the hold and not handled yet.
-  void hold();
+  // `for_output`: held because it does not read its own answers (WorkerCore::hold_reader);
+  // keep alive still runs then, as it takes nothing from the client.
+  void hold(bool for_output = false);
   void release(std::string&& input);
   // Another connection with the same client id arrived [MQTT-3.1.4-3]: DISCONNECT 0x8E to a
   // 5.0 client, then close. The will goes out unless it is delayed and the session goes on.
@@ -110,6 +112,7 @@ class ClientConnection final : public ConnectionHandler {
   bool request_problem_information_ = true;
   bool normal_disconnect_ = false;  // DISCONNECT 0x00 received: no will
   bool held_ = false;               // not read: a receiver of its messages is congested
+  bool held_for_output_ = false;    // not read: it does not read its own answers
 
   State state_ = State::AwaitConnect;
   protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;

@@ -327,6 +327,13 @@ bool WorkerCore::hold_publisher(ClientConnection& connection) {
   return blocked;
 }
 
+void WorkerCore::hold_reader(ClientConnection& connection) {
+  auto [it, inserted] = held_.try_emplace(&connection);
+  if (inserted) it->second.since_ms = engine_.now_ms();
+  it->second.own_output = true;
+  connection.hold(true);
+}
+
 void WorkerCore::stash_input(ClientConnection& connection, std::string_view bytes) {
   held_[&connection].input.append(bytes);
 }
@@ -339,6 +346,7 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
     // an inbox that does not drain within max_pause (a stopping worker) holds no longer.
     if (now_ms - held.since_ms >= max_pause) held.blockers.inboxes = 0;
     drop_drained(held.blockers);
+    if (held.own_output && connection->pending_bytes() > engine_.limits().output_low_water_bytes) continue;
     if (held.blockers.empty()) ready.push_back(connection);
   }
   for (ClientConnection* connection : ready) {

@@ -111,6 +111,9 @@ class WorkerCore {
   bool hold_publisher(ClientConnection& connection);
   // Bytes `connection` read but did not handle before it was held; handled when it goes on.
   void stash_input(ClientConnection& connection, std::string_view bytes);
+  // Holds `connection` until its own unsent output falls to Limits::output_low_water_bytes:
+  // it sends requests (PINGREQ, QoS 1 PUBLISH) and does not read the answers.
+  void hold_reader(ClientConnection& connection);
 
   // --- persistence (no-ops without a store) ---
   // Writes the session's record if it is persistent (session expiry > 0); a session that
@@ -224,6 +227,7 @@ class WorkerCore {
   struct HeldPublisher {
     Blockers blockers;
     std::uint64_t since_ms = 0;
+    bool own_output = false;  // also until its own output drains (hold_reader)
     // Read but not yet handled: kept here, not in the connection, so only held ones pay.
     std::string input;
   };

@@ -62,3 +62,72 @@ def test_qos0_to_a_reader_that_stalls_is_held_not_dropped(connected):
     assert all(p.payload == PAYLOAD for p in got)
     sub.expect_nothing(0.3)
     pub.ping()  # the publisher is read again
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.deviates_mosquitto("mosquitto buffers every answer of a client that does not read")
+@pytest.mark.parametrize("request_kind", ["pingreq", "qos1"])
+def test_client_that_does_not_read_its_answers_is_not_read_either(broker, connected, request_kind):
+    # PINGREQs or QoS 1 PUBLISHes sent flat out, never reading a PINGRESP or PUBACK: the broker
+    # stops reading such a client once its unread answers pass max_pending_output_bytes, so
+    # memory stays bounded; once the client reads, it is served again.
+    c = connected("deaf-" + request_kind, m.V311)
+    unit = m.pingreq() if request_kind == "pingreq" else \
+        m.publish("deaf/t", b"", qos=1, pid=1, version=m.V311)
+    batch = unit * 4096
+    rss_before = _rss_kib(broker.proc.pid)
+    c.sock.setblocking(False)
+    sent = 0
+    blocked_since = None
+    deadline = time.monotonic() + 60
+    pending = b""
+    while time.monotonic() < deadline and sent < 400_000_000:
+        pending = pending or batch
+        try:
+            n = c.sock.send(pending)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise
+            n = 0
+        if n:
+            sent += n
+            pending = pending[n:]
+            blocked_since = None
+            continue
+        blocked_since = blocked_since or time.monotonic()
+        if time.monotonic() - blocked_since > 1.0:
+            break
+        time.sleep(0.01)
+    assert blocked_since is not None, "the broker read %d bytes of requests without pause" % sent
+    grown_mib = (_rss_kib(broker.proc.pid) - rss_before) / 1024
+    assert grown_mib < 64, "broker grew %.0f MiB for %d bytes of requests" % (grown_mib, sent)
+    # Others are still served meanwhile.
+    connected("bystander").ping()
+    # Read every answer (the broker then reads the rest of our requests and answers them too)
+    # while sending what is left.
+    c.sock.setblocking(True)
+    c.sock.settimeout(10)
+    answer_size = 2 if request_kind == "pingreq" else 4
+    want = (sent + len(pending)) // len(unit) * answer_size
+    got = [0]
+
+    def read_answers():
+        while got[0] < want:
+            chunk = c.sock.recv(1 << 20)
+            if not chunk:
+                return
+            got[0] += len(chunk)
+
+    reader = threading.Thread(target=read_answers)
+    reader.start()
+    if pending:
+        c.sock.sendall(pending)
+    reader.join(60)
+    assert got[0] == want, "%d of %d answer bytes" % (got[0], want)

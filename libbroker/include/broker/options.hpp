@@ -36,6 +36,10 @@ struct Limits {
   // Default: 16 MiB: room for file and configuration pushes without letting one client pin
   // hundreds of MB. The protocol maximum is 268,435,460 bytes.
   std::uint32_t max_packet_size = 16u * 1024 * 1024;
+  // Largest CONNECT accepted (fixed header included; max_packet_size caps it too): a socket
+  // that has not connected yet can make the broker hold only this much. Room for long
+  // credentials and a will. Default: 256 KiB.
+  std::uint32_t max_connect_packet_size = 256 * 1024;
   // Inbound QoS 1/2 publishes a client may have unacknowledged (our Receive Maximum). Default: 128.
   std::uint16_t receive_maximum = 128;
   // Outbound QoS 1/2 messages in flight per session, further capped by the client's Receive
@@ -77,8 +81,9 @@ struct Limits {
   std::uint32_t max_publisher_pause_ms = 2000;
   // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum). Default: 64.
   std::uint16_t topic_alias_maximum = 64;
-  // Highest keep alive accepted; 5.0 clients asking for more get Server Keep Alive, 3.1.1
-  // clients keep theirs. 0 = no cap. Default: 0.
+  // Highest keep alive accepted; 5.0 clients asking for more (or for none) get it as Server
+  // Keep Alive; 3.1.1 clients, which cannot be told, are refused with CONNACK 0x02. 0 = no cap.
+  // Default: 0.
   std::uint16_t max_keep_alive = 0;
   // Cap on a 5.0 session expiry interval, seconds. Default: 0xFFFFFFFF (no cap).
   std::uint32_t max_session_expiry = 0xFFFFFFFFu;

@@ -472,3 +472,77 @@ TEST_CASE("core: a second CONNECT is a protocol error [MQTT-3.1.0-2]", "[core]")
   CHECK(c->take<Disconnect>().reason == ReasonCode::ProtocolError);
   CHECK(c->closed_by_broker());
 }
+
+TEST_CASE("core: a CONNECT must be complete within the connect timeout of the accept", "[core]") {
+  // One byte every 3 s would otherwise hold the socket (and its buffer) for ever.
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V311);
+  std::string bytes;
+  REQUIRE(protocol::encode(Connect{}, ProtocolVersion::V311, bytes));
+  for (std::size_t i = 0; i + 1 < bytes.size() && !c->closed_by_broker(); ++i) {
+    c->send_raw(bytes.substr(i, 1));
+    h.advance(3000);
+  }
+  CHECK(c->closed_by_broker());
+  CHECK(c->received().empty());
+}
+
+TEST_CASE("core: a CONNECT larger than limits.max_connect_packet_size is refused", "[core]") {
+  Options o;
+  o.limits.max_connect_packet_size = 1024;
+  CoreHarness h(o);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "big-will";
+  Will will;
+  will.topic = "w";
+  will.payload = Payload::copy_of(std::string(2000, 'x'));
+  connect.will = will;
+  auto big = h.open(ProtocolVersion::V5);
+  big->send(connect);
+  CHECK(big->take<Connack>().reason == ReasonCode::PacketTooLarge);
+  CHECK(big->closed_by_broker());
+  // Within the bound it connects, and then the full max_packet_size applies.
+  connect.will->payload = Payload::copy_of(std::string(500, 'x'));
+  auto fine = h.open(ProtocolVersion::V5);
+  fine->send(connect);
+  CHECK(fine->take<Connack>().reason == ReasonCode::Success);
+  fine->send(publish("t", std::string(4000, 'p'), 0));
+  fine->send(Pingreq{});
+  fine->take<Pingresp>();
+  CHECK_FALSE(fine->closed_by_broker());
+}
+
+TEST_CASE("core: limits.max_keep_alive refuses a 3.1.1 keep alive above it, or none", "[core]") {
+  Options o;
+  o.limits.max_keep_alive = 60;
+  CoreHarness h(o);
+  for (std::uint16_t keep_alive : {std::uint16_t{0}, std::uint16_t{61}}) {
+    auto c = h.open(ProtocolVersion::V311);
+    Connect connect;
+    connect.client_id = "ka-" + std::to_string(keep_alive);
+    connect.keep_alive = keep_alive;
+    c->send(connect);
+    CHECK(c->take<Connack>().reason == ReasonCode::ClientIdentifierNotValid);
+    CHECK(c->closed_by_broker());
+  }
+  auto ok = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.client_id = "ka-60";
+  connect.keep_alive = 60;
+  ok->send(connect);
+  CHECK(ok->take<Connack>().reason == ReasonCode::Success);
+}
+
+TEST_CASE("core: a client that does not read its answers is not read until they drain", "[core]") {
+  CoreHarness h;
+  auto c = h.connect("deaf", ProtocolVersion::V311);
+  c->set_pending_bytes(2 * 1024 * 1024);  // over max_pending_output_bytes, and it reads nothing
+  c->send(Pingreq{});
+  c->send(Pingreq{});
+  c->send(Pingreq{});
+  CHECK(c->received().size() == 1);  // the first was answered; then the broker stopped reading
+  c->set_pending_bytes(0);            // it read everything
+  h.advance(10);                      // a loop turn
+  CHECK(c->received().size() == 3);
+}

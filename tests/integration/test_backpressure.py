@@ -12,6 +12,34 @@ import mqtt_raw as m
 PAYLOAD = b"x" * 1000
 
 
+def send_until_pushed_back(sock, unit, quiet, limit, max_bytes=None):
+    """Sends `unit` over and over on the non-blocking `sock` until the broker stops reading
+    (nothing goes for `quiet` seconds), `limit` seconds pass or `max_bytes` went. Returns the
+    bytes sent, the rest of the unit in progress, and whether the broker pushed back."""
+    sent = 0
+    pending = b""
+    blocked_since = None
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and (max_bytes is None or sent < max_bytes):
+        pending = pending or unit
+        try:
+            n = sock.send(pending)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise
+            n = 0
+        if n:
+            sent += n
+            pending = pending[n:]
+            blocked_since = None
+            continue
+        blocked_since = blocked_since or time.monotonic()
+        if time.monotonic() - blocked_since > quiet:
+            return sent, pending, True
+        time.sleep(0.01)
+    return sent, pending, False
+
+
 @pytest.mark.deviates_mosquitto("mosquitto drops QoS 0 for a subscriber that does not read")
 def test_qos0_to_a_reader_that_stalls_is_held_not_dropped(connected):
     sub = connected("bp-sub")
@@ -22,30 +50,9 @@ def test_qos0_to_a_reader_that_stalls_is_held_not_dropped(connected):
     # Publish until the broker stops reading us (our writes block for a while), well before
     # max_publisher_pause_ms (2 s) would give up on the subscriber.
     frame = m.publish("bp/t", PAYLOAD)
-    sent = 0
-    pending = b""
-    blocked_since = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not pending:
-            pending = frame
-        try:
-            n = pub.sock.send(pending)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise
-            n = 0
-        if n:
-            blocked_since = None
-            pending = pending[n:]
-            if not pending:
-                sent += 1
-            continue
-        blocked_since = blocked_since or time.monotonic()
-        if time.monotonic() - blocked_since > 0.5:
-            break
-        time.sleep(0.01)
-    assert blocked_since is not None, "the broker never pushed back"
+    sent_bytes, pending, blocked = send_until_pushed_back(pub.sock, frame, quiet=0.5, limit=30)
+    assert blocked, "the broker never pushed back"
+    sent = sent_bytes // len(frame)
     assert sent > 100
 
     # The subscriber reads again: the publisher is released and every message arrives. The
@@ -84,28 +91,9 @@ def test_client_that_does_not_read_its_answers_is_not_read_either(broker, connec
     batch = unit * 4096
     rss_before = _rss_kib(broker.proc.pid)
     c.sock.setblocking(False)
-    sent = 0
-    blocked_since = None
-    deadline = time.monotonic() + 60
-    pending = b""
-    while time.monotonic() < deadline and sent < 400_000_000:
-        pending = pending or batch
-        try:
-            n = c.sock.send(pending)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise
-            n = 0
-        if n:
-            sent += n
-            pending = pending[n:]
-            blocked_since = None
-            continue
-        blocked_since = blocked_since or time.monotonic()
-        if time.monotonic() - blocked_since > 1.0:
-            break
-        time.sleep(0.01)
-    assert blocked_since is not None, "the broker read %d bytes of requests without pause" % sent
+    sent, pending, blocked = send_until_pushed_back(c.sock, batch, quiet=1.0, limit=60,
+                                                    max_bytes=400_000_000)
+    assert blocked, "the broker read %d bytes of requests without pause" % sent
     grown_mib = (_rss_kib(broker.proc.pid) - rss_before) / 1024
     assert grown_mib < 64, "broker grew %.0f MiB for %d bytes of requests" % (grown_mib, sent)
     # Others are still served meanwhile.

@@ -132,6 +132,19 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
   return SetResult::Stored;
 }
 
+bool RetainedStore::holds(const Message& message) const {
+  const Impl& impl = *impl_;
+  std::shared_lock lock(impl.mu_);
+  const Node* n = &impl.root_;
+  const std::string_view topic = message.topic();
+  for (std::size_t pos = 0; pos != kEnd && n != nullptr;) {
+    auto [level, next] = level_at(topic, pos);
+    n = n->children.find(level);
+    pos = next;
+  }
+  return n != nullptr && n->message.get() == &message;
+}
+
 void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
                           std::vector<MessagePtr>& out) const {
   Impl& impl = *impl_;

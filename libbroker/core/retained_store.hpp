@@ -32,6 +32,9 @@ class RetainedStore {
   // not expired at `now_ms`.
   void match(std::string_view filter, std::uint64_t now_ms, std::vector<MessagePtr>& out) const;
 
+  // Whether `message` is still the one retained under its topic.
+  bool holds(const Message& message) const;
+
   // Removes every message expired at `now_ms`; returns how many.
   std::uint64_t purge_expired(std::uint64_t now_ms);
 

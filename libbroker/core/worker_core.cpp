@@ -77,6 +77,7 @@ void WorkerCore::destroy_session(Session& session) {
     batch_.delete_session(session.client_id());  // its deliveries go with it
   }
   offline_timed_.erase(&session);
+  retained_backlogs_.erase(session.id());
   sessions_by_id_.erase(session.id());
   sessions_.erase(sessions_.find(session.client_id()));  // destroys `session`
   Counters::sub(counters_.sessions);
@@ -374,6 +375,7 @@ void WorkerCore::end_of_turn() {
     // Every turn, not only on a wake-up: cheap, and a hold can never outlive its cause.
     if (!held_.empty()) recheck_held(now);
   }
+  if (!retained_backlogs_.empty()) feed_retained_backlogs();
   hand_off();
 }
 
@@ -544,6 +546,58 @@ void WorkerCore::pump(Session& session) {
   const std::size_t window =
       std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
   if (session.resend_held) send_held(session, *connection, window);
+  do {
+    send_queued(session, *connection, window);
+  } while (!retained_backlogs_.empty() && refill_from_backlog(session, *connection));
+  check_output(session, *connection);
+}
+
+void WorkerCore::queue_retained(Session& session, std::vector<Delivery>&& deliveries) {
+  if (deliveries.empty()) return;
+  auto& backlog = retained_backlogs_[session.id()];
+  for (auto& delivery : deliveries) backlog.push_back(std::move(delivery));
+  pump(session);
+}
+
+bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connection) {
+  auto it = retained_backlogs_.find(session.id());
+  if (it == retained_backlogs_.end()) return false;
+  const Limits& limits = engine_.limits();
+  auto& backlog = it->second;
+  bool moved = false;
+  // Half the bounds: room is left for live messages, and a QoS 0 message taken here goes to
+  // the socket at once, so the client's unsent output bounds those.
+  while (!backlog.empty() && session.queue.size() < std::max<std::size_t>(1, limits.max_queued_messages / 2) &&
+         session.queued_bytes <= limits.max_queued_bytes / 2 &&
+         connection.pending_bytes() < limits.max_pending_output_bytes / 2) {
+    Delivery delivery = std::move(backlog.front());
+    backlog.pop_front();
+    // Replaced or cleared since the subscribe: the newer message went out live (or nothing is
+    // retained any more), and this older one must not arrive after it.
+    if (!engine_.retained().holds(*delivery.message)) continue;
+    store_delivery_for(*session.subscriber, delivery);
+    session.queued_bytes += payload_size(delivery);
+    session.queue.push_back(std::move(delivery));
+    moved = true;
+  }
+  if (backlog.empty()) retained_backlogs_.erase(it);
+  return moved;
+}
+
+void WorkerCore::feed_retained_backlogs() {
+  std::vector<std::uint64_t> ids;
+  ids.reserve(retained_backlogs_.size());
+  for (const auto& entry : retained_backlogs_) ids.push_back(entry.first);
+  for (const std::uint64_t id : ids) {
+    if (Session* session = sessions_by_id_.find(id)) {
+      pump(*session);  // takes more once the client took what it had
+    } else {
+      retained_backlogs_.erase(id);
+    }
+  }
+}
+
+void WorkerCore::send_queued(Session& session, ClientConnection& connection, std::size_t window) {
   std::uint64_t now = 0;  // read only for a message that can expire: the clock costs
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
@@ -561,7 +615,7 @@ void WorkerCore::pump(Session& session) {
       continue;
     }
     if (delivery.qos == 0) {
-      connection->send_publish(delivery, 0, false);
+      connection.send_publish(delivery, 0, false);
       continue;
     }
     std::uint16_t id = session.next_packet_id;
@@ -587,7 +641,7 @@ void WorkerCore::pump(Session& session) {
       continue;
     }
     // Too large for the client: dropped as if delivered [MQTT-3.1.2-25].
-    if (!connection->send_publish(delivery, id, false)) {
+    if (!connection.send_publish(delivery, id, false)) {
       unpersist_delivery(session, delivery);
       continue;
     }
@@ -597,7 +651,6 @@ void WorkerCore::pump(Session& session) {
                      delivery.qos == 1 ? DeliveryState::AwaitPuback : DeliveryState::AwaitPubrec, id);
     session.inflight.emplace(id, InflightMessage{std::move(delivery), state});
   }
-  check_output(session, *connection);
 }
 
 void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t packet_id) {

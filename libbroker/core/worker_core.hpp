@@ -7,6 +7,7 @@
 //
 // Thread safety: every method runs on the owning worker's thread.
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <random>
@@ -82,8 +83,14 @@ class WorkerCore {
   // Queues `delivery` for `session` (bounded) and sends what the window allows.
   void deliver(Session& session, Delivery&& delivery);
   // Sends queued messages while the session's inflight window has room; first the
-  // unacknowledged PUBLISH packets held back at reconnect (resume_inflight).
+  // unacknowledged PUBLISH packets held back at reconnect (resume_inflight), then, as the
+  // queue and the client's unsent output leave room, its retained backlog (queue_retained).
   void pump(Session& session);
+  // The retained messages a subscription matched, to send in order [MQTT-3.3.1-9]. They wait
+  // in a backlog that feeds the session's queue at the pace the client takes them, so that
+  // neither the queue's bounds (meant for live traffic) drop any nor the broker holds them
+  // all as unsent output; a message replaced meanwhile is skipped.
+  void queue_retained(Session& session, std::vector<Delivery>&& deliveries);
   // A session resumed on a new connection [MQTT-4.4.0-1]: resends its unacknowledged PUBREL
   // packets now and holds its unacknowledged PUBLISH packets, which pump() resends (DUP, in
   // order) as the client's Receive Maximum allows [MQTT-3.3.4-9]: it may be lower than the
@@ -155,6 +162,11 @@ class WorkerCore {
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);
+  // pump()'s steps: the queue while the window has room; the retained backlog into the queue
+  // (true when it moved any); every backlog once a turn, as output drains without an event.
+  void send_queued(Session& session, ClientConnection& connection, std::size_t window);
+  bool refill_from_backlog(Session& session, ClientConnection& connection);
+  void feed_retained_backlogs();
   // Some inflight PUBLISH or PUBREL waits for the store before it is sent.
   static bool waiting_for_store(Session& session);
   void send_to(const SubscriberKey& key, Delivery&& delivery);
@@ -237,6 +249,8 @@ class WorkerCore {
   };
   std::unordered_map<Session*, Congestion> congested_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
+  // Retained messages matched at subscribe time and not yet queued, by session id (rare).
+  std::unordered_map<std::uint64_t, std::deque<Delivery>> retained_backlogs_;
   Blockers route_blockers_;  // what the last route() found (read by hold_publisher)
 };
 

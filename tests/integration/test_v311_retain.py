@@ -1,5 +1,7 @@
 """MQTT 3.1.1 section 3.3.1.3: retained messages."""
 
+import pytest
+
 import mqtt_raw as m
 
 V = m.V311
@@ -112,3 +114,36 @@ def test_MQTT_4_7_2_1_retained_dollar_topic_not_sent_to_leading_wildcard(connect
     got = sub.receive(1)
     assert got[0].topic == "ret/x"
     sub.expect_nothing(0.3)
+
+
+def _store_retained(pub, count, payload, qos):
+    """Publishes `count` retained messages fleet/<n>/cfg, pipelined with a window of 100."""
+    out = 0
+    for i in range(count):
+        pub.send(m.publish("fleet/%06d/cfg" % i, payload, qos=qos, retain=True,
+                           pid=(i % 60000) + 1 if qos else None, version=V))
+        out += 1
+        if qos and out >= 100:
+            pub.expect(m.PUBACK, 30)
+            out -= 1
+    for _ in range(out if qos else 0):
+        pub.expect(m.PUBACK, 30)
+    pub.ping()  # everything before it was handled
+
+
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.3.1-6: 2.0.11 drops retained messages past max_queued_messages on subscribe")
+@pytest.mark.parametrize("count,size,qos", [(20000, 10, 1), (2000, 10000, 0)],
+                         ids=["20k-qos1", "20MB-qos0"])
+def test_MQTT_3_3_1_6_every_matching_retained_message_arrives(connected, count, size, qos):
+    # A back office taking a fleet snapshot through a wildcard gets every retained message,
+    # beyond the queue bounds (1,000 messages) and the unsent-output bound (16 MiB at QoS 0),
+    # as long as it reads.
+    pub = connected("snap-pub", V)
+    _store_retained(pub, count, b"c" * size, qos)
+    sub = connected("snap-sub", V)
+    sub.subscribe("fleet/+/cfg", qos)
+    got = m.drain(sub, timeout=3)
+    topics = {p.topic for p in got}
+    assert len(topics) == count, "%d of %d retained messages" % (len(topics), count)
+    assert all(p.retain for p in got)

@@ -1,4 +1,6 @@
 // Session and routing semantics of the core, driven in memory (no sockets, fake time).
+#include <set>
+
 #include <catch2/catch.hpp>
 
 #include "core/engine.hpp"
@@ -545,4 +547,54 @@ TEST_CASE("core: a client that does not read its answers is not read until they 
   c->set_pending_bytes(0);            // it read everything
   h.advance(10);                      // a loop turn
   CHECK(c->received().size() == 3);
+}
+
+TEST_CASE("core: every retained message a subscription matches arrives, past the queue bounds [MQTT-3.3.1-9]",
+          "[core]") {
+  Options o;
+  o.limits.max_queued_messages = 4;
+  o.limits.max_inflight = 2;
+  CoreHarness h(o);
+  auto pub = h.connect("snap-pub");
+  // 200: more than the queue takes even while its subscriber holds its publishers (16 x 4).
+  for (int i = 0; i < 200; ++i) {
+    pub->send(publish("snap/" + std::to_string(i), "v" + std::to_string(i), 1,
+                      static_cast<std::uint16_t>(i + 1), true));
+    pub->take<Ack>();
+  }
+  auto sub = h.connect("snap-sub");
+  subscribe_ok(*sub, "snap/+", 1);
+  std::set<std::string> seen;
+  while (!sub->received().empty()) {
+    auto p = sub->take<Publish>();
+    CHECK(p.retain);
+    seen.insert(p.topic);
+    sub->send(ack(PacketType::Puback, p.packet_id));
+  }
+  CHECK(seen.size() == 200);
+}
+
+TEST_CASE("core: a retained backlog waits for the client's output, and skips replaced messages", "[core]") {
+  Options o;
+  o.limits.max_queued_messages = 4;
+  o.limits.max_pending_output_bytes = 1000;
+  CoreHarness h(o);
+  auto pub = h.connect("bl-pub");
+  for (int i = 0; i < 20; ++i) pub->send(publish("bl/" + std::to_string(i), "old", 0, 0, true));
+  auto sub = h.connect("bl-sub");
+  sub->set_pending_bytes(600);  // over half of max_pending_output_bytes: it does not read
+  subscribe_ok(*sub, "bl/+", 0);
+  CHECK(sub->received().empty());  // all twenty wait
+  pub->send(publish("bl/7", "new", 0, 0, true));  // replaces one that waits
+  CHECK(*sub->take<Publish>().payload == "new");  // live, at once
+  sub->set_pending_bytes(0);  // it read everything
+  h.advance(10);              // a loop turn
+  std::size_t olds = 0;
+  while (!sub->received().empty()) {
+    auto p = sub->take<Publish>();
+    CHECK(p.topic != "bl/7");  // its old value would come after the new one
+    CHECK(*p.payload == "old");
+    ++olds;
+  }
+  CHECK(olds == 19);
 }

@@ -372,6 +372,16 @@ T& slot(Packet& out) {
   return out.emplace<T>();
 }
 
+// What is wrong with a fixed header's first byte (type and flags), or null: checked as soon as
+// that byte arrives, so garbage is refused before its "remaining length" is waited for.
+const char* header_error(std::uint8_t first_byte, bool v5) noexcept {
+  const auto raw_type = static_cast<std::uint8_t>(first_byte >> 4);
+  if (raw_type == 0 || (raw_type == 15 && !v5)) return "reserved packet type";
+  if (!flags_valid(static_cast<PacketType>(raw_type), static_cast<std::uint8_t>(first_byte & 0x0F)))
+    return "reserved fixed header flags";
+  return nullptr;
+}
+
 DecodeStatus decode_frame(std::uint8_t first_byte, std::span<const std::uint8_t> body,
                           ProtocolVersion version, Packet& out, DecodeError& error,
                           ConnectResult& connect) {
@@ -381,15 +391,11 @@ DecodeStatus decode_frame(std::uint8_t first_byte, std::span<const std::uint8_t>
   Reader r(body);
   error.protocol_level = 0;
   bool ok = false;
-  if (raw_type == 0 || (raw_type == 15 && !v5)) {
-    malformed(error, "reserved packet type");
+  if (const char* what = header_error(first_byte, v5)) {
+    malformed(error, what);
     return DecodeStatus::Error;
   }
   const auto type = static_cast<PacketType>(raw_type);
-  if (!flags_valid(type, flags)) {
-    malformed(error, "reserved fixed header flags");
-    return DecodeStatus::Error;
-  }
   switch (type) {
     case PacketType::Connect: ok = decode_connect(r, slot<Connect>(out), error, connect); break;
     case PacketType::Connack: ok = decode_connack(r, v5, slot<Connack>(out), error); break;
@@ -470,6 +476,12 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
   if (!partial_ || partial_->empty()) {
     // Fast path: decode straight from the caller's bytes when the whole frame is there.
     if (input.empty()) return DecodeStatus::NeedMore;
+    if (const char* what = header_error(input[0], version_ == ProtocolVersion::V5)) {
+      malformed(error, what);
+      failed_ = true;
+      error_ = error;
+      return DecodeStatus::Error;
+    }
     std::uint32_t remaining = 0;
     std::size_t used = 0;
     const auto vs = wire::parse_varint(input.data() + 1, input.size() - 1, remaining, used, strict_varint);

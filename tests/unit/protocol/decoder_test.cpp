@@ -101,6 +101,20 @@ TEST_CASE("decoder: a packet after an error is not decoded", "[protocol][decoder
   CHECK(std::string(e.what) == "reserved fixed header flags");
 }
 
+TEST_CASE("decoder: a bad first byte is refused before its remaining length comes", "[protocol][decoder]") {
+  // "GET / HTTP/1.1" after CONNECT: 'G' is PUBACK with flags 0111; nothing more is waited for.
+  for (const std::uint8_t first : {std::uint8_t{'G'}, std::uint8_t{0x00}, std::uint8_t{0x63}}) {
+    protocol::Decoder d;
+    d.set_version(ProtocolVersion::V5);
+    const std::uint8_t byte[] = {first};
+    std::span<const std::uint8_t> in(byte);
+    protocol::Packet p;
+    protocol::DecodeError e;
+    CHECK(d.next(in, p, e) == DecodeStatus::Error);
+    CHECK(e.reason == ReasonCode::MalformedPacket);
+  }
+}
+
 TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[protocol][decoder]") {
   for (std::uint8_t flags = 0; flags < 16; ++flags) {
     if (flags == 0x02) continue;

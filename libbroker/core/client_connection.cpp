@@ -777,6 +777,11 @@ void ClientConnection::hold(bool for_output) {
   link_.pause_reading();
 }
 
+void ClientConnection::output_taken(std::uint64_t now_ms, bool all) {
+  last_packet_ms_ = now_ms;
+  if (all) held_for_output_ = false;
+}
+
 void ClientConnection::release(std::string&& input) {
   held_ = false;
   held_for_output_ = false;

@@ -332,6 +332,7 @@ void WorkerCore::hold_reader(ClientConnection& connection) {
   auto [it, inserted] = held_.try_emplace(&connection);
   if (inserted) it->second.since_ms = engine_.now_ms();
   it->second.own_output = true;
+  it->second.output_then = connection.pending_bytes();
   connection.hold(true);
 }
 
@@ -347,7 +348,15 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
     // an inbox that does not drain within max_pause (a stopping worker) holds no longer.
     if (now_ms - held.since_ms >= max_pause) held.blockers.inboxes = 0;
     drop_drained(held.blockers);
-    if (held.own_output && connection->pending_bytes() > engine_.limits().output_low_water_bytes) continue;
+    if (held.own_output) {
+      // A client that takes its output is alive even though its own packets wait unread.
+      const std::size_t pending = connection->pending_bytes();
+      if (pending < held.output_then) connection->output_taken(now_ms, false);
+      held.output_then = pending;
+      if (pending > engine_.limits().output_low_water_bytes) continue;
+      held.own_output = false;
+      connection->output_taken(now_ms, true);  // only its publishing is held now, if anything
+    }
     if (held.blockers.empty()) ready.push_back(connection);
   }
   for (ClientConnection* connection : ready) {
@@ -433,10 +442,18 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     unpersist_delivery(session, delivery);
     return;
   }
+  // Behind a retained backlog (queue_retained), so that a live message cannot arrive before
+  // an older retained one for its topic.
+  if (!retained_backlogs_.empty()) {
+    if (auto it = retained_backlogs_.find(session.id()); it != retained_backlogs_.end()) {
+      wait_behind_backlog(session, it->second, std::move(delivery));
+      return;
+    }
+  }
   ClientConnection* connection = session.connection;
-  if (delivery.qos == 0) {
-    // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
-    // QoS 1/2 messages wait for the window.
+  // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
+  // QoS 1/2 messages wait for the window, but not before one waiting for the store.
+  if (delivery.qos == 0 && !(connection && connection->connected() && waiting_for_store(session))) {
     if (connection && connection->connected()) {
       // A reader that does not keep up loses QoS 0 messages, not broker memory; while its
       // publishers are held it still takes what they had already read (bounded).
@@ -504,7 +521,11 @@ void WorkerCore::resume_inflight(Session& session) {
 
 void WorkerCore::send_held(Session& session, ClientConnection& connection, std::size_t window) {
   std::size_t held = 0;
-  for (const auto& entry : session.inflight) held += entry.second.held ? 1 : 0;
+  for (auto& [packet_id, inflight] : session.inflight) {
+    // A PUBREC for it came before we resent it: only its PUBREL (sent then) is left.
+    if (inflight.held && inflight.state == InflightMessage::State::AwaitPubcomp) inflight.held = false;
+    held += inflight.held ? 1 : 0;
+  }
   std::size_t in_flight = session.inflight.size() - held;
   for (auto it = session.inflight.begin(); it != session.inflight.end() && held > 0;) {
     InflightMessage& inflight = it->second;
@@ -512,16 +533,10 @@ void WorkerCore::send_held(Session& session, ClientConnection& connection, std::
       ++it;
       continue;
     }
-    // A PUBREC for it came before we resent it: only its PUBREL (already sent) is left.
-    const bool done = inflight.state == InflightMessage::State::AwaitPubcomp;
-    if (!done && in_flight >= window) break;
+    if (in_flight >= window) break;
     inflight.held = false;
     --held;
     ++in_flight;
-    if (done) {
-      ++it;
-      continue;
-    }
     inflight.sent = true;
     if (!connection.send_publish(inflight.delivery, it->first, true)) {
       unpersist_delivery(session, inflight.delivery);  // too large: dropped as if delivered
@@ -554,41 +569,73 @@ void WorkerCore::pump(Session& session) {
 
 void WorkerCore::queue_retained(Session& session, std::vector<Delivery>&& deliveries) {
   if (deliveries.empty()) return;
-  auto& backlog = retained_backlogs_[session.id()];
-  for (auto& delivery : deliveries) backlog.push_back(std::move(delivery));
+  RetainedBacklog& backlog = retained_backlogs_[session.id()];
+  // At most a whole retained store's worth waits per session, however many SUBSCRIBEs ask.
+  const std::uint64_t cap = engine_.limits().max_retained_messages;
+  for (auto& delivery : deliveries) {
+    if (backlog.entries.size() - backlog.live >= cap) {
+      Counters::add(counters_.messages_dropped);
+      continue;
+    }
+    backlog.entries.push_back({std::move(delivery), false});
+  }
+  if (backlog.entries.empty()) retained_backlogs_.erase(session.id());
   pump(session);
+}
+
+void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery) {
+  const Limits& limits = engine_.limits();
+  const std::uint64_t size = payload_size(delivery);
+  // Bounded as the session queue is while its publishers are held; past it the newest goes.
+  if ((delivery.qos == 0 && !session.connection && !limits.queue_qos0_offline) ||
+      backlog.live >= kHeldOutputFactor * limits.max_queued_messages ||
+      backlog.live_bytes + size > kHeldOutputFactor * limits.max_queued_bytes) {
+    Counters::add(counters_.messages_dropped);
+    unpersist_delivery(session, delivery);
+    return;
+  }
+  if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
+  backlog.live_bytes += size;
+  ++backlog.live;
+  backlog.entries.push_back({std::move(delivery), true});
 }
 
 bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connection) {
   auto it = retained_backlogs_.find(session.id());
   if (it == retained_backlogs_.end()) return false;
   const Limits& limits = engine_.limits();
-  auto& backlog = it->second;
+  RetainedBacklog& backlog = it->second;
+  // Half the queue's bounds, and output below what would mark the subscriber Congested (a
+  // QoS 0 message taken here goes to the socket at once); one message always fits an empty
+  // queue and an idle socket, whatever the limits.
+  std::uint64_t output_room = limits.max_pending_output_bytes / 2;
+  if (limits.output_high_water_bytes != 0) output_room = std::min(output_room, limits.output_high_water_bytes / 2);
   bool moved = false;
-  // Half the bounds: room is left for live messages, and a QoS 0 message taken here goes to
-  // the socket at once, so the client's unsent output bounds those.
-  while (!backlog.empty() && session.queue.size() < std::max<std::size_t>(1, limits.max_queued_messages / 2) &&
+  while (!backlog.entries.empty() && session.queue.size() < std::max<std::size_t>(1, limits.max_queued_messages / 2) &&
          session.queued_bytes <= limits.max_queued_bytes / 2 &&
-         connection.pending_bytes() < limits.max_pending_output_bytes / 2) {
-    Delivery delivery = std::move(backlog.front());
-    backlog.pop_front();
-    // Replaced or cleared since the subscribe: the newer message went out live (or nothing is
-    // retained any more), and this older one must not arrive after it.
-    if (!engine_.retained().holds(*delivery.message)) continue;
-    store_delivery_for(*session.subscriber, delivery);
+         (connection.pending_bytes() == 0 || connection.pending_bytes() < output_room)) {
+    auto [delivery, live] = std::move(backlog.entries.front());
+    backlog.entries.pop_front();
+    if (live) {
+      --backlog.live;
+      backlog.live_bytes -= payload_size(delivery);
+    } else if (!engine_.retained().holds(*delivery.message)) {
+      continue;  // replaced or cleared since the subscribe: its successor is behind it
+    } else {
+      store_delivery_for(*session.subscriber, delivery);
+    }
     session.queued_bytes += payload_size(delivery);
     session.queue.push_back(std::move(delivery));
     moved = true;
   }
-  if (backlog.empty()) retained_backlogs_.erase(it);
+  if (backlog.entries.empty()) retained_backlogs_.erase(it);
   return moved;
 }
 
 void WorkerCore::feed_retained_backlogs() {
-  std::vector<std::uint64_t> ids;
-  ids.reserve(retained_backlogs_.size());
-  for (const auto& entry : retained_backlogs_) ids.push_back(entry.first);
-  for (const std::uint64_t id : ids) {
+  backlog_ids_.clear();
+  for (const auto& entry : retained_backlogs_) backlog_ids_.push_back(entry.first);
+  for (const std::uint64_t id : backlog_ids_) {
     if (Session* session = sessions_by_id_.find(id)) {
       pump(*session);  // takes more once the client took what it had
     } else {

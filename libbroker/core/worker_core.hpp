@@ -159,6 +159,17 @@ class WorkerCore {
   std::string& scratch() noexcept { return scratch_; }
 
  private:
+  // A session's retained messages matched at subscribe time and not yet queued, then the
+  // live messages that came after them (waiting behind, in order).
+  struct RetainedBacklog {
+    struct Entry {
+      Delivery delivery;
+      bool live;  // routed after the subscribe, not part of the retained snapshot
+    };
+    std::deque<Entry> entries;
+    std::uint64_t live = 0;        // live entries: bounded like a session queue
+    std::uint64_t live_bytes = 0;  // their payload bytes
+  };
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);
@@ -167,6 +178,7 @@ class WorkerCore {
   void send_queued(Session& session, ClientConnection& connection, std::size_t window);
   bool refill_from_backlog(Session& session, ClientConnection& connection);
   void feed_retained_backlogs();
+  void wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery);
   // Some inflight PUBLISH or PUBREL waits for the store before it is sent.
   static bool waiting_for_store(Session& session);
   void send_to(const SubscriberKey& key, Delivery&& delivery);
@@ -240,6 +252,7 @@ class WorkerCore {
     Blockers blockers;
     std::uint64_t since_ms = 0;
     bool own_output = false;  // also until its own output drains (hold_reader)
+    std::size_t output_then = 0;  // its unsent bytes at the last look (progress: it reads)
     // Read but not yet handled: kept here, not in the connection, so only held ones pay.
     std::string input;
   };
@@ -249,8 +262,8 @@ class WorkerCore {
   };
   std::unordered_map<Session*, Congestion> congested_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
-  // Retained messages matched at subscribe time and not yet queued, by session id (rare).
-  std::unordered_map<std::uint64_t, std::deque<Delivery>> retained_backlogs_;
+  std::unordered_map<std::uint64_t, RetainedBacklog> retained_backlogs_;  // by session id (rare)
+  std::vector<std::uint64_t> backlog_ids_;  // feed_retained_backlogs' scratch
   Blockers route_blockers_;  // what the last route() found (read by hold_publisher)
 };
 

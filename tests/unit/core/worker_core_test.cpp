@@ -1,4 +1,5 @@
 // Session and routing semantics of the core, driven in memory (no sockets, fake time).
+#include <algorithm>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -574,7 +575,7 @@ TEST_CASE("core: every retained message a subscription matches arrives, past the
   CHECK(seen.size() == 200);
 }
 
-TEST_CASE("core: a retained backlog waits for the client's output, and skips replaced messages", "[core]") {
+TEST_CASE("core: a retained backlog waits for the client's output; live messages wait behind it", "[core]") {
   Options o;
   o.limits.max_queued_messages = 4;
   o.limits.max_pending_output_bytes = 1000;
@@ -585,16 +586,39 @@ TEST_CASE("core: a retained backlog waits for the client's output, and skips rep
   sub->set_pending_bytes(600);  // over half of max_pending_output_bytes: it does not read
   subscribe_ok(*sub, "bl/+", 0);
   CHECK(sub->received().empty());  // all twenty wait
-  pub->send(publish("bl/7", "new", 0, 0, true));  // replaces one that waits
-  CHECK(*sub->take<Publish>().payload == "new");  // live, at once
-  sub->set_pending_bytes(0);  // it read everything
-  h.advance(10);              // a loop turn
-  std::size_t olds = 0;
+  pub->send(publish("bl/7", "new", 0, 0, true));   // replaces one that waits
+  pub->send(publish("bl/3", "live", 0, 0, false));  // not retained: the old bl/3 stays
+  CHECK(sub->received().empty());  // both wait behind the snapshot
+  sub->set_pending_bytes(0);       // it read everything
+  h.advance(10);                   // a loop turn
+  std::vector<std::string> got;
   while (!sub->received().empty()) {
     auto p = sub->take<Publish>();
-    CHECK(p.topic != "bl/7");  // its old value would come after the new one
-    CHECK(*p.payload == "old");
-    ++olds;
+    got.push_back(p.topic + "=" + std::string(*p.payload));
   }
-  CHECK(olds == 19);
+  REQUIRE(got.size() == 21);  // 19 old (bl/7's old value is skipped), then the two live ones
+  CHECK(std::count(got.begin(), got.end(), "bl/7=old") == 0);
+  CHECK(got[19] == "bl/7=new");
+  CHECK(got[20] == "bl/3=live");
+  CHECK(std::find(got.begin(), got.end(), "bl/3=old") < got.end() - 2);
+}
+
+TEST_CASE("core: a client held for its output stays connected while it takes that output", "[core]") {
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.client_id = "slow-reader";
+  connect.keep_alive = 2;
+  c->send(connect);
+  c->take<Connack>();
+  c->set_pending_bytes(4 * 1024 * 1024);  // a large message on its way, slowly
+  c->send(Pingreq{});                     // answered; then it is not read any more
+  c->take<Pingresp>();
+  for (int i = 1; i <= 8; ++i) {  // 8 s, past 1.5 x its keep alive: it keeps taking output
+    c->set_pending_bytes(static_cast<std::size_t>(40 - 4 * i) * 1024 * 1024 / 10);
+    h.advance(1000);
+  }
+  CHECK_FALSE(c->closed_by_broker());
+  h.advance(3100);  // now it takes nothing: keep alive runs out
+  CHECK(c->closed_by_broker());
 }

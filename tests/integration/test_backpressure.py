@@ -2,6 +2,7 @@
 publisher through TCP flow control instead of the broker dropping its QoS 0 messages."""
 
 import errno
+import os
 import threading
 import time
 
@@ -95,7 +96,9 @@ def test_client_that_does_not_read_its_answers_is_not_read_either(broker, connec
                                                     max_bytes=400_000_000)
     assert blocked, "the broker read %d bytes of requests without pause" % sent
     grown_mib = (_rss_kib(broker.proc.pid) - rss_before) / 1024
-    assert grown_mib < 64, "broker grew %.0f MiB for %d bytes of requests" % (grown_mib, sent)
+    # Under AddressSanitizer freed memory waits in its quarantine (256 MiB by default).
+    allowed_mib = 64 + (256 if "ASAN_OPTIONS" in os.environ else 0)
+    assert grown_mib < allowed_mib, "broker grew %.0f MiB for %d bytes of requests" % (grown_mib, sent)
     # Others are still served meanwhile.
     connected("bystander").ping()
     # Read every answer (the broker then reads the rest of our requests and answers them too)

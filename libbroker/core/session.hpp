@@ -36,8 +36,9 @@ struct InflightMessage {
   // The packet for `state` (PUBLISH, or PUBREL once PUBREC came) went out on the current
   // connection. False while it waits for the store (QoS 2 with Durability::Durable) or is held.
   bool sent = true;
-  // Resumed on a new connection, the PUBLISH waits for room under the client's Receive
-  // Maximum (WorkerCore::resume_inflight).
+  // To be resent on the next connection (WorkerCore::resume_inflight), where a PUBLISH waits
+  // for room under the client's Receive Maximum: it went out on an earlier connection, or
+  // its state reached the store while the client was away.
   bool held = false;
 };
 

@@ -507,6 +507,9 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
 
 void WorkerCore::resume_inflight(Session& session) {
   for (auto& [packet_id, inflight] : session.inflight) {
+    // Still waiting for the store: its after-commit callback sends it, on this connection
+    // (exactly once must hold across a crash, so it never goes out before its state is on disk).
+    if (!inflight.sent && !inflight.held) continue;
     if (inflight.state == InflightMessage::State::AwaitPubcomp) {
       session.connection->send_pubrel(packet_id);  // a PUBREL takes no more room
       inflight.sent = true;
@@ -703,7 +706,11 @@ void WorkerCore::send_queued(Session& session, ClientConnection& connection, std
 void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t packet_id) {
   auto transmit = [](Session& s, std::uint16_t id) {
     auto it = s.inflight.find(id);
-    if (it == s.inflight.end() || it->second.sent || !s.connection || !s.connection->connected()) return;
+    if (it == s.inflight.end() || it->second.sent) return;
+    if (!s.connection || !s.connection->connected()) {
+      it->second.held = true;  // on disk now, the client gone: resent when it is back
+      return;
+    }
     // A held PUBLISH waits for room (send_held); a PUBREL never does.
     if (it->second.held && it->second.state != InflightMessage::State::AwaitPubcomp) return;
     it->second.sent = true;

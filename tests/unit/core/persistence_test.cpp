@@ -368,3 +368,26 @@ TEST_CASE("persistence: durability rules pick async or memory for some topics", 
   CHECK(c.deliveries == 1);  // raw/1 only
   CHECK(c.messages == 1);
 }
+
+TEST_CASE("persistence: a QoS 2 PUBLISH waiting for the store is not resent to a reconnected client before it is on disk",
+          "[persistence]") {
+  FaultyFixture f;
+  CoreHarness h({}, 2, &f.store);
+  auto sub = h.connect("q2-wait", ProtocolVersion::V5, true, 3600);
+  subscribe(*sub, "q2w", 2);
+  auto pub = h.connect("q2-wait-pub", ProtocolVersion::V5);
+  f.store.hold_writes(true);
+  pub->send(publish("q2w", "once", 2, 1));
+  CHECK(sub->received().empty());  // exactly once: not before its state is stored
+  sub->drop();
+  auto back = h.open(ProtocolVersion::V5);
+  back->send(connect_packet("q2-wait", ProtocolVersion::V5, false, 3600));
+  CHECK(back->take<Connack>().session_present);
+  CHECK(back->received().empty());  // still not on disk: still not sent
+  f.store.release_held();
+  f.store.hold_writes(false);
+  h.settle();
+  auto p = back->take<Publish>();
+  CHECK(*p.payload == "once");
+  CHECK(back->received().empty());  // once
+}

@@ -44,7 +44,9 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
       decoder_(std::min(worker.engine().limits().max_packet_size,
                         worker.engine().limits().max_connect_packet_size)),
       serial_(worker.connection_opened(*this)),
-      last_packet_ms_(worker_.engine().now_ms()) {}
+      last_packet_ms_(worker_.engine().now_ms()) {
+  decoder_.refuse_server_packets();
+}
 
 ClientConnection::~ClientConnection() {
   if (counted_) Counters::sub(worker_.engine().open_connections());

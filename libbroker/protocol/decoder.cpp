@@ -372,6 +372,11 @@ T& slot(Packet& out) {
   return out.emplace<T>();
 }
 
+bool sent_by_servers_only(PacketType type) noexcept {
+  return type == PacketType::Connack || type == PacketType::Suback || type == PacketType::Unsuback ||
+         type == PacketType::Pingresp;
+}
+
 // What is wrong with a fixed header's first byte (type and flags), or null: checked as soon as
 // that byte arrives, so garbage is refused before its "remaining length" is waited for.
 const char* header_error(std::uint8_t first_byte, bool v5) noexcept {
@@ -478,6 +483,12 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     if (input.empty()) return DecodeStatus::NeedMore;
     if (const char* what = header_error(input[0], version_ == ProtocolVersion::V5)) {
       malformed(error, what);
+      failed_ = true;
+      error_ = error;
+      return DecodeStatus::Error;
+    }
+    if (refuse_server_packets_ && sent_by_servers_only(static_cast<PacketType>(input[0] >> 4))) {
+      fail(error, ReasonCode::ProtocolError, "packet a client must not send");
       failed_ = true;
       error_ = error;
       return DecodeStatus::Error;

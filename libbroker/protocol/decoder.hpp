@@ -72,6 +72,9 @@ class Decoder {
   void set_version(ProtocolVersion version) noexcept { version_ = version; }
   std::optional<ProtocolVersion> version() const noexcept { return version_; }
   void set_max_packet_size(std::uint32_t size) noexcept { max_packet_size_ = size; }
+  // A server's decoder: CONNACK, SUBACK, UNSUBACK and PINGRESP, which only a server sends,
+  // are a Protocol Error as soon as their first byte arrives, whatever their body.
+  void refuse_server_packets() noexcept { refuse_server_packets_ = true; }
 
   // Consumes bytes from the front of `input` until one packet is complete (Packet: `out` holds
   // it), the input is used up (NeedMore: the tail is buffered inside), or the stream is broken
@@ -84,6 +87,7 @@ class Decoder {
   std::uint32_t max_packet_size_;
   std::optional<ProtocolVersion> version_;
   bool failed_ = false;
+  bool refuse_server_packets_ = false;
   // An incomplete frame carried between reads. Boxed: one decoder lives in every connection,
   // and most never see a frame split across reads.
   std::unique_ptr<std::string> partial_;

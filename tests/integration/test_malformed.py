@@ -40,6 +40,20 @@ def test_MQTT_1_5_5_1_longer_varint_than_needed_v5(connected, mqtt):
     still_serving(mqtt)
 
 
+@pytest.mark.parametrize("packet", [bytes([0x20, 0x03, 0x00, 0x00, 0x00]),  # CONNACK
+                                    bytes([0x90, 0x04, 0x00, 0x01, 0x00, 0x00]),  # SUBACK
+                                    bytes([0xB0, 0x03, 0x00, 0x01, 0x00]),  # UNSUBACK
+                                    bytes([0xD0, 0x00])],  # PINGRESP
+                         ids=["connack", "suback", "unsuback", "pingresp"])
+@pytest.mark.deviates_mosquitto(
+    "sec 4.13: 2.0.11 ignores SUBACK, UNSUBACK and PINGRESP from a client, and closes on "
+    "CONNACK without DISCONNECT 0x82")
+def test_packets_only_a_server_sends_are_a_protocol_error(connected, mqtt, packet):
+    # Well-formed or not, a client must not send them: DISCONNECT 0x82.
+    after_connect(connected, m.V5, packet, PROTOCOL)
+    still_serving(mqtt)
+
+
 def test_v311_remaining_length_longer_than_needed_is_read(connected):
     # 3.1.1 has no shortest-form rule; the value is unambiguous.
     c = connected("lenient", m.V311)

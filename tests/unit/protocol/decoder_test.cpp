@@ -2,6 +2,7 @@
 // many packets; the maximum packet size; version adoption from CONNECT; sticky errors.
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <random>
 #include <set>
 
@@ -101,18 +102,44 @@ TEST_CASE("decoder: a packet after an error is not decoded", "[protocol][decoder
   CHECK(std::string(e.what) == "reserved fixed header flags");
 }
 
+namespace {
+
+// What a 5.0 decoder (a server's, if `server`) says of a stream that so far holds only `first`.
+std::optional<ReasonCode> first_byte_error(std::uint8_t first, bool server) {
+  protocol::Decoder d;
+  d.set_version(ProtocolVersion::V5);
+  if (server) d.refuse_server_packets();
+  const std::uint8_t byte[] = {first};
+  std::span<const std::uint8_t> in(byte);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  if (d.next(in, p, e) != DecodeStatus::Error) return std::nullopt;
+  return e.reason;
+}
+
+}  // namespace
+
 TEST_CASE("decoder: a bad first byte is refused before its remaining length comes", "[protocol][decoder]") {
   // "GET / HTTP/1.1" after CONNECT: 'G' is PUBACK with flags 0111; nothing more is waited for.
   for (const std::uint8_t first : {std::uint8_t{'G'}, std::uint8_t{0x00}, std::uint8_t{0x63}}) {
-    protocol::Decoder d;
-    d.set_version(ProtocolVersion::V5);
-    const std::uint8_t byte[] = {first};
-    std::span<const std::uint8_t> in(byte);
-    protocol::Packet p;
-    protocol::DecodeError e;
-    CHECK(d.next(in, p, e) == DecodeStatus::Error);
-    CHECK(e.reason == ReasonCode::MalformedPacket);
+    CHECK(first_byte_error(first, false) == ReasonCode::MalformedPacket);
   }
+}
+
+TEST_CASE("decoder: a server's decoder refuses packets only a server sends, with Protocol Error",
+          "[protocol][decoder]") {
+  for (const std::uint8_t first : {std::uint8_t{0x20}, std::uint8_t{0x90}, std::uint8_t{0xB0},
+                                   std::uint8_t{0xD0}}) {
+    CHECK(first_byte_error(first, true) == ReasonCode::ProtocolError);
+    CHECK_FALSE(first_byte_error(first, false));  // a client's decoder waits for the rest
+  }
+  // A client's decoder (the default) takes them.
+  protocol::Decoder client;
+  const std::uint8_t pingresp[] = {0xD0, 0x00};
+  std::span<const std::uint8_t> in(pingresp);
+  protocol::Packet p;
+  protocol::DecodeError e;
+  CHECK(client.next(in, p, e) == DecodeStatus::Packet);
 }
 
 TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[protocol][decoder]") {

@@ -469,13 +469,6 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
   }
 }
 
-// A filter a client may subscribe to or unsubscribe from: a valid topic filter, or a
-// well-formed "$share/<group>/<filter>".
-bool ClientConnection::valid_subscription_filter(const std::string& filter) {
-  return protocol::is_shared_filter(filter) ? protocol::parse_shared_filter(filter).has_value()
-                                            : protocol::valid_topic_filter(filter);
-}
-
 void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
   Engine& engine = worker_.engine();
   const Limits& limits = engine.limits();
@@ -494,7 +487,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
 
   for (const auto& entry : subscribe.entries) {
     const bool shared = protocol::is_shared_filter(entry.filter);
-    if (!valid_subscription_filter(entry.filter)) {
+    if (!protocol::valid_topic_filter(entry.filter)) {
       suback.reasons.push_back(v5 ? ReasonCode::TopicFilterInvalid : ReasonCode::UnspecifiedError);
       continue;
     }
@@ -547,14 +540,15 @@ void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscri
   const bool v5 = is_v5();
   // A filter that breaks 4.7 [MQTT-4.7.1-1..3], [MQTT-4.7.3-1]: 3.1.1 has no UNSUBACK code for
   // it, so the connection closes [MQTT-4.8.0-1]; 5.0 answers 0x8F for that filter.
-  if (!v5 && !std::all_of(unsubscribe.filters.begin(), unsubscribe.filters.end(), valid_subscription_filter)) {
+  if (!v5 && !std::all_of(unsubscribe.filters.begin(), unsubscribe.filters.end(),
+                           [](const std::string& f) { return protocol::valid_topic_filter(f); })) {
     protocol_violation(ReasonCode::TopicFilterInvalid, "invalid topic filter in UNSUBSCRIBE");
     return;
   }
   protocol::Unsuback unsuback;
   unsuback.packet_id = unsubscribe.packet_id;
   for (const auto& filter : unsubscribe.filters) {
-    if (!valid_subscription_filter(filter)) {
+    if (!protocol::valid_topic_filter(filter)) {
       unsuback.reasons.push_back(ReasonCode::TopicFilterInvalid);
       continue;
     }

@@ -79,7 +79,6 @@ class ClientConnection final : public ConnectionHandler {
   void handle_ack(const protocol::Ack& ack);
   void handle_subscribe(const protocol::Subscribe& subscribe);
   void handle_unsubscribe(const protocol::Unsubscribe& unsubscribe);
-  static bool valid_subscription_filter(const std::string& filter);
   void handle_disconnect(const protocol::Disconnect& disconnect);
   void handle_auth(const protocol::Auth& auth);
   void reject_connect(ReasonCode reason, const char* why);

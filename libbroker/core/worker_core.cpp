@@ -451,10 +451,11 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     }
   }
   ClientConnection* connection = session.connection;
+  const bool online = connection && connection->connected();
   // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
   // QoS 1/2 messages wait for the window, but not before one waiting for the store.
-  if (delivery.qos == 0 && !(connection && connection->connected() && waiting_for_store(session))) {
-    if (connection && connection->connected()) {
+  if (delivery.qos == 0 && !(online && waiting_for_store(session))) {
+    if (online) {
       // A reader that does not keep up loses QoS 0 messages, not broker memory; while its
       // publishers are held it still takes what they had already read (bounded).
       const std::size_t pending = connection->pending_bytes();

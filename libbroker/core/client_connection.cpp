@@ -36,6 +36,20 @@ std::uint8_t peek_protocol_level(const std::string& raw) {
   return 0;
 }
 
+// Whether a 3.1.1 CONNACK return code says why a CONNECT is refused; if none does, the client
+// is closed without a CONNACK [MQTT-3.2.2-6] (a will's QoS or retain the broker does not take).
+bool v3_return_code_applies(ReasonCode reason) {
+  switch (reason) {
+    case ReasonCode::QosNotSupported:
+    case ReasonCode::RetainNotSupported:
+    case ReasonCode::TopicNameInvalid:
+    case ReasonCode::PacketTooLarge:
+    case ReasonCode::ProtocolError:
+    case ReasonCode::MalformedPacket: return false;
+    default: return to_v3_connack_code(reason) != V3ConnackCode::Accepted;
+  }
+}
+
 }  // namespace
 
 ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
@@ -59,8 +73,10 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
     if (!received_before_connect_) received_before_connect_ = std::make_unique<std::string>();
     received_before_connect_->append(data, size);
     // Not MQTT at all (an HTTP request, a TLS hello): close now instead of waiting for a
-    // frame that will never complete [MQTT-3.1.0-1].
-    if (static_cast<std::uint8_t>((*received_before_connect_)[0]) != 0x10) {
+    // frame that will never complete [MQTT-3.1.0-1]. A CONNECT with reserved flags set is a
+    // Malformed Packet [MQTT-2.1.3-1]: the decoder says so.
+    const auto first = static_cast<std::uint8_t>((*received_before_connect_)[0]);
+    if ((first >> 4) != static_cast<std::uint8_t>(protocol::PacketType::Connect)) {
       protocol_violation(ReasonCode::ProtocolError, "first packet is not CONNECT");
       return;
     }
@@ -243,18 +259,22 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     return;
   }
   Session* session = worker_.find_session(client_id);
+  // A session that ends with its connection (Clean Session 1, expiry 0) is never resumed, not
+  // even by a takeover [MQTT-3.1.2-6]; Clean Start ends any old session.
+  const bool resume = session && !connect.clean_start && session->expiry_interval != 0;
   if (session && session->connection) {
     // [MQTT-3.1.4-3] takeover: the old connection goes, the session may stay.
-    session->connection->take_over(!connect.clean_start);
+    session->connection->take_over(resume);
   }
-  if (session && connect.clean_start) {
+  if (session && !resume) {
     // The old session ends: a will still waiting for its delay goes out now.
     if (session->will) worker_.publish_will(session->client_id(), session->will->will);
     session->will.reset();
     worker_.destroy_session(*session);
     session = nullptr;
   }
-  connack.session_present = session != nullptr;  // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
+  // [MQTT-3.2.2-2], [MQTT-3.2.2-3]; MQTT 3.1 has no such flag (the byte is reserved).
+  connack.session_present = session != nullptr && version_ != protocol::ProtocolVersion::V31;
   if (!session) session = &worker_.create_session(client_id);
   // [MQTT-3.1.3-9] a reconnect before the will delay ends cancels the old will.
   session->will.reset();
@@ -333,10 +353,16 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     protocol_violation(ReasonCode::RetainNotSupported, "retain not supported");
     return;
   }
-  if (publish.qos == 2 && !session_->inbound_qos2.contains(publish.packet_id) &&
-      session_->inbound_qos2.size() >= limits.receive_maximum) {
-    protocol_violation(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded");  // [MQTT-3.3.4-9]
-    return;
+  if (publish.qos != 0 && !(publish.qos == 2 && session_->inbound_qos2.contains(publish.packet_id))) {
+    // 5.0 counts QoS 1 and QoS 2 alike; 3.1.1 has no Receive Maximum, and only its QoS 2
+    // state (which the broker keeps) is bounded.
+    const std::size_t unacknowledged = is_v5() ? unacknowledged_publishes()
+                                       : publish.qos == 2 ? session_->inbound_qos2.size()
+                                                          : 0;
+    if (unacknowledged >= limits.receive_maximum) {
+      protocol_violation(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded");  // [MQTT-3.3.4-9]
+      return;
+    }
   }
   const PacketType ack_type = publish.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
   if (props.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(*publish.payload)) {
@@ -375,6 +401,12 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     worker_.persist_session(*session_);
   }
   queue_ack(ack_type, publish.packet_id, reason, durable);
+}
+
+std::size_t ClientConnection::unacknowledged_publishes() const {
+  std::size_t count = session_->inbound_qos2.size();  // PUBREC'd or about to be
+  for (const PendingAck& ack : pending_acks_) count += ack.type == PacketType::Puback ? 1 : 0;
+  return count;
 }
 
 void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason,
@@ -485,10 +517,20 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
   };
   std::vector<RetainedWork> retained_work;
 
+  // A filter refused: its reason code, or 0x80 before 5.0. MQTT 3.1 has no failure code (0x80
+  // came with 3.1.1), so a 3.1 client is closed instead; false then.
+  const auto refuse = [&](ReasonCode v5_reason, const char* why) {
+    if (version_ == protocol::ProtocolVersion::V31) {
+      protocol_violation(ReasonCode::UnspecifiedError, why);
+      return false;
+    }
+    suback.reasons.push_back(v5 ? v5_reason : ReasonCode::UnspecifiedError);
+    return true;
+  };
   for (const auto& entry : subscribe.entries) {
     const bool shared = protocol::is_shared_filter(entry.filter);
     if (!protocol::valid_topic_filter(entry.filter)) {
-      suback.reasons.push_back(v5 ? ReasonCode::TopicFilterInvalid : ReasonCode::UnspecifiedError);
+      if (!refuse(ReasonCode::TopicFilterInvalid, "invalid topic filter")) return;
       continue;
     }
     if (shared && entry.no_local && v5) {
@@ -497,7 +539,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
     }
     bool exists = session.subscriptions.contains(entry.filter);
     if (!exists && session.subscriptions.size() >= limits.max_subscriptions_per_session) {
-      suback.reasons.push_back(v5 ? ReasonCode::QuotaExceeded : ReasonCode::UnspecifiedError);
+      if (!refuse(ReasonCode::QuotaExceeded, "too many subscriptions")) return;
       continue;
     }
     SubscriptionOptions options;
@@ -651,7 +693,7 @@ void ClientConnection::reject_connect(ReasonCode reason, const char* why) {
     protocol::Connack connack;
     connack.reason = reason;
     send(connack);
-  } else if (to_v3_connack_code(reason) != V3ConnackCode::Accepted) {
+  } else if (v3_return_code_applies(reason)) {
     protocol::Connack connack;
     connack.reason = reason;
     send(connack);

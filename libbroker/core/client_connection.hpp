@@ -88,6 +88,9 @@ class ClientConnection final : public ConnectionHandler {
   // PUBACK/PUBREC now, or once the store committed the publish's writes (Durability::Durable).
   // `durable`: the message's durability asks to wait for the commit.
   void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool durable);
+  // QoS 1 and 2 PUBLISH packets from the client not yet answered by PUBACK or PUBCOMP: what
+  // the Receive Maximum it was given bounds [MQTT-3.3.4-9].
+  std::size_t unacknowledged_publishes() const;
   void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
   void end_session_link(bool publish_will);
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.

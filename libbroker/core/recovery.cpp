@@ -68,7 +68,12 @@ Status Engine::recover() {
   Recovery recovery(*this);
   if (Status st = store_->load(recovery); !st) return st;
   recovery.report();
-  for (auto& worker : workers_) worker->flush_writes();
+  // What came due while the broker was down goes before any client connects: a session that
+  // expired meanwhile is not resumed, an overdue will is not cancelled by a quick reconnect.
+  const std::uint64_t now = now_ms();
+  for (auto& worker : workers_) worker->expire_sessions(now);
+  // Store writes, then the wills' deliveries to other workers (run once the workers start).
+  for (auto& worker : workers_) worker->hand_off();
   return Status::ok();
 }
 

@@ -103,8 +103,10 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
     std::uint32_t delay = session.will->will.properties.will_delay_interval.value_or(0);
     if (!will_wanted) {
       session.will.reset();
-    } else if (delay == 0 || session.expiry_interval == 0 || draining_) {
-      // [MQTT-3.1.3-9] no delay, or the session ends now: the will goes out now.
+    } else if (delay == 0 || session.expiry_interval == 0 || (draining_ && !engine_.store())) {
+      // [MQTT-3.1.3-9] no delay, or the session ends now (at shutdown without a store): the
+      // will goes out now. With a store, a shutdown is like a crash: the session and its will
+      // outlive the process, and a client back within the delay cancels the will.
       publish_will(session.client_id(), session.will->will);
       session.will.reset();
     } else {
@@ -813,9 +815,10 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
     }
     if (session->expires_at_ms != 0 && session->expires_at_ms <= now_ms) {
       destroy_session(*session);
-    } else if (session->expires_at_ms == 0) {
-      offline_timed_.erase(session);
+      continue;
     }
+    if (session->expires_at_ms == 0) offline_timed_.erase(session);
+    persist_session(*session);  // without its will: a restart must not publish it again
   }
 }
 
@@ -824,7 +827,9 @@ void WorkerCore::drain() {
   connections_.for_each([](ClientConnection& connection) {
     connection.disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
   });
-  // No later moment exists for delayed wills of this process's sessions.
+  // Without a store no later moment exists for the delayed wills of this process's sessions;
+  // with one they wait in their sessions' records (restore_session schedules them).
+  if (engine_.store()) return;
   for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end())) {
     if (session->will) {
       publish_will(session->client_id(), session->will->will);

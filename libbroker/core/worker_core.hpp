@@ -142,6 +142,9 @@ class WorkerCore {
   void flush_writes();
   // Recovery (before the workers run).
   void restore_session(StoredSession&& record, std::uint64_t now_ms);
+  // Ends offline sessions whose expiry passed and publishes wills whose delay passed (each
+  // tick, and once after recovery for what came due while the broker was down).
+  void expire_sessions(std::uint64_t now_ms);
   bool restore_delivery(StoredDelivery&& record, const MessagePtr& message);
   void forget_stored_delivery(const std::string& client_id, std::uint64_t message_id);
   // Whether `connection` is still open and is the one that had `serial` (late completions).
@@ -182,7 +185,6 @@ class WorkerCore {
   // Some inflight PUBLISH or PUBREL waits for the store before it is sent.
   static bool waiting_for_store(Session& session);
   void send_to(const SubscriberKey& key, Delivery&& delivery);
-  void expire_sessions(std::uint64_t now_ms);
   // Back-pressure, subscriber side: marks the session Congested when its output or queue is
   // past the high-water marks (after writing to it).
   void check_output(Session& session, ClientConnection& connection);

@@ -135,8 +135,9 @@ bool decode_properties(wire::Reader& r, PropertyScope scope, Properties& out, De
       return fail(error, ReasonCode::MalformedPacket, "unknown property id");
     }
     const auto id = static_cast<PropertyId>(raw);
+    // "An Identifier which is not valid for its packet type" makes a Malformed Packet (2.2.2.2).
     if (!allowed_in(id, scope)) {
-      return fail(error, ReasonCode::ProtocolError, "property not allowed in this packet");
+      return fail(error, ReasonCode::MalformedPacket, "property not allowed in this packet");
     }
     const std::uint64_t mask = std::uint64_t{1} << raw;
     if ((seen & mask) != 0 && !repeatable(id, scope)) {

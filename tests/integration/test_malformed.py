@@ -280,9 +280,28 @@ def test_duplicate_property_in_connect(mqtt):
 
 
 def test_property_not_allowed_in_packet(connected):
-    # Session Expiry Interval is a CONNECT/CONNACK/DISCONNECT property.
+    # Session Expiry Interval is a CONNECT/CONNACK/DISCONNECT property: "an Identifier which
+    # is not valid for its packet type" is a Malformed Packet (sec 2.2.2.2).
     after_connect(connected, m.V5, m.publish(
-        "a/b", b"x", props={m.SESSION_EXPIRY_INTERVAL: 5}), (MALFORMED, PROTOCOL))
+        "a/b", b"x", props={m.SESSION_EXPIRY_INTERVAL: 5}), MALFORMED)
+
+
+def test_connect_property_not_allowed_is_malformed(mqtt):
+    # Payload Format Indicator belongs to PUBLISH and the will, not to CONNECT; Session Expiry
+    # Interval belongs to CONNECT, not to the will (sec 2.2.2.2).
+    c = mqtt(m.V5)
+    c.send(m.connect("scope1", props=[(m.PAYLOAD_FORMAT_INDICATOR, 1)]))
+    m.expect_refused_connack(c, MALFORMED)
+    c = mqtt(m.V5)
+    c.send(m.connect("scope2", will={"topic": "w", "payload": b"",
+                                     "props": [(m.SESSION_EXPIRY_INTERVAL, 1)]}))
+    m.expect_refused_connack(c, MALFORMED)
+
+
+def test_MQTT_2_1_3_1_connect_with_reserved_flags(mqtt):
+    c = mqtt(m.V5)
+    c.send(bytes([0x11]) + m.connect("flags")[1:])
+    m.expect_refused_connack(c, MALFORMED)
 
 
 def test_unknown_property_identifier(connected):

@@ -51,6 +51,32 @@ def test_mqtt_3_1_empty_client_id_rejected(mqtt):
     assert len(got) == 1 and got[0].type == m.CONNACK and got[0].rc == 0x02, got
 
 
+def test_mqtt_3_1_connack_has_no_session_present_flag(mqtt):
+    # MQTT 3.1's first CONNACK byte is reserved ("not used"): Session Present came with 3.1.1.
+    def connect_31():
+        c = mqtt(V)
+        c.send(m.connect("old-unit-2", version=V, clean=False, protocol_name="MQIsdp",
+                         protocol_level=3))
+        return c, c.expect(m.CONNACK)
+
+    c, ack = connect_31()
+    c.subscribe("old/t", qos=1)
+    c.disconnect()
+    c, ack = connect_31()  # the session is resumed, but the 3.1 CONNACK cannot say so
+    assert ack.rc == 0 and not ack.session_present, ack
+
+
+def test_mqtt_3_1_invalid_filter_closes(mqtt):
+    # MQTT 3.1's SUBACK has only granted QoS values (0x80 came with 3.1.1): the client is
+    # closed instead.
+    c = mqtt(V)
+    c.send(m.connect("old-unit-3", version=V, protocol_name="MQIsdp", protocol_level=3))
+    c.expect(m.CONNACK)
+    c.send(m.subscribe(1, [("a/#/b", 0)], version=V))
+    got = c.expect_closed()
+    assert not any(p.type == m.SUBACK for p in got), got
+
+
 def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_0x01(mqtt):
     c = mqtt(V)
     c.send(m.connect("level2", version=V, protocol_level=2))

@@ -44,6 +44,18 @@ def test_MQTT_3_1_2_6_clean_session_discards_previous_session(connected, mqtt):
     assert not again.connect("sess", clean=False).session_present
 
 
+def test_MQTT_3_1_2_6_clean_session_not_resumed_by_a_takeover(connected, mqtt):
+    # A Clean Session 1 session lasts as long as its connection: a takeover with Clean Session
+    # 0 does not inherit it, not even while the old connection is still open.
+    old = connected("sess-takeover", V, clean=True)
+    old.subscribe("tk/t", qos=1)
+    new = mqtt(V)
+    assert not new.connect("sess-takeover", clean=False).session_present
+    pub = connected("pub", V)
+    pub.publish("tk/t", b"x", qos=1)
+    new.expect_nothing(0.5)
+
+
 def test_MQTT_4_1_0_1_session_state_kept_while_offline_for_several_messages(connected, mqtt):
     persistent_sub(connected).disconnect()
     pub = connected("pub", V)

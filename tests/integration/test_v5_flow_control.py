@@ -96,6 +96,22 @@ def test_client_exceeding_receive_maximum_disconnect_0x93(connected):
     assert got[-1].rc == m.RC_RECEIVE_MAXIMUM_EXCEEDED
 
 
+@pytest.mark.deviates_mosquitto(
+    "sec 3.3.4: 2.0.11 acknowledges the QoS 1 PUBLISH past its Receive Maximum")
+def test_receive_maximum_counts_qos1_with_qos2(connected):
+    # Receive Maximum bounds "QoS 1 and QoS 2 PUBLISH packets" without PUBACK or PUBCOMP:
+    # with every slot held by an unreleased QoS 2 flow, a QoS 1 PUBLISH exceeds it too.
+    c = connected("mixed-flood")
+    limit = c.connack.prop(m.RECEIVE_MAXIMUM, 65535)
+    if limit > 1024:
+        pytest.skip("server Receive Maximum %d too large to exceed" % limit)
+    data = b"".join(m.publish("flood/t", b"x", qos=2, pid=i + 1) for i in range(limit))
+    c.send_quietly(data + m.publish("flood/t", b"x", qos=1, pid=limit + 1))
+    got = c.expect_closed(timeout=5)
+    assert [p.type for p in got[:-1]] == [m.PUBREC] * limit, got[-3:]
+    assert got[-1].type == m.DISCONNECT and got[-1].rc == m.RC_RECEIVE_MAXIMUM_EXCEEDED, got[-3:]
+
+
 def test_MQTT_3_1_2_24_server_does_not_send_packets_above_client_maximum(connected):
     sub = connected("mps", props={m.MAXIMUM_PACKET_SIZE: 128})
     sub.subscribe("mps/t", 1)

@@ -364,7 +364,7 @@ void add_error_rows(Table& t) {
   t.bad("5.0 PUBLISH topic alias 0", V::V5, publish_v5("a", Bytes().u8(0x23).u16(0)).frame(0x30), R::TopicAliasInvalid);
   t.bad("5.0 PUBLISH payload format indicator 2", V::V5, publish_v5("a", Bytes().u8(0x01).u8(2)).frame(0x30), R::ProtocolError);
   t.bad("5.0 PUBLISH subscription identifier 0", V::V5, publish_v5("a", Bytes().u8(0x0B).varint(0)).frame(0x30), R::ProtocolError);
-  t.bad("5.0 PUBLISH session expiry not allowed [2.2.2.2]", V::V5, publish_v5("a", Bytes().u8(0x11).u32(1)).frame(0x30), R::ProtocolError);
+  t.bad("5.0 PUBLISH session expiry not allowed [2.2.2.2]", V::V5, publish_v5("a", Bytes().u8(0x11).u32(1)).frame(0x30), R::MalformedPacket);
   t.bad("5.0 PUBLISH duplicate message expiry", V::V5,
         publish_v5("a", Bytes().u8(0x02).u32(1).u8(0x02).u32(2)).frame(0x30), R::ProtocolError);
   t.bad("5.0 PUBLISH duplicate topic alias", V::V5,
@@ -399,15 +399,15 @@ void add_error_rows(Table& t) {
   t.bad("5.0 CONNECT maximum packet size 0", V::V5, connect_v5(0x02, Bytes().u8(0x27).u32(0)).frame(0x10), R::ProtocolError);
   t.bad("5.0 CONNECT request problem information 2", V::V5, connect_v5(0x02, Bytes().u8(0x17).u8(2)).frame(0x10), R::ProtocolError);
   t.bad("5.0 CONNECT request response information 2", V::V5, connect_v5(0x02, Bytes().u8(0x19).u8(2)).frame(0x10), R::ProtocolError);
-  t.bad("5.0 CONNECT topic alias not allowed", V::V5, connect_v5(0x02, Bytes().u8(0x23).u16(1)).frame(0x10), R::ProtocolError);
-  t.bad("5.0 CONNECT will delay outside will properties", V::V5, connect_v5(0x02, Bytes().u8(0x18).u32(1)).frame(0x10), R::ProtocolError);
+  t.bad("5.0 CONNECT topic alias not allowed", V::V5, connect_v5(0x02, Bytes().u8(0x23).u16(1)).frame(0x10), R::MalformedPacket);
+  t.bad("5.0 CONNECT will delay outside will properties", V::V5, connect_v5(0x02, Bytes().u8(0x18).u32(1)).frame(0x10), R::MalformedPacket);
   t.bad("5.0 CONNECT authentication data without method", V::V5, connect_v5(0x02, Bytes().u8(0x16).str("d")).frame(0x10), R::ProtocolError);
   t.bad("5.0 CONNECT property length past the packet", V::V5,
         Bytes().str("MQTT").u8(5).u8(2).u16(0).u8(0x20).frame(0x10), R::MalformedPacket);
   t.bad("5.0 CONNECT will payload format indicator 2", V::V5,
         connect_v5(0x06, {}).props(Bytes().u8(0x01).u8(2)).str("w").str("p").frame(0x10), R::ProtocolError);
   t.bad("5.0 CONNECT session expiry in will properties", V::V5,
-        connect_v5(0x06, {}).props(Bytes().u8(0x11).u32(2)).str("w").str("p").frame(0x10), R::ProtocolError);
+        connect_v5(0x06, {}).props(Bytes().u8(0x11).u32(2)).str("w").str("p").frame(0x10), R::MalformedPacket);
   // CONNACK.
   t.bad("3.1.1 CONNACK reserved acknowledge flags [MQTT-3.2.2-1]", V::V311, {0x20, 0x02, 0x02, 0x00}, R::MalformedPacket);
   t.bad("3.1.1 CONNACK return code 6", V::V311, {0x20, 0x02, 0x00, 0x06}, R::MalformedPacket);
@@ -418,7 +418,7 @@ void add_error_rows(Table& t) {
   t.bad("5.0 CONNACK subscription identifier available 2", V::V5, Bytes().u8(0).u8(0).props(Bytes().u8(0x29).u8(2)).frame(0x20), R::ProtocolError);
   t.bad("5.0 CONNACK shared subscription available 2", V::V5, Bytes().u8(0).u8(0).props(Bytes().u8(0x2A).u8(2)).frame(0x20), R::ProtocolError);
   t.bad("5.0 CONNACK receive maximum 0", V::V5, Bytes().u8(0).u8(0).props(Bytes().u8(0x21).u16(0)).frame(0x20), R::ProtocolError);
-  t.bad("5.0 CONNACK request problem information not allowed", V::V5, Bytes().u8(0).u8(0).props(Bytes().u8(0x17).u8(1)).frame(0x20), R::ProtocolError);
+  t.bad("5.0 CONNACK request problem information not allowed", V::V5, Bytes().u8(0).u8(0).props(Bytes().u8(0x17).u8(1)).frame(0x20), R::MalformedPacket);
   // Acks, SUBSCRIBE, UNSUBSCRIBE, SUBACK, UNSUBACK, DISCONNECT, AUTH.
   t.bad("3.1.1 PUBACK trailing byte", V::V311, {0x40, 0x03, 0x00, 0x01, 0x00}, R::MalformedPacket);
   t.bad("3.1.1 PUBACK truncated", V::V311, {0x40, 0x01, 0x00}, R::MalformedPacket);
@@ -426,7 +426,7 @@ void add_error_rows(Table& t) {
   t.bad("5.0 PUBACK reason 0x92 not for PUBACK", V::V5, {0x40, 0x03, 0x00, 0x01, 0x92}, R::MalformedPacket);
   t.bad("5.0 PUBCOMP reason 0x80 not for PUBCOMP", V::V5, {0x70, 0x03, 0x00, 0x01, 0x80}, R::MalformedPacket);
   t.bad("5.0 PUBACK topic alias not allowed", V::V5,
-        Bytes().u16(1).u8(0).props(Bytes().u8(0x23).u16(1)).frame(0x40), R::ProtocolError);
+        Bytes().u16(1).u8(0).props(Bytes().u8(0x23).u16(1)).frame(0x40), R::MalformedPacket);
   t.bad("5.0 PUBACK duplicate reason string", V::V5,
         Bytes().u16(1).u8(0).props(Bytes().u8(0x1F).str("a").u8(0x1F).str("b")).frame(0x40), R::ProtocolError);
   t.bad("5.0 PUBACK trailing bytes after properties", V::V5, Bytes().u16(1).u8(0).u8(0).u8(0).frame(0x40), R::MalformedPacket);
@@ -458,10 +458,10 @@ void add_error_rows(Table& t) {
   t.bad("5.0 DISCONNECT reason 0x01 not for DISCONNECT", V::V5, {0xE0, 0x01, 0x01}, R::MalformedPacket);
   t.bad("5.0 DISCONNECT reason 0x8C not for DISCONNECT", V::V5, {0xE0, 0x01, 0x8C}, R::MalformedPacket);
   t.bad("5.0 DISCONNECT topic alias not allowed", V::V5,
-        Bytes().u8(0).props(Bytes().u8(0x23).u16(1)).frame(0xE0), R::ProtocolError);
+        Bytes().u8(0).props(Bytes().u8(0x23).u16(1)).frame(0xE0), R::MalformedPacket);
   t.bad("5.0 AUTH reason 0x80 not for AUTH", V::V5, {0xF0, 0x02, 0x80, 0x00}, R::MalformedPacket);
   t.bad("5.0 AUTH session expiry not allowed", V::V5,
-        Bytes().u8(0x18).props(Bytes().u8(0x11).u32(1)).frame(0xF0), R::ProtocolError);
+        Bytes().u8(0x18).props(Bytes().u8(0x11).u32(1)).frame(0xF0), R::MalformedPacket);
   t.bad("5.0 PINGRESP with a body", V::V5, {0xD0, 0x01, 0x00}, R::MalformedPacket);
 }
 

@@ -537,6 +537,39 @@ TEST_CASE("core: limits.max_keep_alive refuses a 3.1.1 keep alive above it, or n
   CHECK(ok->take<Connack>().reason == ReasonCode::Success);
 }
 
+TEST_CASE("core: a 3.1.1 will the broker cannot take closes without a CONNACK [MQTT-3.2.2-6]", "[core]") {
+  // No 3.1.1 return code says "QoS or retain not supported": 0x03 (service unavailable) would
+  // be false, so the client is closed without one.
+  Options o;
+  o.limits.max_qos = 1;
+  o.limits.retain_available = false;
+  CoreHarness h(o);
+  for (bool retain : {false, true}) {
+    auto c = h.open(ProtocolVersion::V311);
+    Connect connect;
+    connect.client_id = retain ? "will-retain" : "will-qos2";
+    Will will;
+    will.topic = "w";
+    will.qos = retain ? 0 : 2;
+    will.retain = retain;
+    connect.will = will;
+    c->send(connect);
+    CHECK(c->received().empty());
+    CHECK(c->closed_by_broker());
+  }
+  // A 5.0 client hears why.
+  auto v5 = h.open(ProtocolVersion::V5);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "will-qos2-v5";
+  Will will;
+  will.topic = "w";
+  will.qos = 2;
+  connect.will = will;
+  v5->send(connect);
+  CHECK(v5->take<Connack>().reason == ReasonCode::QosNotSupported);
+}
+
 TEST_CASE("core: a client that does not read its answers is not read until they drain", "[core]") {
   CoreHarness h;
   auto c = h.connect("deaf", ProtocolVersion::V311);

@@ -35,6 +35,10 @@ class Link {
   // Bytes queued and not yet accepted by the kernel (for back-pressure decisions).
   virtual std::size_t pending_bytes() const = 0;
 
+  // Bytes the kernel accepted that the peer has not taken yet (the socket's send queue); 0
+  // where no kernel is involved. A system call: read now and then, not per message.
+  virtual std::size_t unsent_in_kernel() const { return 0; }
+
   // Publisher back-pressure: stop taking bytes from the peer until resume_reading(); what it
   // sends meanwhile waits in the kernel, whose flow control slows the peer. The handler gets
   // no on_bytes() while paused. Idempotent; ignored once closing.

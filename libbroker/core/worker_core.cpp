@@ -17,6 +17,8 @@ constexpr std::uint64_t kNever = 0xFFFFFFFFu;
 constexpr std::size_t kMaxStoredTopicLength = 511;
 // Retained messages are purged of expired ones this often (they are also skipped lazily).
 constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
+// A Congested subscriber's backlog is measured this often (far below max_publisher_pause_ms).
+constexpr std::uint64_t kProgressSampleMs = 100;
 
 std::uint64_t payload_size(const Delivery& d) {
   return d.message ? d.message->payload->size() : 0;
@@ -241,8 +243,15 @@ void WorkerCore::check_output(Session& session, ClientConnection& connection) {
                     session.queued_bytes > limits.max_queued_bytes / 2;
   if (over && flow_of(*session.subscriber) == FlowState::Open) {
     set_flow(session, FlowState::Congested);
-    congested_.emplace(&session, Congestion{engine_.now_ms(), connection.pending_bytes() + session.queued_bytes});
+    const std::uint64_t now = engine_.now_ms();
+    congested_.emplace(&session, Congestion{now, backlog_of(session, connection), now});
   }
+}
+
+std::uint64_t WorkerCore::backlog_of(const Session& session, const ClientConnection& connection) {
+  // The kernel's send queue counts: what a reader takes from it (QoS 0 written ahead of a full
+  // QoS 1 window, say) is progress that neither the link's buffer nor the queue would show.
+  return connection.pending_bytes() + connection.unsent_in_kernel() + session.queued_bytes;
 }
 
 void WorkerCore::update_congested(std::uint64_t now_ms) {
@@ -261,9 +270,15 @@ void WorkerCore::update_congested(std::uint64_t now_ms) {
       continue;
     }
     // Progress: a reader that takes output_low_water_bytes of its backlog within
-    // max_publisher_pause_ms is slow, not stuck, and may go on holding its publishers.
+    // max_publisher_pause_ms is slow, not stuck, and may go on holding its publishers. Measured
+    // now and then (the kernel's share is a system call).
     Congestion& c = it->second;
-    const std::uint64_t backlog = connection->pending_bytes() + session.queued_bytes;
+    if (now_ms - c.measured_ms < kProgressSampleMs) {
+      ++it;
+      continue;
+    }
+    c.measured_ms = now_ms;
+    const std::uint64_t backlog = backlog_of(session, *connection);
     const std::uint64_t step = std::max<std::uint64_t>(low, 1);
     if (backlog + step <= c.backlog_then || backlog > c.backlog_then) {
       // Fell far enough, or grew (publishers that cannot be held): measure from here.

@@ -190,6 +190,8 @@ class WorkerCore {
   void check_output(Session& session, ClientConnection& connection);
   // Congested sessions that drained go back to Open, those held too long become Stuck.
   void update_congested(std::uint64_t now_ms);
+  // A Congested subscriber's backlog: its unsent bytes, here and in the kernel, and its queue.
+  static std::uint64_t backlog_of(const Session& session, const ClientConnection& connection);
   void set_flow(Session& session, FlowState state);
   // Publisher side: wakes the workers whose bits are in `mask`.
   void wake(std::uint64_t mask);
@@ -260,7 +262,8 @@ class WorkerCore {
   };
   struct Congestion {
     std::uint64_t progress_ms;   // when the backlog last fell by output_low_water_bytes
-    std::uint64_t backlog_then;  // unsent plus queued bytes at that time
+    std::uint64_t backlog_then;  // unsent (here and in the kernel) plus queued bytes then
+    std::uint64_t measured_ms;   // when the backlog was last measured
   };
   std::unordered_map<Session*, Congestion> congested_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;

@@ -1,6 +1,8 @@
 #include "transport/tcp_link.hpp"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
 #include <utility>
 
@@ -40,6 +42,14 @@ void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
   }
   if (state_ != State::Open || read_paused_) return;
   if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
+}
+
+std::size_t TcpLink::unsent_in_kernel() const {
+  uv_os_fd_t fd = -1;
+  int queued = 0;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return 0;
+  if (::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+  return static_cast<std::size_t>(queued);
 }
 
 void TcpLink::pause_reading() {

@@ -52,6 +52,7 @@ class VirtualClient final : public core::Link {
   void close() override { close_requested_ = true; }
   void hand_over(unsigned worker, std::string&& received) override;
   std::size_t pending_bytes() const override { return pending_bytes_; }
+  std::size_t unsent_in_kernel() const override { return unsent_in_kernel_; }
   const std::string& peer() const override { return peer_; }
   // Like the kernel: what the test sends while reading is paused waits, and arrives (in a
   // task, as the next loop turn would bring it) once reading resumes.
@@ -71,6 +72,8 @@ class VirtualClient final : public core::Link {
   bool closed_by_broker() const { return close_requested_; }
   // A client that does not read: the broker's writes count as unsent bytes up to this.
   void set_pending_bytes(std::size_t bytes) { pending_bytes_ = bytes; }
+  // What the kernel holds for a client that reads slowly (the socket's send queue).
+  void set_unsent_in_kernel(std::size_t bytes) { unsent_in_kernel_ = bytes; }
   bool reading_paused() const { return reading_paused_; }
   unsigned worker() const { return worker_; }
 
@@ -88,6 +91,7 @@ class VirtualClient final : public core::Link {
   bool reading_paused_ = false;
   std::string unread_;  // sent while reading was paused
   std::size_t pending_bytes_ = 0;
+  std::size_t unsent_in_kernel_ = 0;
   std::string peer_ = "virtual";
 };
 

@@ -260,6 +260,28 @@ TEST_CASE("flow: a slow reader that makes progress keeps holding its publishers"
   CHECK_FALSE(pub->reading_paused());
 }
 
+TEST_CASE("flow: a reader taking what the kernel holds for it makes progress", "[core][flow]") {
+  // Its link's buffer does not move (QoS 0 went ahead of a full QoS 1 window, say) while it
+  // reads what the kernel's send queue holds: slow, not stuck.
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(600);  // past the high-water mark (500)
+  sub->set_unsent_in_kernel(5000);
+  publish(*pub, "m1");
+  publish(*pub, "m2");
+  CHECK(pub->reading_paused());
+  h.advance(1500);
+  sub->set_unsent_in_kernel(4000);  // the kernel's share fell by more than the low-water mark
+  h.advance(1000);                  // 2.5 s since it became Congested: the progress is seen
+  CHECK(pub->reading_paused());
+  h.advance(1000);
+  CHECK(pub->reading_paused());
+  h.advance(1001);  // no progress for 2 s: Stuck
+  CHECK_FALSE(pub->reading_paused());
+}
+
 TEST_CASE("flow: what many publishers sent before the hold reached them is queued, not dropped",
           "[core][flow]") {
   Options o;

@@ -19,6 +19,9 @@ namespace {
 
 // Longest client id of a persistent session (the store's key limit, with room for its suffixes).
 constexpr std::size_t kMaxStoredClientIdLength = 480;
+// Longest topic the broker gives an outbound alias: vehicles' topics are far shorter, and an
+// alias holds its topic for the connection's life.
+constexpr std::size_t kMaxAliasedTopicLength = 256;
 // A client that opens a socket and never sends CONNECT is dropped after this long.
 constexpr std::uint64_t kConnectTimeoutMs = 10000;
 
@@ -233,7 +236,9 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   if (v5) {
     client_receive_maximum_ = props.receive_maximum.value_or(65535);
     client_max_packet_size_ = props.maximum_packet_size.value_or(0);
-    client_topic_alias_max_ = props.topic_alias_maximum.value_or(0);
+    // Each outbound alias keeps its topic for the connection: bounded by our own maximum too,
+    // not only by what the client offers (up to 65,535 topics of 64 KiB).
+    client_topic_alias_max_ = std::min(props.topic_alias_maximum.value_or(0), limits.topic_alias_maximum);
     request_problem_information_ = props.request_problem_information.value_or(1) == 1;
   }
   keep_alive_ = connect.keep_alive;
@@ -756,7 +761,7 @@ ClientConnection::TopicAliases& ClientConnection::aliases() {
 
 std::uint16_t ClientConnection::outbound_alias(std::string_view topic, bool& first_use) {
   first_use = false;
-  if (client_topic_alias_max_ == 0) return 0;
+  if (client_topic_alias_max_ == 0 || topic.size() > kMaxAliasedTopicLength) return 0;
   auto& outbound = aliases().outbound;
   auto it = outbound.find(topic);
   if (it != outbound.end()) return it->second;

@@ -19,6 +19,8 @@ constexpr std::size_t kMaxStoredTopicLength = 511;
 constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
 // A Congested subscriber's backlog is measured this often (far below max_publisher_pause_ms).
 constexpr std::uint64_t kProgressSampleMs = 100;
+// Dropped messages are reported in the log at most this often per worker.
+constexpr std::uint64_t kDropReportIntervalMs = 10000;
 
 std::uint64_t payload_size(const Delivery& d) {
   return d.message ? d.message->payload->size() : 0;
@@ -809,10 +811,23 @@ void WorkerCore::redistribute_shared(Session& session) {
 void WorkerCore::tick(std::uint64_t now_ms) {
   connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
   expire_sessions(now_ms);
+  report_drops(now_ms);
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
     Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));
   }
+}
+
+void WorkerCore::report_drops(std::uint64_t now_ms) {
+  // Every drop is counted (messages_dropped); an operator without metrics sees them in the log.
+  const std::uint64_t dropped = counters_.messages_dropped.load(std::memory_order_relaxed);
+  if (dropped == drops_reported_ || now_ms - last_drop_report_ms_ < kDropReportIntervalMs) return;
+  log::warn("worker {}: {} messages dropped since the last report: full session queues "
+            "(limits.max_queued_messages, max_queued_bytes), QoS 0 for readers that do not keep "
+            "up (limits.max_pending_output_bytes), or packets above a client's maximum size",
+            index_, dropped - drops_reported_);
+  drops_reported_ = dropped;
+  last_drop_report_ms_ = now_ms;
 }
 
 void WorkerCore::expire_sessions(std::uint64_t now_ms) {

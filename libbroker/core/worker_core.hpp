@@ -190,6 +190,8 @@ class WorkerCore {
   void check_output(Session& session, ClientConnection& connection);
   // Congested sessions that drained go back to Open, those held too long become Stuck.
   void update_congested(std::uint64_t now_ms);
+  // Logs how many messages were dropped since the last report (at most every 10 s).
+  void report_drops(std::uint64_t now_ms);
   // A Congested subscriber's backlog: its unsent bytes, here and in the kernel, and its queue.
   static std::uint64_t backlog_of(const Session& session, const ClientConnection& connection);
   void set_flow(Session& session, FlowState state);
@@ -241,6 +243,8 @@ class WorkerCore {
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
+  std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report
+  std::uint64_t last_drop_report_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
   std::string scratch_;

@@ -71,6 +71,29 @@ def test_MQTT_3_3_2_11_server_aliases_within_client_maximum(connected):
         assert name == topic and p.payload == b"%d" % i
 
 
+def test_outbound_aliases_bounded_by_the_servers_maximum_too(connected):
+    # An outbound alias keeps its topic for the connection: a client offering 65,535 must not
+    # make the broker hold 65,535 topics (of up to 64 KiB). Long topics go without an alias.
+    sub = connected("alias-hog", props={m.TOPIC_ALIAS_MAXIMUM: 65535})
+    limit = alias_max(sub)
+    sub.subscribe("hog/#", 0)
+    pub = connected("alias-pub")
+    seen = set()
+    for i in range(limit + 20):
+        topic = "hog/%d" % i
+        pub.publish(topic, b"x")
+        p = sub.expect_publish()
+        assert p.topic == topic, p  # every topic is new: its name always comes
+        alias = p.prop(m.TOPIC_ALIAS)
+        if alias is not None:
+            seen.add(alias)
+    assert max(seen, default=0) <= limit, sorted(seen)[-3:]
+    long_topic = "hog/" + "x" * 300
+    pub.publish(long_topic, b"y")
+    p = sub.expect_publish(topic=long_topic)
+    assert p.prop(m.TOPIC_ALIAS) is None, p
+
+
 def test_alias_above_server_maximum_disconnect_0x94(connected):
     pub = connected("pub")
     top = alias_max(pub)

@@ -79,7 +79,8 @@ struct Limits {
   // that subscriber is dropped past max_pending_output_bytes, as without back-pressure.
   // Default: 2,000 ms.
   std::uint32_t max_publisher_pause_ms = 2000;
-  // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum). Default: 64.
+  // Topic aliases a 5.0 client may use towards us (Topic Alias Maximum), and the most the
+  // broker uses towards a client (each holds its topic's name for the connection). Default: 64.
   std::uint16_t topic_alias_maximum = 64;
   // Highest keep alive accepted; 5.0 clients asking for more (or for none) get it as Server
   // Keep Alive; 3.1.1 clients, which cannot be told, are refused with CONNACK 0x02. 0 = no cap.

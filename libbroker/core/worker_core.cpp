@@ -14,7 +14,6 @@ namespace broker::core {
 
 namespace {
 constexpr std::uint64_t kNever = 0xFFFFFFFFu;
-constexpr std::size_t kMaxStoredTopicLength = 511;
 // Retained messages are purged of expired ones this often (they are also skipped lazily).
 constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
 // A Congested subscriber's backlog is measured this often (far below max_publisher_pause_ms).
@@ -903,11 +902,7 @@ void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery
 
 void WorkerCore::retain(const MessagePtr& message) {
   auto result = engine_.retained().set(message);
-  // Store keys are bounded (LMDB: 511 bytes); a longer topic's retained message lives in
-  // memory only rather than failing the whole write batch it would share.
-  if (!engine_.store() || message->topic().size() > kMaxStoredTopicLength ||
-      message->durability == Durability::Memory)
-    return;
+  if (!engine_.store() || message->durability == Durability::Memory) return;
   if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {
     batch_.put_retained(to_record(*message));
   } else if (result == RetainedStore::SetResult::Cleared) {

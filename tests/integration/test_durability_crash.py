@@ -143,20 +143,22 @@ def test_acknowledged_qos1_messages_survive_sigkill(brokerd):
     assert brokerd.stop() == 0
 
 
-def test_retained_message_survives_sigkill(brokerd):
-    acked = publish_until_killed_retained(brokerd)
+# A topic longer than a store key (511 bytes) is kept as well as a short one.
+@pytest.mark.parametrize("topic", ["fleet/config", "fleet/config/" + "long/" * 200])
+def test_retained_message_survives_sigkill(brokerd, topic):
+    acked = publish_until_killed_retained(brokerd, topic)
     brokerd.start()
     c = m.Client(brokerd.port, version=m.V311, timeout=5)
     c.connect("reader", version=m.V311)
-    c.subscribe("fleet/config", 1)
+    c.subscribe(topic, 1)
     pkt = c.expect(m.PUBLISH)
-    assert pkt.retain
+    assert pkt.retain and pkt.topic == topic
     assert int(pkt.payload) >= acked[-1]
     c.disconnect()
     assert brokerd.stop() == 0
 
 
-def publish_until_killed_retained(broker):
+def publish_until_killed_retained(broker, topic):
     acked = []
     killer = threading.Timer(0.3, broker.kill)
     killer.start()
@@ -164,7 +166,7 @@ def publish_until_killed_retained(broker):
         c = m.Client(broker.port, version=m.V311, timeout=5)
         c.connect("config-pub", version=m.V311)
         for i in range(1, 100000):
-            c.publish("fleet/config", b"%d" % i, qos=1, retain=True)
+            c.publish(topic, b"%d" % i, qos=1, retain=True)
             acked.append(i)
     except (m.MQTTTestError, OSError):
         pass

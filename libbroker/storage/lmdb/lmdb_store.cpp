@@ -41,6 +41,22 @@ struct Dbis {
   MDB_dbi meta = 0, messages = 0, sessions = 0, deliveries = 0, retained = 0, log = 0, offsets = 0;
 };
 
+// Retained records are keyed by topic. A topic longer than an LMDB key (topics go up to 64 KiB)
+// is keyed by its first bytes, a NUL (which no topic contains, so no short topic's key is the
+// same) and a 64-bit FNV-1a hash of the whole topic; the record holds the topic itself.
+std::string retained_key(std::string_view topic) {
+  if (topic.size() <= kMaxKeyBytes) return std::string(topic);
+  std::uint64_t hash = 14695981039346656037ull;
+  for (unsigned char ch : topic) {
+    hash ^= ch;
+    hash *= 1099511628211ull;
+  }
+  std::string key(topic.substr(0, kMaxKeyBytes - 17));
+  key.push_back('\0');
+  key += fmt::format("{:016x}", hash);
+  return key;
+}
+
 Status check_key(std::string_view key, std::string_view what) {
   if (key.empty() || key.size() > kMaxKeyBytes) {
     return Status::invalid_argument(
@@ -431,12 +447,13 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
           if (Status st = check_key(key, "client id"); !st) return st;
           return del(txn, dbi_.deliveries, key);
         } else if constexpr (std::is_same_v<T, WriteBatch::PutRetained>) {
-          const std::string& topic = o.message.message.topic;
-          if (Status st = check_key(topic, "retained topic"); !st) return st;
-          return put(txn, dbi_.retained, topic, encode_message(o.message));
+          const std::string key = retained_key(o.message.message.topic);
+          if (Status st = check_key(key, "retained topic"); !st) return st;
+          return put(txn, dbi_.retained, key, encode_message(o.message));
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteRetained>) {
-          if (Status st = check_key(o.topic, "retained topic"); !st) return st;
-          return del(txn, dbi_.retained, o.topic);
+          const std::string key = retained_key(o.topic);
+          if (Status st = check_key(key, "retained topic"); !st) return st;
+          return del(txn, dbi_.retained, key);
         } else {
           static_assert(std::is_same_v<T, WriteBatch::AppendLog>);
           LogRecord rec{ctx.next_sequence, o.message};
@@ -619,7 +636,7 @@ Status LmdbStore::load(StoreVisitor& visitor) {
   return scan(dbi_.retained, "retained", false, [&](std::string_view key, std::string_view val) {
     auto m = decode_message(val);
     if (!m) return m.status();
-    if (key != m.value().message.topic) return wrong_key;
+    if (key != retained_key(m.value().message.topic)) return wrong_key;
     visitor.on_retained(std::move(m).value());
     return Status::ok();
   });

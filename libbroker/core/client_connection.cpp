@@ -8,6 +8,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/topic.hpp"
 #include "protocol/utf8.hpp"
+#include "protocol/wire.hpp"
 #include "util/log.hpp"
 
 namespace broker::core {
@@ -22,6 +23,8 @@ constexpr std::size_t kMaxStoredClientIdLength = 480;
 // Longest topic the broker gives an outbound alias: vehicles' topics are far shorter, and an
 // alias holds its topic for the connection's life.
 constexpr std::size_t kMaxAliasedTopicLength = 256;
+// CONNECTs up to this size are taken even while a worker holds too many bytes before CONNECT.
+constexpr std::size_t kSmallConnectBytes = 4096;
 // A client that opens a socket and never sends CONNECT is dropped after this long.
 constexpr std::uint64_t kConnectTimeoutMs = 10000;
 
@@ -37,6 +40,21 @@ std::uint8_t peek_protocol_level(const std::string& raw) {
   if (raw.size() >= pos + 9 && raw.compare(pos, 8, std::string("\0\6MQIsdp", 8)) == 0)
     return static_cast<std::uint8_t>(raw[pos + 8]);
   return 0;
+}
+
+// Whether `raw` holds a whole frame, or a header the decoder refuses at once (a length field
+// longer than four bytes); false while more bytes are needed.
+bool frame_complete(const std::string& raw, std::uint32_t max_frame) {
+  std::uint32_t remaining = 0;
+  std::size_t used = 0;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(raw.data());
+  switch (protocol::wire::parse_varint(p + 1, raw.size() - 1, remaining, used, false)) {
+    case protocol::wire::VarintStatus::NeedMore: return false;
+    case protocol::wire::VarintStatus::Malformed: return true;
+    case protocol::wire::VarintStatus::Ok: break;
+  }
+  const std::uint64_t frame = 1 + used + std::uint64_t{remaining};
+  return raw.size() >= frame || frame > max_frame;  // too large: the decoder refuses it now
 }
 
 // Whether a 3.1.1 CONNACK return code says why a CONNECT is refused; if none does, the client
@@ -66,23 +84,50 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
 }
 
 ClientConnection::~ClientConnection() {
+  release_connect_bytes();
   if (counted_) Counters::sub(worker_.engine().open_connections());
   worker_.connection_closed(*this);
 }
 
+void ClientConnection::release_connect_bytes() {
+  if (!received_before_connect_) return;
+  worker_.connecting_bytes_released(received_before_connect_->size());
+  received_before_connect_.reset();
+}
+
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
+  // The bytes read before CONNECT go once it is handled, when this call ends: the loop below
+  // may still be reading what followed the CONNECT in them.
+  struct ReleaseOnceConnected {
+    ClientConnection& connection;
+    ~ReleaseOnceConnected() {
+      if (connection.state_ != State::AwaitConnect) connection.release_connect_bytes();
+    }
+  } release{*this};
   if (state_ == State::AwaitConnect) {
     if (!received_before_connect_) received_before_connect_ = std::make_unique<std::string>();
-    received_before_connect_->append(data, size);
+    std::string& raw = *received_before_connect_;
+    raw.append(data, size);
     // Not MQTT at all (an HTTP request, a TLS hello): close now instead of waiting for a
     // frame that will never complete [MQTT-3.1.0-1]. A CONNECT with reserved flags set is a
     // Malformed Packet [MQTT-2.1.3-1]: the decoder says so.
-    const auto first = static_cast<std::uint8_t>((*received_before_connect_)[0]);
+    const auto first = static_cast<std::uint8_t>(raw[0]);
     if ((first >> 4) != static_cast<std::uint8_t>(protocol::PacketType::Connect)) {
       protocol_violation(ReasonCode::ProtocolError, "first packet is not CONNECT");
       return;
     }
+    // Bytes before CONNECT cost memory before anyone is known: a worker holds a bounded
+    // amount of them, past which only small CONNECTs are taken.
+    if (!worker_.connecting_bytes_added(size) && raw.size() > kSmallConnectBytes) {
+      protocol_violation(ReasonCode::ServerBusy, "too many bytes held before CONNECT");
+      return;
+    }
+    // The CONNECT is decoded once it is whole, from these bytes: the decoder keeps no second
+    // copy of it meanwhile. What came after it in the same reads follows it.
+    if (!frame_complete(raw, decoder_.max_packet_size())) return;
+    data = raw.data();
+    size = raw.size();
   }
   // Before CONNECT, last_packet_ms_ stays the accept time: the CONNECT must be complete within
   // kConnectTimeoutMs of it, however slowly its bytes come (a slowloris).
@@ -187,12 +232,13 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     unsigned home = engine.home_worker(client_id);
     if (home != worker_.index()) {
       state_ = State::Closed;
+      // on_bytes, which called us, reads nothing more from these bytes (state_ is Closed).
+      worker_.connecting_bytes_released(received_before_connect_->size());
       link_.hand_over(home, std::move(*received_before_connect_));
+      received_before_connect_.reset();
       return;
     }
   }
-  received_before_connect_.reset();
-
   if (connect.properties.authentication_method) {
     // Enhanced authentication needs an authentication hook; none handles this method.
     reject_connect(ReasonCode::BadAuthenticationMethod, "no handler for the authentication method");

@@ -106,6 +106,14 @@ class WorkerCore {
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
 
+  // Bytes held by connections that have not completed CONNECT: added returns false once the
+  // worker holds more than its budget (64 MiB), when only small CONNECTs should go on.
+  bool connecting_bytes_added(std::size_t bytes) noexcept {
+    connecting_bytes_ += bytes;
+    return connecting_bytes_ <= kConnectingBytesBudget;
+  }
+  void connecting_bytes_released(std::size_t bytes) noexcept { connecting_bytes_ -= bytes; }
+
   // Returns the connection's serial (see ClientConnection::serial()).
   std::uint64_t connection_opened(ClientConnection& connection);
   void connection_closed(ClientConnection& connection);
@@ -243,6 +251,8 @@ class WorkerCore {
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
+  static constexpr std::size_t kConnectingBytesBudget = 64u << 20;
+  std::size_t connecting_bytes_ = 0;
   std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report
   std::uint64_t last_drop_report_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn

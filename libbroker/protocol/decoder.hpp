@@ -72,6 +72,7 @@ class Decoder {
   void set_version(ProtocolVersion version) noexcept { version_ = version; }
   std::optional<ProtocolVersion> version() const noexcept { return version_; }
   void set_max_packet_size(std::uint32_t size) noexcept { max_packet_size_ = size; }
+  std::uint32_t max_packet_size() const noexcept { return max_packet_size_; }
   // A server's decoder: CONNACK, SUBACK, UNSUBACK and PINGRESP, which only a server sends,
   // are a Protocol Error as soon as their first byte arrives, whatever their body.
   void refuse_server_packets() noexcept { refuse_server_packets_ = true; }

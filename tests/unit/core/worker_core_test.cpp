@@ -476,6 +476,43 @@ TEST_CASE("core: a second CONNECT is a protocol error [MQTT-3.1.0-2]", "[core]")
   CHECK(c->closed_by_broker());
 }
 
+TEST_CASE("core: a worker holds a bounded amount of bytes before CONNECT", "[core]") {
+  // Unfinished CONNECTs of ~195 KB each: past the worker's 64 MiB only small CONNECTs go on.
+  CoreHarness h;
+  Connect big;
+  big.client_id = "big";
+  big.username = std::string(65000, 'u');
+  big.password = std::string(65000, 'p');
+  Will will;
+  will.topic = "w";
+  will.payload = Payload::copy_of(std::string(65000, 'x'));
+  big.will = will;
+  std::string bytes;
+  REQUIRE(protocol::encode(big, ProtocolVersion::V311, bytes));
+  const std::string unfinished = bytes.substr(0, bytes.size() - 1);
+  std::vector<std::unique_ptr<VirtualClient>> stalled;
+  for (int i = 0; i < 400; ++i) {
+    stalled.push_back(h.open(ProtocolVersion::V311));
+    stalled.back()->send_raw(unfinished);
+  }
+  std::size_t refused = 0;
+  for (auto& c : stalled) refused += c->closed_by_broker() ? 1 : 0;
+  CHECK(refused >= 400 - (64u << 20) / unfinished.size());
+  CHECK(refused < 400 - (60u << 20) / unfinished.size());
+  // A small CONNECT is still taken.
+  auto small = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.client_id = "small";
+  small->send(connect);
+  CHECK(small->take<Connack>().reason == ReasonCode::Success);
+  // Closed connections give their bytes back: a big CONNECT goes through again.
+  for (auto& c : stalled) c->drop();
+  stalled.clear();
+  auto again = h.open(ProtocolVersion::V311);
+  again->send_raw(bytes);
+  CHECK(again->take<Connack>().reason == ReasonCode::Success);
+}
+
 TEST_CASE("core: a CONNECT must be complete within the connect timeout of the accept", "[core]") {
   // One byte every 3 s would otherwise hold the socket (and its buffer) for ever.
   CoreHarness h;

@@ -23,6 +23,9 @@ constexpr std::size_t kMaxStoredClientIdLength = 480;
 // Longest topic the broker gives an outbound alias: vehicles' topics are far shorter, and an
 // alias holds its topic for the connection's life.
 constexpr std::size_t kMaxAliasedTopicLength = 256;
+// An unfinished packet this large is given up (its client disconnected) while the worker
+// holds too many bytes of unfinished packets.
+constexpr std::size_t kLargeUnfinishedBytes = 1u << 20;
 // CONNECTs up to this size are taken even while a worker holds too many bytes before CONNECT.
 constexpr std::size_t kSmallConnectBytes = 4096;
 // A client that opens a socket and never sends CONNECT is dropped after this long.
@@ -85,6 +88,7 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
 
 ClientConnection::~ClientConnection() {
   release_connect_bytes();
+  worker_.unfinished_bytes_changed(decoder_.buffered_bytes(), 0);
   if (counted_) Counters::sub(worker_.engine().open_connections());
   worker_.connection_closed(*this);
 }
@@ -97,14 +101,22 @@ void ClientConnection::release_connect_bytes() {
 
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
-  // The bytes read before CONNECT go once it is handled, when this call ends: the loop below
-  // may still be reading what followed the CONNECT in them.
-  struct ReleaseOnceConnected {
-    ClientConnection& connection;
-    ~ReleaseOnceConnected() {
-      if (connection.state_ != State::AwaitConnect) connection.release_connect_bytes();
-    }
-  } release{*this};
+  const std::size_t unfinished_before = decoder_.buffered_bytes();
+  handle_bytes(data, size);
+  // The bytes read before CONNECT go once it is handled; not earlier: handle_bytes may have
+  // read past the CONNECT in them.
+  if (state_ != State::AwaitConnect) release_connect_bytes();
+  const std::size_t unfinished = decoder_.buffered_bytes();
+  if (unfinished == unfinished_before) return;
+  // Unfinished packets (up to max_packet_size each) are bounded per worker: past the budget a
+  // client holding a large one goes, rather than the broker's memory.
+  const bool within = worker_.unfinished_bytes_changed(unfinished_before, unfinished);
+  if (!within && unfinished > kLargeUnfinishedBytes && state_ == State::Connected) {
+    disconnect(ReasonCode::QuotaExceeded, "too many bytes held in unfinished packets");
+  }
+}
+
+void ClientConnection::handle_bytes(const char* data, std::size_t size) {
   if (state_ == State::AwaitConnect) {
     if (!received_before_connect_) received_before_connect_ = std::make_unique<std::string>();
     std::string& raw = *received_before_connect_;

@@ -113,6 +113,12 @@ class WorkerCore {
     return connecting_bytes_ <= kConnectingBytesBudget;
   }
   void connecting_bytes_released(std::size_t bytes) noexcept { connecting_bytes_ -= bytes; }
+  // Memory held for packets whose bytes have not all come, across the worker's connections:
+  // one connection's share went from `before` to `after`. False past the budget (128 MiB).
+  bool unfinished_bytes_changed(std::size_t before, std::size_t after) noexcept {
+    unfinished_bytes_ = unfinished_bytes_ - before + after;
+    return unfinished_bytes_ <= kUnfinishedBytesBudget;
+  }
 
   // Returns the connection's serial (see ClientConnection::serial()).
   std::uint64_t connection_opened(ClientConnection& connection);
@@ -253,6 +259,8 @@ class WorkerCore {
   std::uint64_t last_inbox_warning_ms_ = 0;
   static constexpr std::size_t kConnectingBytesBudget = 64u << 20;
   std::size_t connecting_bytes_ = 0;
+  static constexpr std::size_t kUnfinishedBytesBudget = 128u << 20;
+  std::size_t unfinished_bytes_ = 0;
   std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report
   std::uint64_t last_drop_report_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn

@@ -73,6 +73,9 @@ class Decoder {
   std::optional<ProtocolVersion> version() const noexcept { return version_; }
   void set_max_packet_size(std::uint32_t size) noexcept { max_packet_size_ = size; }
   std::uint32_t max_packet_size() const noexcept { return max_packet_size_; }
+  // Memory held for a packet whose bytes have not all come (0 between packets, or a small
+  // buffer kept for the next one).
+  std::size_t buffered_bytes() const noexcept { return partial_ ? partial_->capacity() : 0; }
   // A server's decoder: CONNACK, SUBACK, UNSUBACK and PINGRESP, which only a server sends,
   // are a Protocol Error as soon as their first byte arrives, whatever their body.
   void refuse_server_packets() noexcept { refuse_server_packets_ = true; }

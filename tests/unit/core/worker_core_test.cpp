@@ -513,6 +513,32 @@ TEST_CASE("core: a worker holds a bounded amount of bytes before CONNECT", "[cor
   CHECK(again->take<Connack>().reason == ReasonCode::Success);
 }
 
+TEST_CASE("core: a worker holds a bounded amount of bytes of unfinished packets", "[core]") {
+  // Clients that send 12 MB of a 15 MB PUBLISH and stop: past the worker's 128 MiB, one that
+  // holds a large unfinished packet is disconnected (0x97) instead of growing the broker.
+  CoreHarness h;
+  std::string head(1, '\x30');
+  const std::uint32_t remaining = 15u << 20;  // under max_packet_size (16 MiB)
+  for (std::uint32_t v = remaining; v != 0; v >>= 7) head.push_back(static_cast<char>((v & 0x7F) | (v >= 0x80 ? 0x80 : 0)));
+  const std::string unfinished = head + std::string("\0\3t/x\0", 6) + std::string(12u << 20, 'x');
+  std::vector<std::unique_ptr<VirtualClient>> clients;
+  std::size_t refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(h.connect("big-" + std::to_string(i), ProtocolVersion::V5));
+    if (clients.back()->worker() != clients.front()->worker()) continue;  // one worker's budget
+    clients.back()->send_raw(unfinished);
+    if (clients.back()->closed_by_broker()) {
+      CHECK(clients.back()->take<Disconnect>().reason == ReasonCode::QuotaExceeded);
+      ++refused;
+    }
+  }
+  CHECK(refused > 0);
+  // Small packets still go: a PING on a connection that holds nothing unfinished.
+  auto small = h.connect("small", ProtocolVersion::V5);
+  small->send(Pingreq{});
+  small->take<Pingresp>();
+}
+
 TEST_CASE("core: a CONNECT must be complete within the connect timeout of the accept", "[core]") {
   // One byte every 3 s would otherwise hold the socket (and its buffer) for ever.
   CoreHarness h;

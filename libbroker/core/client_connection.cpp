@@ -400,6 +400,10 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     protocol_violation(ReasonCode::ProtocolError, "empty topic without alias");
     return;
   }
+  if (protocol::topic_levels(publish.topic) > limits.max_topic_levels) {
+    protocol_violation(ReasonCode::TopicNameInvalid, "topic deeper than limits.max_topic_levels");
+    return;
+  }
   if (!props.subscription_identifiers.empty()) {
     protocol_violation(ReasonCode::ProtocolError, "subscription identifier from a client");  // [MQTT-3.3.4-6]
     return;
@@ -594,6 +598,10 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
     const bool shared = protocol::is_shared_filter(entry.filter);
     if (!protocol::valid_topic_filter(entry.filter)) {
       if (!refuse(ReasonCode::TopicFilterInvalid, "invalid topic filter")) return;
+      continue;
+    }
+    if (protocol::topic_levels(entry.filter) > limits.max_topic_levels) {
+      if (!refuse(ReasonCode::TopicFilterInvalid, "topic filter deeper than limits.max_topic_levels")) return;
       continue;
     }
     if (shared && entry.no_local && v5) {

@@ -96,4 +96,11 @@ bool topic_matches(std::string_view filter, std::string_view topic) noexcept {
   }
 }
 
+std::size_t topic_levels(std::string_view topic_or_filter) noexcept {
+  if (auto shared = parse_shared_filter(topic_or_filter)) topic_or_filter = shared->filter;
+  std::size_t levels = 1;
+  for (char c : topic_or_filter) levels += c == '/' ? 1 : 0;
+  return levels;
+}
+
 }  // namespace broker::protocol

@@ -1,6 +1,7 @@
 #pragma once
 // Topic names and topic filters (MQTT 5.0 section 4.7, 3.1.1 section 4.7): validation,
 // shared-subscription parsing and matching. Pure functions over string_views.
+#include <cstddef>
 #include <optional>
 #include <string_view>
 
@@ -23,6 +24,9 @@ struct SharedFilter {
 // filter that is not shared and for a malformed shared one; is_shared_filter tells which.
 std::optional<SharedFilter> parse_shared_filter(std::string_view filter) noexcept;
 bool is_shared_filter(std::string_view filter) noexcept;  // starts with "$share/"
+
+// Levels of a topic name or a valid filter ('/' count + 1); a shared filter's own filter part.
+std::size_t topic_levels(std::string_view topic_or_filter) noexcept;
 
 // Whether `filter` (valid, not shared) matches topic name `topic`. Wildcards at the first
 // level do not match names that start with '$' [MQTT-4.7.2-1].

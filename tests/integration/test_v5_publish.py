@@ -245,3 +245,11 @@ def test_payload_format_invalid_qos1_rejected_0x99(connected):
     assert pkt.type in (m.PUBACK, m.DISCONNECT), pkt
     assert pkt.rc == m.RC_PAYLOAD_FORMAT_INVALID, pkt
     sub.expect_nothing(0.3)
+
+
+@pytest.mark.deviates_mosquitto("2.0.11 has no bound on topic levels")
+def test_topic_deeper_than_max_topic_levels_refused(connected):
+    c = connected("deep-pub")
+    c.send_quietly(m.publish("d/" * 128 + "x", b"deep"))  # 129 levels
+    c.expect_disconnect(m.RC_TOPIC_NAME_INVALID)
+

@@ -166,3 +166,15 @@ def test_MQTT_3_8_4_5_subscription_identifier_per_subscribe(connected):
     pub.publish("s/b", b"b")
     for p in (c.expect_publish(), c.expect_publish()):
         assert p.prop(m.SUBSCRIPTION_IDENTIFIER) == [99]
+
+
+@pytest.mark.deviates_mosquitto("2.0.11 has no bound on topic levels")
+def test_filter_deeper_than_max_topic_levels_refused(connected):
+    # Each level of a subscription costs the topic index memory: limits.max_topic_levels (128)
+    # bounds them; the filter is refused, the others in the SUBSCRIBE are granted.
+    c = connected("deep-sub")
+    deep = "d/" * 128 + "#"  # 129 levels
+    c.send(m.subscribe(1, [(deep, 1), ("d/ok/#", 1)]))
+    assert c.expect(m.SUBACK).reason_codes == [m.RC_TOPIC_FILTER_INVALID, 1]
+    c.subscribe("d/" * 127 + "#", 1)  # 128 levels: fine
+

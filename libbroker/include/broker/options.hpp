@@ -95,6 +95,11 @@ struct Limits {
   std::uint32_t max_client_id_length = 65535;
   // Subscriptions one session may hold; past it SUBACK says Quota Exceeded. Default: 10,000.
   std::uint32_t max_subscriptions_per_session = 10000;
+  // Most levels ('/'-separated parts) in a topic name or filter (a shared filter's own part):
+  // each level of a subscription costs the topic index memory. A deeper PUBLISH topic is
+  // refused like an invalid one (5.0: DISCONNECT 0x90), a deeper filter gets SUBACK 0x8F
+  // (5.0) or 0x80. Default: 128.
+  std::uint32_t max_topic_levels = 128;
   // Concurrent connections per broker; past it CONNACK says Server Busy. 0 = no cap. Default: 0.
   std::uint32_t max_connections = 0;
   // Highest QoS granted and accepted. Default: 2.

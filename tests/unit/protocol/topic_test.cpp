@@ -7,6 +7,7 @@
 
 using broker::protocol::is_shared_filter;
 using broker::protocol::parse_shared_filter;
+using broker::protocol::topic_levels;
 using broker::protocol::topic_matches;
 using broker::protocol::valid_topic_filter;
 using broker::protocol::valid_topic_name;
@@ -195,4 +196,12 @@ TEST_CASE("topic: matching is exact: case-sensitive, no normalisation [MQTT-4.7.
   CHECK_FALSE(topic_matches("caf\xC3\xA9", "cafe\xCC\x81"));  // no Unicode normalisation
   CHECK(topic_matches("/", "/"));
   CHECK_FALSE(topic_matches("/", "//"));
+}
+
+TEST_CASE("topic: levels are counted per '/', a shared filter's own part only") {
+  CHECK(topic_levels("a") == 1);
+  CHECK(topic_levels("/") == 2);
+  CHECK(topic_levels("fleet/eu/VIN123/cmd") == 4);
+  CHECK(topic_levels("fleet/+/#") == 3);
+  CHECK(topic_levels("$share/group/fleet/+/cmd") == 3);
 }

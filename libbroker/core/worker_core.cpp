@@ -18,6 +18,10 @@ constexpr std::uint64_t kNever = 0xFFFFFFFFu;
 constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
 // A Congested subscriber's backlog is measured this often (far below max_publisher_pause_ms).
 constexpr std::uint64_t kProgressSampleMs = 100;
+// A subscriber that was Stuck holds no publisher for this many max_publisher_pause_ms after
+// it drained: a client that stalls every publisher to its filters 2 s at a time, again and
+// again, does so at most one time in eleven.
+constexpr std::uint64_t kStuckCooldownFactor = 10;
 // Dropped messages are reported in the log at most this often per worker.
 constexpr std::uint64_t kDropReportIntervalMs = 10000;
 
@@ -242,7 +246,7 @@ void WorkerCore::check_output(Session& session, ClientConnection& connection) {
   const bool over = connection.pending_bytes() > limits.output_high_water_bytes ||
                     session.queue.size() > limits.max_queued_messages / 2 ||
                     session.queued_bytes > limits.max_queued_bytes / 2;
-  if (over && flow_of(*session.subscriber) == FlowState::Open) {
+  if (over && flow_of(*session.subscriber) == FlowState::Open && !cooling_down(session)) {
     set_flow(session, FlowState::Congested);
     const std::uint64_t now = engine_.now_ms();
     congested_.emplace(&session, Congestion{now, backlog_of(session, connection), now});
@@ -253,6 +257,15 @@ std::uint64_t WorkerCore::backlog_of(const Session& session, const ClientConnect
   // The kernel's send queue counts: what a reader takes from it (QoS 0 written ahead of a full
   // QoS 1 window, say) is progress that neither the link's buffer nor the queue would show.
   return connection.pending_bytes() + connection.unsent_in_kernel() + session.queued_bytes;
+}
+
+bool WorkerCore::cooling_down(const Session& session) {
+  if (hold_cooldown_.empty()) return false;
+  auto it = hold_cooldown_.find(session.id());
+  if (it == hold_cooldown_.end()) return false;
+  if (it->second > engine_.now_ms()) return true;
+  hold_cooldown_.erase(it);
+  return false;
 }
 
 void WorkerCore::update_congested(std::uint64_t now_ms) {
@@ -266,6 +279,11 @@ void WorkerCore::update_congested(std::uint64_t now_ms) {
                           session.queue.size() <= limits.max_queued_messages / 4 &&
                           session.queued_bytes <= limits.max_queued_bytes / 4);
     if (drained) {
+      // One that was Stuck holds nobody for a while: a client that fills its own output and
+      // then drains it must not stall the publishers of everything it subscribed to, over and
+      // over.
+      if (flow_of(*session.subscriber) == FlowState::Stuck)
+        hold_cooldown_[session.id()] = now_ms + kStuckCooldownFactor * limits.max_publisher_pause_ms;
       set_flow(session, FlowState::Open);
       it = congested_.erase(it);
       continue;
@@ -811,6 +829,7 @@ void WorkerCore::tick(std::uint64_t now_ms) {
   connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
   expire_sessions(now_ms);
   report_drops(now_ms);
+  std::erase_if(hold_cooldown_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
     Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));

@@ -204,6 +204,8 @@ class WorkerCore {
   void check_output(Session& session, ClientConnection& connection);
   // Congested sessions that drained go back to Open, those held too long become Stuck.
   void update_congested(std::uint64_t now_ms);
+  // A session that was Stuck and drained lately: it does not become Congested (holds nobody).
+  bool cooling_down(const Session& session);
   // Logs how many messages were dropped since the last report (at most every 10 s).
   void report_drops(std::uint64_t now_ms);
   // A Congested subscriber's backlog: its unsent bytes, here and in the kernel, and its queue.
@@ -288,6 +290,8 @@ class WorkerCore {
     std::uint64_t measured_ms;   // when the backlog was last measured
   };
   std::unordered_map<Session*, Congestion> congested_;
+  // Sessions that were Stuck: session id -> until when they hold no publisher (update_congested).
+  std::unordered_map<std::uint64_t, std::uint64_t> hold_cooldown_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
   std::unordered_map<std::uint64_t, RetainedBacklog> retained_backlogs_;  // by session id (rare)
   std::vector<std::uint64_t> backlog_ids_;  // feed_retained_backlogs' scratch

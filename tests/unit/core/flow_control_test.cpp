@@ -165,6 +165,34 @@ TEST_CASE("flow: a stuck subscriber holds publishers at most max_publisher_pause
   CHECK(payloads(*sub) == std::vector<std::string>{"m5"});
 }
 
+TEST_CASE("flow: a subscriber that was stuck holds nobody for 10 x max_publisher_pause_ms",
+          "[core][flow]") {
+  // Else a client filling its own output and draining it, again and again, stalls every
+  // publisher to its filters 2 s at a time.
+  CoreHarness h(small_limits());
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#");
+  sub->set_pending_bytes(600);
+  publish(*pub, "m1");  // the subscriber is Congested after it
+  publish(*pub, "m2");  // which holds its publisher
+  CHECK(pub->reading_paused());
+  h.advance(2001);  // Stuck
+  CHECK_FALSE(pub->reading_paused());
+  sub->set_pending_bytes(0);  // drains: Open
+  h.advance(100);
+  sub->set_pending_bytes(600);  // and fills again at once
+  publish(*pub, "m3");
+  publish(*pub, "m4");
+  CHECK_FALSE(pub->reading_paused());  // cooling down: nobody held
+  sub->set_pending_bytes(0);
+  h.advance(20000);  // the cool-down is over
+  sub->set_pending_bytes(600);
+  publish(*pub, "m5");
+  publish(*pub, "m6");
+  CHECK(pub->reading_paused());
+}
+
 TEST_CASE("flow: a subscriber that goes away releases its publishers", "[core][flow]") {
   CoreHarness h(small_limits());
   auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);

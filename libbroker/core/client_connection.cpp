@@ -87,16 +87,18 @@ ClientConnection::ClientConnection(WorkerCore& worker, Link& link)
 }
 
 ClientConnection::~ClientConnection() {
-  release_connect_bytes();
-  worker_.unfinished_bytes_changed(decoder_.buffered_bytes(), 0);
+  take_connect_bytes();
+  worker_.unfinished_bytes().change(decoder_.buffered_bytes(), 0);
   if (counted_) Counters::sub(worker_.engine().open_connections());
   worker_.connection_closed(*this);
 }
 
-void ClientConnection::release_connect_bytes() {
-  if (!received_before_connect_) return;
-  worker_.connecting_bytes_released(received_before_connect_->size());
+std::string ClientConnection::take_connect_bytes() {
+  if (!received_before_connect_) return {};
+  std::string bytes = std::move(*received_before_connect_);
   received_before_connect_.reset();
+  worker_.connecting_bytes().change(bytes.size(), 0);
+  return bytes;
 }
 
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
@@ -105,12 +107,12 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
   handle_bytes(data, size);
   // The bytes read before CONNECT go once it is handled; not earlier: handle_bytes may have
   // read past the CONNECT in them.
-  if (state_ != State::AwaitConnect) release_connect_bytes();
+  if (state_ != State::AwaitConnect) take_connect_bytes();
   const std::size_t unfinished = decoder_.buffered_bytes();
   if (unfinished == unfinished_before) return;
   // Unfinished packets (up to max_packet_size each) are bounded per worker: past the budget a
   // client holding a large one goes, rather than the broker's memory.
-  const bool within = worker_.unfinished_bytes_changed(unfinished_before, unfinished);
+  const bool within = worker_.unfinished_bytes().change(unfinished_before, unfinished);
   if (!within && unfinished > kLargeUnfinishedBytes && state_ == State::Connected) {
     disconnect(ReasonCode::QuotaExceeded, "too many bytes held in unfinished packets");
   }
@@ -131,7 +133,7 @@ void ClientConnection::handle_bytes(const char* data, std::size_t size) {
     }
     // Bytes before CONNECT cost memory before anyone is known: a worker holds a bounded
     // amount of them, past which only small CONNECTs are taken.
-    if (!worker_.connecting_bytes_added(size) && raw.size() > kSmallConnectBytes) {
+    if (!worker_.connecting_bytes().change(0, size) && raw.size() > kSmallConnectBytes) {
       protocol_violation(ReasonCode::ServerBusy, "too many bytes held before CONNECT");
       return;
     }
@@ -245,9 +247,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     if (home != worker_.index()) {
       state_ = State::Closed;
       // on_bytes, which called us, reads nothing more from these bytes (state_ is Closed).
-      worker_.connecting_bytes_released(received_before_connect_->size());
-      link_.hand_over(home, std::move(*received_before_connect_));
-      received_before_connect_.reset();
+      link_.hand_over(home, take_connect_bytes());
       return;
     }
   }

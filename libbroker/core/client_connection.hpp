@@ -95,8 +95,8 @@ class ClientConnection final : public ConnectionHandler {
   // the Receive Maximum it was given bounds [MQTT-3.3.4-9].
   std::size_t unacknowledged_publishes() const;
   void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
-  // Gives back the bytes read before CONNECT (and their share of the worker's budget).
-  void release_connect_bytes();
+  // The bytes read before CONNECT, taken out of the connection and of the worker's budget.
+  std::string take_connect_bytes();
   void end_session_link(bool publish_will);
   // Outbound topic alias for `topic`: 0 = none; sets `first_use` when the topic must go too.
   std::uint16_t outbound_alias(std::string_view topic, bool& first_use);

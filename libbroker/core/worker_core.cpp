@@ -259,13 +259,10 @@ std::uint64_t WorkerCore::backlog_of(const Session& session, const ClientConnect
   return connection.pending_bytes() + connection.unsent_in_kernel() + session.queued_bytes;
 }
 
-bool WorkerCore::cooling_down(const Session& session) {
-  if (hold_cooldown_.empty()) return false;
+bool WorkerCore::cooling_down(const Session& session) const {
+  if (hold_cooldown_.empty()) return false;  // tick() drops the entries that ran out
   auto it = hold_cooldown_.find(session.id());
-  if (it == hold_cooldown_.end()) return false;
-  if (it->second > engine_.now_ms()) return true;
-  hold_cooldown_.erase(it);
-  return false;
+  return it != hold_cooldown_.end() && it->second > engine_.now_ms();
 }
 
 void WorkerCore::update_congested(std::uint64_t now_ms) {

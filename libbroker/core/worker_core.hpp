@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "broker/store.hpp"
+#include "core/byte_budget.hpp"
 #include "core/counters.hpp"
 #include "core/delivery.hpp"
 #include "core/flow_control.hpp"
@@ -106,19 +107,10 @@ class WorkerCore {
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
 
-  // Bytes held by connections that have not completed CONNECT: added returns false once the
-  // worker holds more than its budget (64 MiB), when only small CONNECTs should go on.
-  bool connecting_bytes_added(std::size_t bytes) noexcept {
-    connecting_bytes_ += bytes;
-    return connecting_bytes_ <= kConnectingBytesBudget;
-  }
-  void connecting_bytes_released(std::size_t bytes) noexcept { connecting_bytes_ -= bytes; }
-  // Memory held for packets whose bytes have not all come, across the worker's connections:
-  // one connection's share went from `before` to `after`. False past the budget (128 MiB).
-  bool unfinished_bytes_changed(std::size_t before, std::size_t after) noexcept {
-    unfinished_bytes_ = unfinished_bytes_ - before + after;
-    return unfinished_bytes_ <= kUnfinishedBytesBudget;
-  }
+  // Bytes held by connections that have not completed CONNECT (64 MiB; past it only small
+  // CONNECTs go on), and for packets whose bytes have not all come (128 MiB).
+  ByteBudget& connecting_bytes() noexcept { return connecting_bytes_; }
+  ByteBudget& unfinished_bytes() noexcept { return unfinished_bytes_; }
 
   // Returns the connection's serial (see ClientConnection::serial()).
   std::uint64_t connection_opened(ClientConnection& connection);
@@ -205,7 +197,7 @@ class WorkerCore {
   // Congested sessions that drained go back to Open, those held too long become Stuck.
   void update_congested(std::uint64_t now_ms);
   // A session that was Stuck and drained lately: it does not become Congested (holds nobody).
-  bool cooling_down(const Session& session);
+  bool cooling_down(const Session& session) const;
   // Logs how many messages were dropped since the last report (at most every 10 s).
   void report_drops(std::uint64_t now_ms);
   // A Congested subscriber's backlog: its unsent bytes, here and in the kernel, and its queue.
@@ -259,10 +251,8 @@ class WorkerCore {
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
-  static constexpr std::size_t kConnectingBytesBudget = 64u << 20;
-  std::size_t connecting_bytes_ = 0;
-  static constexpr std::size_t kUnfinishedBytesBudget = 128u << 20;
-  std::size_t unfinished_bytes_ = 0;
+  ByteBudget connecting_bytes_{64u << 20};
+  ByteBudget unfinished_bytes_{128u << 20};
   std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report
   std::uint64_t last_drop_report_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn

@@ -79,13 +79,19 @@ def test_MQTT_4_9_0_2_qos0_not_limited_by_receive_maximum(connected):
     sub.receive(1)
 
 
-@pytest.mark.deviates_mosquitto(
-    "sec 3.3.4: 2.0.11 answers PUBREC 0x97 (quota exceeded) instead of DISCONNECT 0x93")
-def test_client_exceeding_receive_maximum_disconnect_0x93(connected):
-    c = connected("flood")
+def flooder(connected, client_id):
+    """A client about to exceed the server's Receive Maximum, and that maximum."""
+    c = connected(client_id)
     limit = c.connack.prop(m.RECEIVE_MAXIMUM, 65535)
     if limit > 1024:
         pytest.skip("server Receive Maximum %d too large to exceed" % limit)
+    return c, limit
+
+
+@pytest.mark.deviates_mosquitto(
+    "sec 3.3.4: 2.0.11 answers PUBREC 0x97 (quota exceeded) instead of DISCONNECT 0x93")
+def test_client_exceeding_receive_maximum_disconnect_0x93(connected):
+    c, limit = flooder(connected, "flood")
     # QoS 2 PUBLISH stays unacknowledged until we send PUBREL.
     data = b"".join(m.publish("flood/t", b"x", qos=2, pid=i + 1)
                     for i in range(limit + 1))
@@ -101,10 +107,7 @@ def test_client_exceeding_receive_maximum_disconnect_0x93(connected):
 def test_receive_maximum_counts_qos1_with_qos2(connected):
     # Receive Maximum bounds "QoS 1 and QoS 2 PUBLISH packets" without PUBACK or PUBCOMP:
     # with every slot held by an unreleased QoS 2 flow, a QoS 1 PUBLISH exceeds it too.
-    c = connected("mixed-flood")
-    limit = c.connack.prop(m.RECEIVE_MAXIMUM, 65535)
-    if limit > 1024:
-        pytest.skip("server Receive Maximum %d too large to exceed" % limit)
+    c, limit = flooder(connected, "mixed-flood")
     data = b"".join(m.publish("flood/t", b"x", qos=2, pid=i + 1) for i in range(limit))
     c.send_quietly(data + m.publish("flood/t", b"x", qos=1, pid=limit + 1))
     got = c.expect_closed(timeout=5)

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "transport/socket.hpp"
@@ -298,6 +300,22 @@ void TcpLink::force_close() {
   queue_.reset();
   uv_read_stop(stream());
   uv_close(handle, on_close);
+}
+
+void TcpLink::read_pending(std::size_t limit) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return;
+  std::size_t taken = 0;
+  // A held publisher stays held; a link that closed or moved on reads nothing more.
+  while (taken < limit && state_ == State::Open && handler_ && !read_paused_) {
+    uv_buf_t buf;
+    worker_.fill_read_buffer(&buf);
+    ssize_t n = ::recv(fd, buf.base, std::min<std::size_t>(buf.len, limit - taken), MSG_DONTWAIT);
+    if (n <= 0) return;  // nothing more, end of stream or an error: the drain closes it anyway
+    taken += static_cast<std::size_t>(n);
+    worker_.counters().bytes_read.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+    handler_->on_bytes(buf.base, static_cast<std::size_t>(n));
+  }
 }
 
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {

@@ -70,6 +70,9 @@ class TcpLink final : public core::Link {
   void flush();
   // Closes the handle now, dropping queued data (errors, linger timeout, stop phase 2).
   void force_close();
+  // At the start of a graceful stop: hands the handler what the kernel already holds for this
+  // socket (up to `limit` bytes), so acknowledgements and messages sent before the stop count.
+  void read_pending(std::size_t limit);
   // From the worker's timer: force_close() a link stuck in Closing/HandingOver too long.
   void check_linger(std::uint64_t now_ms, std::uint64_t linger_ms);
   bool dirty() const { return dirty_; }

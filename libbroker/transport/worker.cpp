@@ -19,6 +19,8 @@ thread_local Worker* t_current_worker = nullptr;
 
 // Read buffer per worker, handed to every read of its links.
 constexpr std::size_t kReadBufferSize = 64 * 1024;
+// What a graceful stop still reads from one connection before closing it.
+constexpr std::size_t kDrainReadLimit = 256 * 1024;
 // accept() calls per readiness event: bounded so a connection storm cannot starve the
 // established links of this loop turn (the poll is level-triggered and fires again).
 constexpr int kAcceptBatch = 64;
@@ -214,6 +216,11 @@ void Worker::begin_drain() {
   draining_ = true;
   close_listeners();
   uv_timer_stop(&accept_pause_);
+  // What clients sent before the stop (a PUBCOMP, a DISCONNECT, a retained message) is read
+  // before their connections close: a completed QoS 2 flow must not resume after the restart.
+  std::vector<TcpLink*> open_links;
+  for (auto& link : links_) open_links.push_back(link.get());
+  for (TcpLink* link : open_links) link->read_pending(kDrainReadLimit);
   if (callbacks().draining) callbacks().draining(index_);
   check_drained();
 }

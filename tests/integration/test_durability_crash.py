@@ -299,7 +299,8 @@ def test_fleet_offline_queues_survive_sigkill_and_are_delivered_once(brokerd):
         got = receive_pipelined(car, 4)
         want = [b"config-1", b"cmd-%04d" % i, b"config-2", b"config-3"]
         assert got == want, "vehicle %d got %r" % (i, got)
-        car.disconnect()
+        car.send(m.disconnect(version=car.version))
+        car.expect_closed()  # the broker has taken the PUBCOMP before the stop below
 
     assert brokerd.stop() == 0
     brokerd.start()

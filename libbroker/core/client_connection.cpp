@@ -315,6 +315,28 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     expiry = connect.clean_start ? 0 : limits.persistent_session_expiry;
   }
 
+  if (v5) {
+    if (assigned) connack.properties.assigned_client_identifier = client_id;
+    if (limits.receive_maximum != 65535) connack.properties.receive_maximum = limits.receive_maximum;
+    if (limits.topic_alias_maximum != 0)
+      connack.properties.topic_alias_maximum = limits.topic_alias_maximum;
+    connack.properties.maximum_packet_size = limits.max_packet_size;
+    if (limits.max_qos < 2) connack.properties.maximum_qos = limits.max_qos;
+    if (!limits.retain_available) connack.properties.retain_available = 0;
+  }
+  // [MQTT-3.1.2-24] The properties above are the ones a client needs (it may drop none of them,
+  // unlike a reason string): a Maximum Packet Size too small for them leaves closing as the only
+  // answer, before a takeover or a session change.
+  if (v5 && client_max_packet_size_ != 0 &&
+      protocol::encoded_size(connack, version_) > client_max_packet_size_) {
+    if (log::enabled(LogLevel::Debug))
+      log::debug("closing {}: its Maximum Packet Size {} is smaller than the CONNACK", link_.peer(),
+                 client_max_packet_size_);
+    state_ = State::Closing;
+    link_.close();
+    return;
+  }
+
   // A persistent session's records are keyed by client id, and store keys are bounded: refuse
   // rather than fail every write batch this session would share with others.
   if (expiry != 0 && engine.store() && client_id.size() > kMaxStoredClientIdLength) {
@@ -355,15 +377,6 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   counted_ = true;
   Counters::add(engine.open_connections());
 
-  if (v5) {
-    if (assigned) connack.properties.assigned_client_identifier = client_id;
-    if (limits.receive_maximum != 65535) connack.properties.receive_maximum = limits.receive_maximum;
-    if (limits.topic_alias_maximum != 0)
-      connack.properties.topic_alias_maximum = limits.topic_alias_maximum;
-    connack.properties.maximum_packet_size = limits.max_packet_size;
-    if (limits.max_qos < 2) connack.properties.maximum_qos = limits.max_qos;
-    if (!limits.retain_available) connack.properties.retain_available = 0;
-  }
   send(connack);
 
   worker_.resume_inflight(*session);
@@ -523,16 +536,29 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
   Session& session = *session_;
   auto it = session.inflight.find(ack.packet_id);
   using S = InflightMessage::State;
+  // An acknowledgement that does not fit the state of the message in flight under its packet id
+  // (a PUBACK for QoS 2, a PUBCOMP before the PUBREC) is a protocol violation: the client mixed
+  // up its flows. One for an id not in flight is not: it can be a late duplicate.
+  if (it != session.inflight.end() && ack.type != PacketType::Pubrel) {
+    const S state = it->second.state;
+    const bool fits = ack.type == PacketType::Puback   ? state == S::AwaitPuback
+                      : ack.type == PacketType::Pubrec ? state != S::AwaitPuback
+                                                       : state == S::AwaitPubcomp;
+    if (!fits) {
+      protocol_violation(ReasonCode::ProtocolError, "acknowledgement out of its QoS flow");
+      return;
+    }
+  }
   switch (ack.type) {
     case PacketType::Puback:
-      if (it != session.inflight.end() && it->second.state == S::AwaitPuback) {
+      if (it != session.inflight.end()) {
         worker_.unpersist_delivery(session, it->second.delivery);
         session.inflight.erase(it);
         worker_.pump(session);
       }
       return;
     case PacketType::Pubrec:
-      if (it == session.inflight.end() || it->second.state == S::AwaitPuback) {
+      if (it == session.inflight.end()) {
         send_ack(PacketType::Pubrel, ack.packet_id, ReasonCode::PacketIdentifierNotFound);
         return;
       }
@@ -547,7 +573,7 @@ void ClientConnection::handle_ack(const protocol::Ack& ack) {
       worker_.send_inflight_when_durable(session, ack.packet_id);
       return;
     case PacketType::Pubcomp:
-      if (it != session.inflight.end() && it->second.state == S::AwaitPubcomp) {
+      if (it != session.inflight.end()) {
         worker_.unpersist_delivery(session, it->second.delivery);
         session.inflight.erase(it);
         worker_.pump(session);

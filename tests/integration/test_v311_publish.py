@@ -190,3 +190,13 @@ def test_MQTT_4_5_0_2_publisher_does_not_receive_own_without_subscription(connec
     c.subscribe("self/other", 0)
     c.publish("self/mine", b"x", qos=1)
     c.expect_nothing(0.5)
+
+
+@pytest.mark.parametrize("qos, wrong", [(1, "pubrec"), (2, "puback")],
+                         ids=["pubrec-for-qos1", "puback-for-qos2"])
+def test_acknowledgement_out_of_its_qos_flow_closes_the_connection(connected, qos, wrong):
+    sub, pub = pair(connected, qos)
+    pub.publish("pub/t", b"x", qos=qos)
+    p = sub.expect_publish()
+    sub.send(getattr(m, wrong)(p.pid, version=V))
+    sub.expect_closed()

@@ -166,3 +166,16 @@ def test_packet_above_server_maximum_disconnect_0x95(connected):
     header = m.fixed_header(m.PUBLISH, 0, remaining)
     c.send_quietly(header + body + b"z" * 4096)
     c.expect_disconnect(m.RC_PACKET_TOO_LARGE)
+
+
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.1.4-3: 2.0.11 takes the session over from the connection there, then closes")
+def test_MQTT_3_1_2_24_connack_above_client_maximum_closes_without_takeover(connected, mqtt):
+    # The CONNACK's Receive Maximum, Topic Alias Maximum and Maximum Packet Size take more than
+    # 8 bytes and none may be left out: no CONNACK can be sent, so the broker closes, and the
+    # session's connection that is there stays.
+    first = connected("mps-connack")
+    c = mqtt(V)
+    c.send(m.connect("mps-connack", version=V, props={m.MAXIMUM_PACKET_SIZE: 8}))
+    assert c.expect_closed() == []
+    first.ping()

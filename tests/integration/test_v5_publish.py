@@ -253,3 +253,26 @@ def test_topic_deeper_than_max_topic_levels_refused(connected):
     c.send_quietly(m.publish("d/" * 128 + "x", b"deep"))  # 129 levels
     c.expect_disconnect(m.RC_TOPIC_NAME_INVALID)
 
+
+
+# An acknowledgement that does not fit the flow of the message in flight under its packet id
+# is a protocol violation (sec 4.13): the client mixed up its QoS flows.
+@pytest.mark.parametrize("qos, wrong", [(1, "pubrec"), (1, "pubcomp"), (2, "puback"),
+                                        (2, "pubcomp")],
+                         ids=["pubrec-for-qos1", "pubcomp-for-qos1", "puback-for-qos2",
+                              "pubcomp-before-pubrec"])
+@pytest.mark.deviates_mosquitto("sec 4.13: 2.0.11 closes without sending DISCONNECT 0x82")
+def test_acknowledgement_out_of_its_qos_flow_is_a_protocol_error(connected, qos, wrong):
+    sub, pub = pair(connected, qos)
+    pub.publish("pub/t", b"x", qos=qos)
+    p = sub.expect_publish()
+    sub.send(getattr(m, wrong)(p.pid))
+    sub.expect_disconnect(m.RC_PROTOCOL_ERROR)
+
+
+def test_acknowledgement_for_an_id_not_in_flight_is_ignored(connected):
+    sub, pub = pair(connected, 1)
+    sub.send(m.puback(77))
+    sub.send(m.pubcomp(78))
+    pub.publish("pub/t", b"still here", qos=1)
+    sub.expect_publish(payload=b"still here")

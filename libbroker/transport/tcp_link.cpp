@@ -239,15 +239,38 @@ void TcpLink::on_write(uv_write_t* req, int status) {
 void TcpLink::shutdown_then_close() {
   if (shutdown_started_) return;
   shutdown_started_ = true;
-  // Shutdown sends FIN after everything written; close right after is fine because the
-  // kernel keeps delivering what is in the send buffer.
+  // Shutdown sends FIN after everything written.
   ending_->shutdown_req.data = this;  // freed with the link, after its callback ran
   if (uv_shutdown(&ending_->shutdown_req, stream(), on_shutdown) < 0) force_close();
 }
 
 void TcpLink::on_shutdown(uv_shutdown_t* req, int status) {
   if (status == UV_ECANCELED) return;  // already closing
-  static_cast<TcpLink*>(req->data)->force_close();
+  auto* self = static_cast<TcpLink*>(req->data);
+  if (status < 0) {
+    self->force_close();
+    return;
+  }
+  self->close_when_sent();
+}
+
+void TcpLink::close_when_sent() {
+  // Closing a socket with unread input makes the kernel answer with RST and throw away what it
+  // still has to send: the last messages and the DISCONNECT with its reason code, for a client
+  // that is behind reading and still sending. So while output (or our FIN) is unacknowledged,
+  // the link reads and discards until the peer closes, the output is taken, or the linger time
+  // runs out (check_linger).
+  if (unsent_in_kernel() == 0 ||
+      uv_read_start(stream(), on_alloc, on_read_after_shutdown) < 0) {
+    force_close();
+    return;
+  }
+  lingering_ = true;
+}
+
+void TcpLink::on_read_after_shutdown(uv_stream_t* stream, ssize_t nread, const uv_buf_t* /*buf*/) {
+  auto* self = static_cast<TcpLink*>(stream->data);
+  if (nread < 0 || self->unsent_in_kernel() == 0) self->force_close();  // end of stream, error, done
 }
 
 void TcpLink::move_socket() {
@@ -320,6 +343,10 @@ void TcpLink::read_pending(std::size_t limit) {
 
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
   if (state_ != State::Closing && state_ != State::HandingOver) return;
+  if (lingering_ && unsent_in_kernel() == 0) {  // the peer took everything and reads no more
+    force_close();
+    return;
+  }
   if (now_ms - ending_->since_ms < linger_ms) return;
   if (log::enabled(LogLevel::Debug))
     log::debug("{}: peer did not take {} queued bytes within {} ms; closing", peer(),

@@ -94,6 +94,7 @@ class TcpLink final : public core::Link {
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
   static void on_shutdown(uv_shutdown_t* req, int status);
+  static void on_read_after_shutdown(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_close(uv_handle_t* handle);
 
   uv_stream_t* stream() noexcept { return reinterpret_cast<uv_stream_t*>(&tcp_); }
@@ -107,6 +108,8 @@ class TcpLink final : public core::Link {
   void append_bytes(std::string_view bytes);
   void fail(int err, const char* what);
   void shutdown_then_close();
+  // After our FIN: close now, or linger while the kernel still has output for the peer.
+  void close_when_sent();
   void move_socket();
 
   // A uv_write the kernel could not take at once, with the buffers it owns until on_write.
@@ -133,6 +136,7 @@ class TcpLink final : public core::Link {
   State state_ = State::Open;
   bool dirty_ = false;
   bool shutdown_started_ = false;
+  bool lingering_ = false;           // close_when_sent(): waiting for the peer to take the rest
   bool suppress_on_closed_ = false;  // hand_over() accepted
   bool read_paused_ = false;         // pause_reading(): back-pressure from the core
 

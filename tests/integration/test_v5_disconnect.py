@@ -94,3 +94,26 @@ def test_server_shutdown_closes_all_connections(broker, connected):
     assert code == 0, broker.log()[-2000:]
     got = c.expect_closed(timeout=2)
     assert all(p.type == m.DISCONNECT for p in got)
+
+
+@pytest.mark.deviates_mosquitto("sec 4.13: 2.0.11 takes a PINGREQ with flags; it sends no DISCONNECT")
+def test_disconnect_reaches_a_client_behind_reading_that_is_still_sending(broker, connected):
+    # A client behind reading (600 KB queued for it) sends a malformed packet and, before it
+    # reads, one more packet. Closing a socket with unread input, or taking input after the
+    # close, makes the kernel reset the connection and drop what it still had to send: the
+    # queued messages and the DISCONNECT with its reason code.
+    slow = m.Client(broker.port, receive_buffer=4096)
+    slow.connect("slow")
+    slow.subscribe("slow/t", 0)
+    pub = connected("pub")
+    for _ in range(60):
+        pub.send(m.publish("slow/t", b"x" * 10000))
+    pub.ping()  # all routed
+    slow.send(bytes([0xC1, 0x00]))  # PINGREQ with a reserved flag set: malformed
+    time.sleep(0.05)
+    slow.send_quietly(bytes([0xC0, 0x00]))  # sent before the client saw anything
+    time.sleep(0.3)
+    got = slow.expect_closed(timeout=10)
+    slow.close()
+    assert got and got[-1].type == m.DISCONNECT and got[-1].rc == m.RC_MALFORMED_PACKET, \
+        "%d packets, last type %r" % (len(got), got[-1].type if got else None)

@@ -40,6 +40,9 @@ struct InflightMessage {
   // for room under the client's Receive Maximum: it went out on an earlier connection, or
   // its state reached the store while the client was away.
   bool held = false;
+  // A held PUBLISH goes out again with DUP set unless it never went out at all (it waited for
+  // the store or for room) [MQTT-3.3.1-1].
+  bool resend_as_dup = true;
 };
 
 struct PendingWill {

@@ -575,7 +575,9 @@ void WorkerCore::send_held(Session& session, ClientConnection& connection, std::
     --held;
     ++in_flight;
     inflight.sent = true;
-    if (!connection.send_publish(inflight.delivery, it->first, true)) {
+    const bool dup = inflight.resend_as_dup;
+    inflight.resend_as_dup = true;
+    if (!connection.send_publish(inflight.delivery, it->first, dup)) {
       unpersist_delivery(session, inflight.delivery);  // too large: dropped as if delivered
       it = session.inflight.erase(it);
       --in_flight;
@@ -737,23 +739,45 @@ void WorkerCore::send_queued(Session& session, ClientConnection& connection, std
   }
 }
 
-void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t packet_id) {
-  auto transmit = [](Session& s, std::uint16_t id) {
-    auto it = s.inflight.find(id);
-    if (it == s.inflight.end() || it->second.sent) return;
-    if (!s.connection || !s.connection->connected()) {
-      it->second.held = true;  // on disk now, the client gone: resent when it is back
+void WorkerCore::transmit_inflight(Session& session, std::uint16_t packet_id) {
+  auto it = session.inflight.find(packet_id);
+  if (it == session.inflight.end() || it->second.sent) return;
+  InflightMessage& inflight = it->second;
+  const bool pubrel = inflight.state == InflightMessage::State::AwaitPubcomp;
+  ClientConnection* connection = session.connection;
+  if (!connection || !connection->connected()) {
+    inflight.held = true;  // on disk now, the client gone: resent when it is back
+    if (!pubrel) inflight.resend_as_dup = false;
+    return;
+  }
+  // A held PUBLISH waits for room (send_held); a PUBREL never does.
+  if (inflight.held && !pubrel) return;
+  if (!pubrel) {
+    // A takeover can bring a smaller Receive Maximum than the one this message was let into
+    // the window under [MQTT-3.3.4-9]: then it waits for room as a held one does.
+    const std::size_t window =
+        std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
+    const auto sent = static_cast<std::size_t>(std::count_if(
+        session.inflight.begin(), session.inflight.end(),
+        [](const auto& entry) { return entry.second.sent; }));
+    if (sent >= window) {
+      inflight.held = true;
+      inflight.resend_as_dup = false;  // it never went out
+      session.resend_held = true;
       return;
     }
-    // A held PUBLISH waits for room (send_held); a PUBREL never does.
-    if (it->second.held && it->second.state != InflightMessage::State::AwaitPubcomp) return;
-    it->second.sent = true;
-    if (it->second.state == InflightMessage::State::AwaitPubcomp) {
-      s.connection->send_pubrel(id);
-    } else if (!s.connection->send_publish(it->second.delivery, id, false)) {
-      s.inflight.erase(it);  // too large for the client: dropped as if delivered
-    }
-  };
+  }
+  inflight.sent = true;
+  inflight.resend_as_dup = true;
+  if (pubrel) {
+    connection->send_pubrel(packet_id);
+  } else if (!connection->send_publish(inflight.delivery, packet_id, false)) {
+    unpersist_delivery(session, inflight.delivery);  // too large for the client: dropped as if delivered
+    session.inflight.erase(it);
+  }
+}
+
+void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t packet_id) {
   auto it = session.inflight.find(packet_id);
   if (it == session.inflight.end()) return;
   const bool others_waiting = std::any_of(
@@ -763,14 +787,14 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
       });
   if (!engine_.durable_acks() || (!it->second.delivery.stored && !others_waiting)) {
     it->second.sent = false;
-    transmit(session, packet_id);
+    transmit_inflight(session, packet_id);
     return;
   }
   it->second.sent = false;
-  after_commit([this, session_id = session.id(), packet_id, transmit](const Status& status) {
+  after_commit([this, session_id = session.id(), packet_id](const Status& status) {
     if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
     if (Session* found = sessions_by_id_.find(session_id)) {
-      transmit(*found, packet_id);
+      transmit_inflight(*found, packet_id);
       pump(*found);  // what queued behind it (a QoS 0 message waits: pump)
     }
   });

@@ -102,6 +102,8 @@ class WorkerCore {
   // exactly once must hold across a crash, so the client never sees a packet id or a PUBREL
   // the broker could forget.
   void send_inflight_when_durable(Session& session, std::uint16_t packet_id);
+  // The store has it: sends the PUBLISH (room permitting) or PUBREL, or holds it for later.
+  void transmit_inflight(Session& session, std::uint16_t packet_id);
   // Moves a session's unacknowledged shared-subscription messages to other group members.
   void redistribute_shared(Session& session);
   // Publishes a will as its client's last message.

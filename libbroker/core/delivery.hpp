@@ -12,14 +12,18 @@ namespace broker::core {
 
 struct Delivery {
   MessagePtr message;
+  std::vector<std::uint32_t> subscription_ids;
   std::uint8_t qos = 0;     // min(subscription QoS, publish QoS), max over overlapping subscriptions
   bool retain = false;      // RETAIN flag as sent (retain-as-published, or a retained message on subscribe)
-  std::vector<std::uint32_t> subscription_ids;
   // Came through a shared subscription: if unacknowledged when its session leaves, it goes
   // to another member of the group (found again from the session's shared filters).
   bool shared = false;
   // A StoredDelivery for it was written (the session is persistent and QoS > 0).
   bool stored = false;
+  // Which shared subscription (shared_subscription_tag): a session in two groups whose filters
+  // match the topic hands each message back to its own group. 0 after a restart (not stored):
+  // then the first matching group takes it.
+  std::uint32_t shared_tag = 0;
 };
 
 }  // namespace broker::core

@@ -357,7 +357,8 @@ std::uint8_t wildcard_flag(std::string_view key) noexcept {
 }
 
 struct SharedGroup {
-  explicit SharedGroup(std::string_view n) : name(n) {}
+  SharedGroup(std::string_view n, std::string_view filter)
+      : name(n), tag(shared_subscription_tag(n, filter)) {}
   ~SharedGroup() { members.clear(size); }
   SharedGroup(const SharedGroup&) = delete;
   SharedGroup& operator=(const SharedGroup&) = delete;
@@ -365,6 +366,7 @@ struct SharedGroup {
   std::span<const MemberEntry> entries() const noexcept { return members.view(size); }
 
   std::string name;
+  std::uint32_t tag;
   SubList<MemberEntry> members;
   std::uint32_t size = 0;                      // entries in members
   mutable std::atomic<std::uint32_t> next{0};  // round-robin cursor, bumped by readers
@@ -525,7 +527,7 @@ struct TopicIndex::Impl {
                              std::vector<Match>& out) {
     out.reserve(out.size() + entries.size());
     for (const Entry& e : entries) {
-      Match& m = out.emplace_back(Match{e.key(), e.options, false, nullptr});
+      Match& m = out.emplace_back(Match{e.key(), e.options, false, 0, nullptr});
       // A receiver that is not Open (back-pressure: its flow is read here, under the lock that
       // keeps it alive) always comes with its Subscriber, so the router can wait for it.
       if (with_subscribers || (any_held && e.ptr()->flow.load(std::memory_order_relaxed) != 0))
@@ -544,7 +546,7 @@ struct TopicIndex::Impl {
     if (it == shared_.end()) return sources;
     for (const auto& g : it->second) {
       if (const MemberEntry* e = pick(*g, slot, nullptr)) {
-        out.push_back(Match{e->subscriber->key, e->options, true, e->subscriber});
+        out.push_back(Match{e->subscriber->key, e->options, true, g->tag, e->subscriber});
         sources += 2;
       }
     }
@@ -609,6 +611,15 @@ TopicIndex::TopicIndex(unsigned reader_slots, SharedPolicy policy)
 
 TopicIndex::~TopicIndex() = default;
 
+std::uint32_t shared_subscription_tag(std::string_view group, std::string_view filter) noexcept {
+  std::uint32_t hash = 2166136261u;  // FNV-1a over group, NUL, filter
+  auto mix = [&hash](unsigned char c) { hash = (hash ^ c) * 16777619u; };
+  for (char c : group) mix(static_cast<unsigned char>(c));
+  mix(0);
+  for (char c : filter) mix(static_cast<unsigned char>(c));
+  return hash == 0 ? 1 : hash;  // 0 stays "not known"
+}
+
 bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view filter,
                            const SubscriptionOptions& options) {
   // An invalid filter (a caller's bug) changes nothing rather than corrupting the trie.
@@ -645,7 +656,7 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
     SharedGroup* g = impl_->find_group(n, group);
     if (g == nullptr) {
       auto& groups = impl_->shared_[n];
-      groups.push_back(std::make_unique<SharedGroup>(group));
+      groups.push_back(std::make_unique<SharedGroup>(group, filter));
       g = groups.back().get();
       n->flags |= kHasShared;
     }
@@ -764,7 +775,7 @@ bool TopicIndex::pick_shared(unsigned slot, std::string_view group, std::string_
   if (g == nullptr) return false;
   const MemberEntry* e = impl.pick(*g, s, &exclude);
   if (e == nullptr) return false;
-  out = Match{e->subscriber->key, e->options, true, e->subscriber};
+  out = Match{e->subscriber->key, e->options, true, g->tag, e->subscriber};
   return true;
 }
 

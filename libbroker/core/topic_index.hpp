@@ -34,11 +34,16 @@ struct SubscriptionOptions {
   bool operator==(const SubscriptionOptions&) const = default;
 };
 
+// Names one shared subscription (group and filter) in 32 bits: what a delivery keeps of the
+// shared subscription it came through, so it can go back to that group if its member leaves.
+std::uint32_t shared_subscription_tag(std::string_view group, std::string_view filter) noexcept;
+
 // One matching subscription. For a shared subscription, the one member picked for the group.
 struct Match {
   SubscriberKey key;
   SubscriptionOptions options;
   bool shared = false;
+  std::uint32_t shared_tag = 0;  // shared: shared_subscription_tag of its group and filter
   // Keeps client id and flags readable after the index lock is gone. Always set for shared
   // matches; for plain ones when match() was asked for it or its flow is not Open (back-
   // pressure: core/flow_control.hpp), null otherwise.

@@ -217,6 +217,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     delivery.retain = o.retain_as_published && message->retain;
     if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
     delivery.shared = true;
+    delivery.shared_tag = matches[i].shared_tag;
     watch_flow(matches[i]);
     store_delivery_for(*matches[i].subscriber, delivery);
     send_to(matches[i].key, std::move(delivery));
@@ -806,6 +807,9 @@ void WorkerCore::redistribute_shared(Session& session) {
     for (const auto& [filter, options] : session.subscriptions) {
       auto shared = protocol::parse_shared_filter(filter);
       if (!shared || !protocol::topic_matches(shared->filter, topic)) continue;
+      if (delivery.shared_tag != 0 &&
+          delivery.shared_tag != shared_subscription_tag(shared->group, shared->filter))
+        continue;  // another of the session's groups: it has its own copy
       Match match;
       if (!engine_.index().pick_shared(index_, shared->group, shared->filter,
                                        session.subscriber->key, match))

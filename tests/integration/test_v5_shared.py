@@ -122,6 +122,26 @@ def test_unacked_message_redelivered_to_other_member_when_session_ends(connected
     assert got.payload == b"orphan"
 
 
+@pytest.mark.deviates_mosquitto("2.0.11 may pick the offline member of g1")
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_message_of_a_leaving_member_goes_back_to_its_own_group(connected, qos):
+    # X is in two groups whose filters both match f/a; its copy from g2 waits while it is
+    # offline. When its session ends, that copy belongs to g2, not to g1, whose own copy
+    # already went to S: S must not get the message twice.
+    x = connected("x", clean=False, props={m.SESSION_EXPIRY_INTERVAL: 300})
+    x.subscribe("$share/g2/f/+", qos)
+    x.subscribe("$share/g1/f/#", qos)
+    x.disconnect()
+    s = connected("s")
+    s.subscribe("$share/g1/f/#", qos)
+    pub = connected("pub")
+    pub.publish("f/a", b"once", qos=max(qos, 1))
+    s.expect_publish(payload=b"once")  # g1 picks its connected member
+    connected("x", clean=True)  # Clean Start ends X's session and hands its copies on
+    got = m.drain(s, timeout=1.0)
+    assert [p.payload for p in got] == [], got
+
+
 def test_shared_and_plain_subscription_in_one_session(connected):
     c = connected("both")
     c.subscribe("$share/g/sh/t", 1, props={m.SUBSCRIPTION_IDENTIFIER: 1})

@@ -32,8 +32,10 @@ class Recovery final : public StoreVisitor {
   void on_delivery(StoredDelivery&& record) override {
     WorkerCore& worker = engine_.worker(engine_.home_worker(record.client_id));
     auto it = messages_.find(record.message_id);
-    if (it == messages_.end()) {
-      // Its message was acknowledged and deleted just before a crash: nothing to deliver.
+    // Its message was acknowledged and deleted just before a crash, or it expired while the
+    // broker was down before it was sent [MQTT-3.3.2-5]: nothing to deliver.
+    if (it == messages_.end() ||
+        (record.state == DeliveryState::Queued && is_expired(*it->second, now_))) {
       worker.forget_stored_delivery(record.client_id, record.message_id);
       return;
     }
@@ -43,7 +45,12 @@ class Recovery final : public StoreVisitor {
   void on_retained(StoredMessage&& record) override {
     MessageRef message = from_record(std::move(record), engine_.message_releaser());
     engine_.raise_message_id_floor(message->id);
-    if (!is_expired(*message, now_)) engine_.retained().set(std::move(message));
+    if (is_expired(*message, now_)) {
+      // Workers have not started: no write of the same topic can race this delete.
+      engine_.worker(0).forget_stored_retained(std::string(message->topic()));
+      return;
+    }
+    engine_.retained().set(std::move(message));
     ++retained_;
   }
 

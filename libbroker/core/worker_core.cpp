@@ -16,6 +16,7 @@ namespace {
 constexpr std::uint64_t kNever = 0xFFFFFFFFu;
 // Retained messages are purged of expired ones this often (they are also skipped lazily).
 constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
+constexpr std::uint64_t kQueuePurgeIntervalMs = 60000;
 // A Congested subscriber's backlog is measured this often (far below max_publisher_pause_ms).
 constexpr std::uint64_t kProgressSampleMs = 100;
 // A subscriber that was Stuck holds no publisher for this many max_publisher_pause_ms after
@@ -853,6 +854,10 @@ void WorkerCore::redistribute_shared(Session& session) {
 void WorkerCore::tick(std::uint64_t now_ms) {
   connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
   expire_sessions(now_ms);
+  if (now_ms - last_queue_purge_ms_ >= kQueuePurgeIntervalMs) {
+    last_queue_purge_ms_ = now_ms;
+    purge_expired_queued(now_ms);
+  }
   report_drops(now_ms);
   std::erase_if(hold_cooldown_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
@@ -1051,6 +1056,24 @@ bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& mes
 
 void WorkerCore::forget_stored_delivery(const std::string& client_id, std::uint64_t message_id) {
   batch_.delete_delivery(client_id, message_id);
+}
+
+void WorkerCore::forget_stored_retained(std::string topic) { batch_.delete_retained(std::move(topic)); }
+
+void WorkerCore::purge_expired_queued(std::uint64_t now_ms) {
+  sessions_by_id_.for_each([&](Session& session) {
+    if (session.connection) return;  // a connected session drops them as it sends
+    for (auto it = session.queue.begin(); it != session.queue.end();) {
+      if (!is_expired(*it->message, now_ms)) {
+        ++it;
+        continue;
+      }
+      session.queued_bytes -= payload_size(*it);
+      unpersist_delivery(session, *it);
+      Counters::add(counters_.messages_expired);
+      it = session.queue.erase(it);
+    }
+  });
 }
 
 }  // namespace broker::core

@@ -153,8 +153,13 @@ class WorkerCore {
   // Ends offline sessions whose expiry passed and publishes wills whose delay passed (each
   // tick, and once after recovery for what came due while the broker was down).
   void expire_sessions(std::uint64_t now_ms);
+  // Expired messages queued for offline sessions leave memory and the store now, not when (if
+  // ever) their vehicle comes back [MQTT-3.3.2-5].
+  void purge_expired_queued(std::uint64_t now_ms);
   bool restore_delivery(StoredDelivery&& record, const MessagePtr& message);
   void forget_stored_delivery(const std::string& client_id, std::uint64_t message_id);
+  // Recovery: a retained message that expired while the broker was down leaves the store.
+  void forget_stored_retained(std::string topic);
   // Whether `connection` is still open and is the one that had `serial` (late completions).
   bool connection_alive(const ClientConnection* connection, std::uint64_t serial) const;
 
@@ -252,6 +257,7 @@ class WorkerCore {
   SlotMap<ClientConnection, ConnectionSerial> connections_;  // serials are its ids
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t last_retained_purge_ms_ = 0;
+  std::uint64_t last_queue_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
   ByteBudget connecting_bytes_{64u << 20};
   ByteBudget unfinished_bytes_{128u << 20};

@@ -90,3 +90,28 @@ def test_MQTT_3_1_2_23_session_that_expired_while_the_broker_was_down_is_not_res
     pub, _ = client(brokerd, "short-pub", clean=True)
     pub.publish("short/x", b"late", qos=1)
     c.expect_nothing(timeout=1)
+
+
+def recovered_line(broker):
+    lines = [line for line in broker.log if "recovered" in line]
+    return lines[-1] if lines else ""
+
+
+def test_MQTT_3_3_2_5_messages_that_expired_while_stored_leave_the_store(brokerd):  # noqa: F811
+    # A queued message and a retained one expire: they are never delivered, and their records
+    # go too (a vehicle may never come back to collect them).
+    car, _ = client(brokerd, "exp-car", props=KEEP)
+    car.subscribe("exp/cmd", qos=1)
+    car.disconnect()
+    pub, _ = client(brokerd, "exp-pub", clean=True)
+    pub.publish("exp/cmd", b"stale", qos=1, props={m.MESSAGE_EXPIRY_INTERVAL: 1})
+    pub.publish("exp/cfg", b"stale", qos=1, retain=True, props={m.MESSAGE_EXPIRY_INTERVAL: 1})
+    pub.disconnect()
+    time.sleep(1.5)
+    restart(brokerd)
+    restart(brokerd)  # what the first start left in the store
+    assert "recovered 1 sessions, 0 queued messages, 0 retained messages" in recovered_line(brokerd)
+    car, ack = client(brokerd, "exp-car", props=KEEP)
+    assert ack.session_present
+    car.subscribe("exp/#", qos=1)
+    car.expect_nothing(timeout=0.5)

@@ -612,12 +612,10 @@ TopicIndex::TopicIndex(unsigned reader_slots, SharedPolicy policy)
 TopicIndex::~TopicIndex() = default;
 
 std::uint32_t shared_subscription_tag(std::string_view group, std::string_view filter) noexcept {
-  std::uint32_t hash = 2166136261u;  // FNV-1a over group, NUL, filter
-  auto mix = [&hash](unsigned char c) { hash = (hash ^ c) * 16777619u; };
-  for (char c : group) mix(static_cast<unsigned char>(c));
-  mix(0);
-  for (char c : filter) mix(static_cast<unsigned char>(c));
-  return hash == 0 ? 1 : hash;  // 0 stays "not known"
+  // The index's hash of each part, combined and folded to 32 bits; 0 stays "not known".
+  const std::uint64_t h = level_hash(group) * 0x9E3779B97F4A7C15ull ^ level_hash(filter);
+  const auto tag = static_cast<std::uint32_t>(h ^ (h >> 32));
+  return tag == 0 ? 1 : tag;
 }
 
 bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view filter,

@@ -14,9 +14,9 @@ namespace broker::core {
 
 namespace {
 constexpr std::uint64_t kNever = 0xFFFFFFFFu;
-// Retained messages are purged of expired ones this often (they are also skipped lazily).
-constexpr std::uint64_t kRetainedPurgeIntervalMs = 60000;
-constexpr std::uint64_t kQueuePurgeIntervalMs = 60000;
+// Expired retained messages, and expired messages queued for offline sessions, are purged this
+// often (they are also skipped lazily).
+constexpr std::uint64_t kExpiryPurgeIntervalMs = 60000;
 // A Congested subscriber's backlog is measured this often (far below max_publisher_pause_ms).
 constexpr std::uint64_t kProgressSampleMs = 100;
 // A subscriber that was Stuck holds no publisher for this many max_publisher_pause_ms after
@@ -596,11 +596,14 @@ bool WorkerCore::waiting_for_store(Session& session) {
                      [](const auto& entry) { return !entry.second.sent && !entry.second.held; });
 }
 
+std::size_t WorkerCore::send_window(const ClientConnection& connection) const {
+  return std::min<std::size_t>(engine_.limits().max_inflight, connection.receive_maximum());
+}
+
 void WorkerCore::pump(Session& session) {
   ClientConnection* connection = session.connection;
   if (!connection || !connection->connected()) return;
-  const std::size_t window =
-      std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
+  const std::size_t window = send_window(*connection);
   if (session.resend_held) send_held(session, *connection, window);
   do {
     send_queued(session, *connection, window);
@@ -757,12 +760,10 @@ void WorkerCore::transmit_inflight(Session& session, std::uint16_t packet_id) {
   if (!pubrel) {
     // A takeover can bring a smaller Receive Maximum than the one this message was let into
     // the window under [MQTT-3.3.4-9]: then it waits for room as a held one does.
-    const std::size_t window =
-        std::min<std::size_t>(engine_.limits().max_inflight, connection->receive_maximum());
     const auto sent = static_cast<std::size_t>(std::count_if(
         session.inflight.begin(), session.inflight.end(),
         [](const auto& entry) { return entry.second.sent; }));
-    if (sent >= window) {
+    if (sent >= send_window(*connection)) {
       inflight.held = true;
       inflight.resend_as_dup = false;  // it never went out
       session.resend_held = true;
@@ -854,13 +855,13 @@ void WorkerCore::redistribute_shared(Session& session) {
 void WorkerCore::tick(std::uint64_t now_ms) {
   connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
   expire_sessions(now_ms);
-  if (now_ms - last_queue_purge_ms_ >= kQueuePurgeIntervalMs) {
+  if (now_ms - last_queue_purge_ms_ >= kExpiryPurgeIntervalMs) {
     last_queue_purge_ms_ = now_ms;
     purge_expired_queued(now_ms);
   }
   report_drops(now_ms);
   std::erase_if(hold_cooldown_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
-  if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kRetainedPurgeIntervalMs) {
+  if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kExpiryPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
     Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));
   }

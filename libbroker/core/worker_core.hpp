@@ -189,6 +189,9 @@ class WorkerCore {
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);
+  // PUBLISH packets that may be unacknowledged on `connection`: our max_inflight and its
+  // Receive Maximum.
+  std::size_t send_window(const ClientConnection& connection) const;
   // pump()'s steps: the queue while the window has room; the retained backlog into the queue
   // (true when it moved any); every backlog once a turn, as output drains without an event.
   void send_queued(Session& session, ClientConnection& connection, std::size_t window);

@@ -33,6 +33,17 @@ void subscribe_ok(VirtualClient& c, const std::string& filter, std::uint8_t qos 
   REQUIRE(c.take<Suback>().reasons.at(0) == static_cast<ReasonCode>(qos));
 }
 
+// A subscriber to t/# on worker 1 and a publisher on worker 0: its messages cross workers.
+struct SubAndPub {
+  std::unique_ptr<VirtualClient> sub, pub;
+};
+SubAndPub sub_and_pub(CoreHarness& h, std::uint8_t qos = 0) {
+  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  subscribe_ok(*sub, "t/#", qos);
+  return {std::move(sub), std::move(pub)};
+}
+
 void publish(VirtualClient& c, const std::string& payload) {
   c.send(broker::test::make_publish("t/1", payload));
 }
@@ -137,9 +148,7 @@ TEST_CASE("flow: bytes read before the hold are handled in order when it ends", 
 TEST_CASE("flow: a stuck subscriber holds publishers at most max_publisher_pause_ms, then its QoS 0 is dropped",
           "[core][flow]") {
   CoreHarness h(small_limits());
-  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
-  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
-  subscribe_ok(*sub, "t/#");
+  auto [sub, pub] = sub_and_pub(h);
   sub->set_pending_bytes(600);
   publish(*pub, "m1");
   sub->set_pending_bytes(5000);  // past the drop limit, yet held publishers' messages still arrive
@@ -170,9 +179,7 @@ TEST_CASE("flow: a subscriber that was stuck holds nobody for 10 x max_publisher
   // Else a client filling its own output and draining it, again and again, stalls every
   // publisher to its filters 2 s at a time.
   CoreHarness h(small_limits());
-  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
-  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
-  subscribe_ok(*sub, "t/#");
+  auto [sub, pub] = sub_and_pub(h);
   sub->set_pending_bytes(600);
   publish(*pub, "m1");  // the subscriber is Congested after it
   publish(*pub, "m2");  // which holds its publisher
@@ -251,9 +258,7 @@ TEST_CASE("flow: a QoS 1 subscriber whose queue fills holds its publisher", "[co
   o.limits.max_queued_messages = 8;  // Congested past 4 queued, Open again at 2
   o.limits.max_inflight = 1;
   CoreHarness h(o);
-  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
-  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
-  subscribe_ok(*sub, "t/#", 1);
+  auto [sub, pub] = sub_and_pub(h, 1);
   for (std::uint16_t id = 1; id <= 8; ++id) {
     pub->send(broker::test::make_publish("t/1", "m" + std::to_string(id), 1, id));
     while (!pub->received().empty()) pub->take<Ack>();
@@ -270,9 +275,7 @@ TEST_CASE("flow: a QoS 1 subscriber whose queue fills holds its publisher", "[co
 
 TEST_CASE("flow: a slow reader that makes progress keeps holding its publishers", "[core][flow]") {
   CoreHarness h(small_limits());
-  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
-  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
-  subscribe_ok(*sub, "t/#");
+  auto [sub, pub] = sub_and_pub(h);
   sub->set_pending_bytes(5000);
   publish(*pub, "m1");  // past the drop limit while Open: dropped, and the subscriber is Congested
   sub->set_pending_bytes(600);
@@ -292,9 +295,7 @@ TEST_CASE("flow: a reader taking what the kernel holds for it makes progress", "
   // Its link's buffer does not move (QoS 0 went ahead of a full QoS 1 window, say) while it
   // reads what the kernel's send queue holds: slow, not stuck.
   CoreHarness h(small_limits());
-  auto sub = h.connect(id_on(h, 1, "sub"), ProtocolVersion::V311);
-  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
-  subscribe_ok(*sub, "t/#");
+  auto [sub, pub] = sub_and_pub(h);
   sub->set_pending_bytes(600);  // past the high-water mark (500)
   sub->set_unsent_in_kernel(5000);
   publish(*pub, "m1");

@@ -81,11 +81,13 @@ class BrokerImpl final : public Broker {
   // Opens the store the options ask for. Separate from the constructor because it can fail.
   Status init() {
     Store* store = options_.store;
-    if (!store && options_.durability != Durability::Memory) {
+    // A rule or the message log may ask for a store that "memory" overall would not have.
+    const Durability strongest = core::strongest_durability(options_);
+    if (!store && (strongest != Durability::Memory || !options_.persisted_filters.empty())) {
       LmdbStoreOptions lmdb;
       lmdb.dir = options_.data_dir;
       lmdb.map_size = options_.store_map_size;
-      lmdb.sync = options_.durability == Durability::Durable;
+      lmdb.sync = strongest == Durability::Durable;
       lmdb.move_aside_unreadable = options_.store_move_aside_unreadable;
       auto opened = open_lmdb_store(lmdb);
       if (!opened) return opened.status();

@@ -30,6 +30,9 @@ constexpr std::size_t kLargeUnfinishedBytes = 1u << 20;
 constexpr std::size_t kSmallConnectBytes = 4096;
 // A client that opens a socket and never sends CONNECT is dropped after this long.
 constexpr std::uint64_t kConnectTimeoutMs = 10000;
+// Keep alive credit for a packet still arriving: one per this many of its bytes, so a link
+// that carries at least this much in one and a half keep alives keeps a large upload going.
+constexpr std::size_t kKeepAliveProgressBytes = 1024;
 
 // Protocol level of a CONNECT whose decoding failed, read from the raw bytes, so the CONNACK
 // can be written in the client's version. 0 when unknown.
@@ -104,7 +107,15 @@ std::string ClientConnection::take_connect_bytes() {
 void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
   const std::size_t unfinished_before = decoder_.buffered_bytes();
+  const std::size_t received_before = decoder_.unfinished_bytes();
   handle_bytes(data, size);
+  // Keep alive counts whole packets [MQTT-3.1.2-24], and each kKeepAliveProgressBytes of a
+  // large one still arriving: a big upload on a slow link is not cut off, a trickle of bytes
+  // that never ends a packet is.
+  if (state_ == State::Connected &&
+      decoder_.unfinished_bytes() / kKeepAliveProgressBytes > received_before / kKeepAliveProgressBytes) {
+    last_packet_ms_ = worker_.engine().now_ms();
+  }
   // The bytes read before CONNECT go once it is handled; not earlier: handle_bytes may have
   // read past the CONNECT in them.
   if (state_ != State::AwaitConnect) take_connect_bytes();
@@ -143,9 +154,6 @@ void ClientConnection::handle_bytes(const char* data, std::size_t size) {
     data = raw.data();
     size = raw.size();
   }
-  // Before CONNECT, last_packet_ms_ stays the accept time: the CONNECT must be complete within
-  // kConnectTimeoutMs of it, however slowly its bytes come (a slowloris).
-  if (state_ != State::AwaitConnect) last_packet_ms_ = worker_.engine().now_ms();
   std::span<const std::uint8_t> input(reinterpret_cast<const std::uint8_t*>(data), size);
   protocol::Packet packet;
   protocol::DecodeError error;
@@ -162,6 +170,9 @@ void ClientConnection::handle_bytes(const char* data, std::size_t size) {
         protocol_violation(error.reason, error.what);
         return;
       case protocol::DecodeStatus::Packet:
+        // Before CONNECT, last_packet_ms_ stays the accept time: the CONNECT must be complete
+        // within kConnectTimeoutMs of it, however slowly its bytes come (a slowloris).
+        if (state_ == State::Connected) last_packet_ms_ = worker_.engine().now_ms();
         handle(std::move(packet));
         // A client that does not read what it asks for (PUBACKs, PINGRESPs, SUBACKs) is not
         // read either until that drains: its answers cannot grow without bound.
@@ -469,7 +480,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->payload = std::move(publish.payload);
   message->qos = publish.qos;
   message->retain = publish.retain;
-  if (is_v5()) message->properties = forwarded_properties(std::move(props));
+  if (is_v5()) message->set_properties(std::move(props));
   const auto [receivers, durability] = worker_.publish(std::move(message), session_);
   const bool durable = durability == Durability::Durable;
   if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
@@ -829,6 +840,12 @@ void ClientConnection::send(const protocol::Packet& packet) {
   std::string bytes;
   if (!protocol::encode(packet, version_, bytes)) {
     log::warn("cannot encode a packet for {}", link_.peer());
+    return;
+  }
+  // [MQTT-3.1.2-24] nothing larger than the client takes: an answer it cannot have (a SUBACK
+  // for many filters under a small limit) ends the connection instead.
+  if (client_max_packet_size_ != 0 && bytes.size() > client_max_packet_size_) {
+    disconnect(ReasonCode::PacketTooLarge, "answer larger than the client's Maximum Packet Size");
     return;
   }
   link_.write(bytes);

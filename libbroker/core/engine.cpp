@@ -1,5 +1,6 @@
 #include "core/engine.hpp"
 
+#include <algorithm>
 #include <functional>
 
 #include "broker/store.hpp"
@@ -42,6 +43,13 @@ std::optional<std::uint32_t> Engine::ttl_for(std::string_view topic) const {
     if (protocol::topic_matches(rule.filter, topic)) return rule.seconds;
   }
   return std::nullopt;
+}
+
+Durability strongest_durability(const Options& options) noexcept {
+  // The enum runs from the strongest (Durable) to the weakest (Memory).
+  Durability strongest = options.durability;
+  for (const auto& rule : options.durability_rules) strongest = std::min(strongest, rule.mode);
+  return strongest;
 }
 
 Durability Engine::durability_for(std::string_view topic) const {

@@ -27,6 +27,11 @@ namespace broker::core {
 
 class WorkerCore;
 
+// The most any message is promised: Options::durability or a durability rule above it. The
+// store exists, and commits are fsynced, according to it: a "durable" rule under "memory" or
+// "async" overall still gets what it asks for.
+Durability strongest_durability(const Options& options) noexcept;
+
 class Engine final : private MessageReleaser {
  public:
   // workers: how many WorkerCores to create; dispatcher: how they reach each other; clock:
@@ -59,7 +64,7 @@ class Engine final : private MessageReleaser {
   Store* store() const noexcept { return store_; }
   // Whether publishers' acknowledgements wait for the store's commit.
   bool durable_acks() const noexcept {
-    return store_ && options_.durability == Durability::Durable;
+    return store_ && strongest_durability(options_) == Durability::Durable;
   }
   // A new message whose record, once persisted, is deleted with its last reference.
   MessageRef new_message(std::string_view topic, std::string_view origin_client_id) {

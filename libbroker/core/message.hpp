@@ -47,12 +47,21 @@ class Message {
   // Empty when published by the embedding application.
   std::string_view origin_client_id() const noexcept { return {text() + topic_size_, origin_size_}; }
 
+  // Keeps the publish properties a message forwards (none of them set: none kept).
+  void set_properties(protocol::Properties p);
+  // Memory the message holds for its payload, topic, origin and properties: what a session
+  // queue's byte bound counts, so many small properties cannot slip past it.
+  std::uint64_t footprint() const noexcept {
+    return payload->size() + topic_size_ + origin_size_ + properties_bytes_;
+  }
+
   protocol::PayloadPtr payload;  // never null
   // Publish properties to forward: payload format, content type, response topic, correlation
   // data, user properties; null when there are none (3.1.1, and most 5.0 publishers), which
   // keeps a message to a few cache lines for whichever worker touches it.
   // message_expiry_interval is NOT kept here (see expires_at_ms); topic alias and subscription
   // identifiers are per delivery.
+  // Set through set_properties, which also counts their memory.
   std::unique_ptr<const protocol::Properties> properties;
   std::uint64_t id = 0;          // broker-wide unique, increasing per origin worker
   std::uint64_t arrival_ms = 0;  // wall clock, ms since the Unix epoch
@@ -84,11 +93,10 @@ class Message {
   mutable std::atomic<std::uint32_t> references_{1};
   const std::uint32_t topic_size_;
   const std::uint32_t origin_size_;
+  std::uint32_t properties_bytes_ = 0;  // set_properties: their memory, saturating
   MessageReleaser* const releaser_;
 };
 
-// The publish properties a message forwards, or null when none of them is set.
-std::unique_ptr<const protocol::Properties> forwarded_properties(protocol::Properties p);
 
 // Seconds left before expiry at `now_ms`, rounded up; nullopt when the message never expires.
 // 0 means expired.

@@ -35,7 +35,7 @@ MessageRef from_record(StoredMessage&& r, MessageReleaser* releaser) {
   p.response_topic = std::move(r.message.response_topic);
   p.correlation_data = std::move(r.message.correlation_data);
   p.user_properties = std::move(r.message.user_properties);
-  m.properties = forwarded_properties(p);
+  m.set_properties(std::move(p));
   m.arrival_ms = r.arrival_ms;
   m.expires_at_ms = r.expires_at_ms;
   return message;

@@ -26,9 +26,8 @@ constexpr std::uint64_t kStuckCooldownFactor = 10;
 // Dropped messages are reported in the log at most this often per worker.
 constexpr std::uint64_t kDropReportIntervalMs = 10000;
 
-std::uint64_t payload_size(const Delivery& d) {
-  return d.message ? d.message->payload->size() : 0;
-}
+// What a queued delivery counts against Limits::max_queued_bytes.
+std::uint64_t queued_size(const Delivery& d) { return d.message ? d.message->footprint() : 0; }
 }  // namespace
 
 WorkerCore::WorkerCore(Engine& engine, unsigned index, unsigned worker_count)
@@ -142,7 +141,7 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   const auto& p = will.properties;
   if (p.message_expiry_interval)
     message->expires_at_ms = message->arrival_ms + std::uint64_t{*p.message_expiry_interval} * 1000;
-  message->properties = forwarded_properties(p);
+  message->set_properties(p);
   publish(std::move(message), nullptr);
 }
 
@@ -509,7 +508,7 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
       return;
     }
   }
-  const std::uint64_t size = payload_size(delivery);
+  const std::uint64_t size = queued_size(delivery);
   // While its publishers are held, the queue also takes what they had routed before the hold
   // reached them (other workers' inboxes, one read each): bounded, but not dropped.
   auto over_times = [&](std::uint64_t room) {
@@ -521,15 +520,22 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
            (flow_of(*session.subscriber) != FlowState::Congested || over_times(kHeldOutputFactor));
   };
   if (over()) {
+    // Expired messages at the front go first: never to be sent, they must not cost a vehicle
+    // a live one, even under refuse_newest (the periodic purge finds those further back).
+    const std::uint64_t now = engine_.now_ms();
+    while (over() && !session.queue.empty() && is_expired(*session.queue.front().message, now)) {
+      pop_queued_front(session);
+      Counters::add(counters_.messages_expired);
+    }
+  }
+  if (over()) {
     if (limits.queue_overflow == QueueOverflow::RefuseNewest) {
       Counters::add(counters_.messages_dropped);
       unpersist_delivery(session, delivery);
       return;
     }
     while (over() && !session.queue.empty()) {
-      session.queued_bytes -= payload_size(session.queue.front());
-      unpersist_delivery(session, session.queue.front());
-      session.queue.pop_front();
+      pop_queued_front(session);
       Counters::add(counters_.messages_dropped);
     }
   }
@@ -539,6 +545,12 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   session.queued_bytes += size;
   session.queue.push_back(std::move(delivery));
   pump(session);
+}
+
+void WorkerCore::pop_queued_front(Session& session) {
+  session.queued_bytes -= queued_size(session.queue.front());
+  unpersist_delivery(session, session.queue.front());
+  session.queue.pop_front();
 }
 
 void WorkerCore::resume_inflight(Session& session) {
@@ -629,7 +641,7 @@ void WorkerCore::queue_retained(Session& session, std::vector<Delivery>&& delive
 
 void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery) {
   const Limits& limits = engine_.limits();
-  const std::uint64_t size = payload_size(delivery);
+  const std::uint64_t size = queued_size(delivery);
   // Bounded as the session queue is while its publishers are held; past it the newest goes.
   if ((delivery.qos == 0 && !session.connection && !limits.queue_qos0_offline) ||
       backlog.live >= kHeldOutputFactor * limits.max_queued_messages ||
@@ -662,13 +674,13 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
     backlog.entries.pop_front();
     if (live) {
       --backlog.live;
-      backlog.live_bytes -= payload_size(delivery);
+      backlog.live_bytes -= queued_size(delivery);
     } else if (!engine_.retained().holds(*delivery.message)) {
       continue;  // replaced or cleared since the subscribe: its successor is behind it
     } else {
       store_delivery_for(*session.subscriber, delivery);
     }
-    session.queued_bytes += payload_size(delivery);
+    session.queued_bytes += queued_size(delivery);
     session.queue.push_back(std::move(delivery));
     moved = true;
   }
@@ -698,7 +710,7 @@ void WorkerCore::send_queued(Session& session, ClientConnection& connection, std
     if (front.qos == 0 && waiting_for_store(session)) break;
     Delivery delivery = std::move(front);
     session.queue.pop_front();
-    session.queued_bytes -= payload_size(delivery);
+    session.queued_bytes -= queued_size(delivery);
     if (delivery.message->expires_at_ms != 0 && now == 0) now = engine_.now_ms();
     if (is_expired(*delivery.message, now)) {  // [MQTT-3.3.2-5]
       Counters::add(counters_.messages_expired);
@@ -841,7 +853,7 @@ void WorkerCore::redistribute_shared(Session& session) {
   }
   for (auto it = session.queue.begin(); it != session.queue.end();) {
     if (it->shared) {
-      std::uint64_t size = payload_size(*it);
+      std::uint64_t size = queued_size(*it);
       if (hand_off(*it)) {
         session.queued_bytes -= size;
         it = session.queue.erase(it);
@@ -1043,7 +1055,7 @@ bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& mes
   delivery.stored = true;
   if (record.state == DeliveryState::Queued || record.packet_id == 0 ||
       session->inflight.contains(record.packet_id)) {
-    session->queued_bytes += payload_size(delivery);
+    session->queued_bytes += queued_size(delivery);
     session->queue.push_back(std::move(delivery));
     return true;
   }
@@ -1069,7 +1081,7 @@ void WorkerCore::purge_expired_queued(std::uint64_t now_ms) {
         ++it;
         continue;
       }
-      session.queued_bytes -= payload_size(*it);
+      session.queued_bytes -= queued_size(*it);
       unpersist_delivery(session, *it);
       Counters::add(counters_.messages_expired);
       it = session.queue.erase(it);

@@ -139,6 +139,8 @@ class WorkerCore {
                         std::uint16_t packet_id);
   // The delivery is done (acknowledged, dropped, expired, moved): its record goes.
   void unpersist_delivery(Session& session, const Delivery& delivery);
+  // Takes the oldest queued delivery out of `session` (its bytes and its record go too).
+  void pop_queued_front(Session& session);
   // Stores `delivery` (and its message, once) for the persistent session `target` if it needs it.
   void store_delivery_for(const Subscriber& target, Delivery& delivery);
   // Sets or clears a retained message, in memory and in the store.

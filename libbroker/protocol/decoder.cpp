@@ -451,11 +451,20 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     error = error_;  // the first error again: the stream cannot be resynchronised
     return DecodeStatus::Error;
   }
-  const auto finish = [&](std::uint8_t first, std::span<const std::uint8_t> body) {
+  const auto finish = [&](std::uint8_t first, std::span<const std::uint8_t> body, std::size_t header) {
     ConnectResult connect;
-    const DecodeStatus st =
+    const bool lenient = version_ != ProtocolVersion::V5;
+    DecodeStatus st =
         decode_frame(first, body, version_.value_or(ProtocolVersion::V311), out, error, connect);
     if (connect.version) version_ = connect.version;  // also on a failed CONNECT, see DecodeError
+    // A 5.0 CONNECT's remaining length was read before its version was known: now it is
+    // checked for its shortest form [MQTT-1.5.5-1].
+    if (st == DecodeStatus::Packet && lenient && version_ == ProtocolVersion::V5 &&
+        header - 1 > wire::varint_size(static_cast<std::uint32_t>(body.size()))) {
+      malformed(error, "remaining length not in its shortest form");
+      error.protocol_level = 5;  // answered with a 5.0 CONNACK
+      st = DecodeStatus::Error;
+    }
     if (st == DecodeStatus::Error) {
       failed_ = true;
       error_ = error;
@@ -504,7 +513,7 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
       if (input.size() >= total) {
         const auto frame = input.first(total);
         input = input.subspan(total);
-        return finish(frame[0], frame.subspan(header));
+        return finish(frame[0], frame.subspan(header), header);
       }
     }
     // Buffer what was received; growth follows the bytes that arrive, never the announced
@@ -536,7 +545,7 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
     input = input.subspan(take);
     if (partial.size() < total) return DecodeStatus::NeedMore;
     const auto* frame = reinterpret_cast<const std::uint8_t*>(partial.data());
-    const DecodeStatus st = finish(frame[0], std::span<const std::uint8_t>(frame + header, remaining));
+    const DecodeStatus st = finish(frame[0], std::span<const std::uint8_t>(frame + header, remaining), header);
     if (partial.capacity() > kKeepBuffer) {
       partial_.reset();
     } else {

@@ -76,6 +76,8 @@ class Decoder {
   // Memory held for a packet whose bytes have not all come (0 between packets, or a small
   // buffer kept for the next one).
   std::size_t buffered_bytes() const noexcept { return partial_ ? partial_->capacity() : 0; }
+  // Bytes received so far of a packet that has not all come (0 between packets).
+  std::size_t unfinished_bytes() const noexcept { return partial_ ? partial_->size() : 0; }
   // A server's decoder: CONNACK, SUBACK, UNSUBACK and PINGRESP, which only a server sends,
   // are a Protocol Error as soon as their first byte arrives, whatever their body.
   void refuse_server_packets() noexcept { refuse_server_packets_ = true; }

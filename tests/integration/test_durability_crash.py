@@ -31,6 +31,7 @@ class Brokerd:
         self.proc = None
         self.port = None
         self.log = []
+        self.env = {}  # more settings, BROKER_* names
 
     def start(self):
         self.port = None
@@ -38,7 +39,7 @@ class Brokerd:
         # durability failure.
         env = dict(os.environ, BROKER_PERSISTED_FILTERS="vehicle/+/telemetry/#",
                    BROKER_LIMITS_MAX_QUEUED_MESSAGES="1000000",
-                   BROKER_LIMITS_MAX_QUEUED_BYTES="1073741824")
+                   BROKER_LIMITS_MAX_QUEUED_BYTES="1073741824", **self.env)
         self.proc = subprocess.Popen(
             [os.environ["BROKERD"], "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
              "--workers", "2", "--log-level", "info"],
@@ -310,3 +311,44 @@ def test_fleet_offline_queues_survive_sigkill_and_are_delivered_once(brokerd):
         assert car.connack.session_present, "vehicle %d lost its session" % i
         car.expect_nothing(timeout=0.01)
         car.disconnect()
+
+
+def test_durable_rule_under_memory_overall_survives_sigkill(brokerd):
+    # Telemetry in memory, commands durable: the rule must open the store and keep the session.
+    brokerd.env = {"BROKER_DURABILITY": "memory", "BROKER_DURABILITY_RULES": "vehicle/+/cmd=durable"}
+    brokerd.kill()
+    brokerd.start()
+    car = m.Client(brokerd.port, version=m.V311, timeout=5)
+    car.connect("car-rule", version=m.V311, clean=False)
+    car.subscribe("vehicle/car-rule/#", qos=1)
+    car.close()
+    platform = m.Client(brokerd.port, version=m.V311, timeout=5)
+    platform.connect("platform-rule", version=m.V311, clean=True)
+    for i in range(3):
+        platform.publish("vehicle/car-rule/cmd", b"cmd%d" % i, qos=1)
+    platform.publish("vehicle/car-rule/speed", b"in memory", qos=1)
+    platform.close()
+    brokerd.kill()
+    brokerd.start()
+    car = m.Client(brokerd.port, version=m.V311, timeout=5)
+    assert car.connect("car-rule", version=m.V311, clean=False).session_present
+    got = []
+    for _ in range(3):
+        p = car.expect(m.PUBLISH)
+        got.append(p.payload)
+        car.send(m.puback(p.pid, version=m.V311))
+    assert got == [b"cmd0", b"cmd1", b"cmd2"]
+    car.expect_nothing(timeout=1)
+
+
+def test_second_broker_on_the_same_data_dir_refuses_to_start(brokerd):
+    # Two brokers on one store would deliver the same queued messages twice.
+    second = subprocess.run(
+        [os.environ["BROKERD"], "--listen", "127.0.0.1:0", "--data-dir", brokerd.data_dir,
+         "--workers", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, timeout=10)
+    assert second.returncode == 1
+    assert b"in use by another process (pid %d)" % brokerd.proc.pid in second.stderr
+    c = m.Client(brokerd.port, version=m.V311, timeout=5)
+    c.connect("still-served", version=m.V311)
+    c.ping()

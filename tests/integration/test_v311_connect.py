@@ -126,6 +126,45 @@ def test_MQTT_3_1_2_24_keep_alive_kept_by_other_packets(connected):
         c.publish("ka/topic", b"x", qos=1)
 
 
+@pytest.mark.deviates_mosquitto(
+    "MQTT-3.1.2-24: 2.0.11 checks keep alive on a coarse timer and closes the trickle after ~11 s")
+def test_MQTT_3_1_2_24_trickled_bytes_of_an_unfinished_packet_do_not_keep_alive(connected):
+    # Only a Control Packet counts: a byte now and then that never completes one is a
+    # slowloris, not a live client.
+    c = connected("ka-trickle", V, keepalive=1)
+    frame = m.publish("ka/trickle", b"x" * 1000, version=V)
+    c.send(frame[:10])
+    start = time.monotonic()
+    closed = False
+    for byte in frame[10:30]:
+        time.sleep(0.3)
+        try:
+            c.send(bytes([byte]))
+        except OSError:
+            closed = True
+            break
+    if not closed:
+        c.expect_closed(timeout=2)
+    elapsed = time.monotonic() - start
+    assert elapsed <= 3.5, "trickle kept a keep-alive-1 connection for %.2fs" % elapsed
+
+
+def test_MQTT_3_1_2_24_large_packet_arriving_steadily_is_not_cut_off(connected):
+    # A packet bigger than what the link carries in one and a half keep alives: its bytes keep
+    # coming, so the client is alive, though no whole packet came for 4 s.
+    sub = connected("ka-big-sub", V)
+    sub.subscribe("ka/big", 1)
+    c = connected("ka-big", V, keepalive=1)
+    payload = bytes(range(256)) * 80
+    frame = m.publish("ka/big", payload, qos=1, pid=7, version=V)
+    chunk = 2048
+    for offset in range(0, len(frame), chunk):
+        c.send(frame[offset:offset + chunk])
+        time.sleep(0.4)
+    assert c.expect(m.PUBACK).pid == 7
+    assert sub.expect(m.PUBLISH).payload == payload
+
+
 def test_MQTT_3_1_2_24_keep_alive_zero_never_times_out(connected):
     c = connected("ka0", V, keepalive=0)
     c.expect_nothing(2.5)

@@ -49,7 +49,8 @@ struct Limits {
   // connected subscriber holds its publishers (back-pressure, below), what they had already
   // sent is still queued, up to 16 times this (and max_queued_bytes). Default: 1,000.
   std::uint32_t max_queued_messages = 1000;
-  // Bytes of payload queued for one session. Default: 8 MiB.
+  // Bytes queued for one session: payloads, topics and the memory of their properties.
+  // Default: 8 MiB.
   std::uint64_t max_queued_bytes = 8ull * 1024 * 1024;
   // Default: DropOldest.
   QueueOverflow queue_overflow = QueueOverflow::DropOldest;
@@ -135,7 +136,7 @@ struct Options {
   // Default: Durable.
   Durability durability = Durability::Durable;
   // Where state is kept. Not owned; must outlive the Broker. Default: null, meaning an LMDB
-  // store in data_dir (or none with Durability::Memory).
+  // store in data_dir (or none when everything is Durability::Memory and nothing is logged).
   Store* store = nullptr;
   // Largest size of the LMDB data file. Default: 16 GiB (address space, not disk).
   std::uint64_t store_map_size = 16ull << 30;
@@ -146,7 +147,8 @@ struct Options {
   LogLevel log_level = LogLevel::Info;
   Limits limits;
   // First matching rule wins; a message on no rule's filter gets `durability`. Default: none.
-  // With durability "memory" overall, no store exists and rules cannot add one.
+  // A rule above `durability` opens the store (sessions are kept in it, so the rule's messages
+  // find their client after a restart), and a "durable" rule makes every commit fsync.
   std::vector<DurabilityRule> durability_rules;
   // First matching rule wins. Default: none (messages without an expiry never expire).
   std::vector<TtlRule> message_ttl_rules;

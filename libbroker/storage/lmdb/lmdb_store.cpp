@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "storage/dir_lock.hpp"
 #include "storage/lmdb/lmdb_env.hpp"
 #include "storage/record_codec.hpp"
 #include "util/log.hpp"
@@ -150,6 +151,7 @@ class LmdbStore final : public Store {
                         const Status& why) const;
 
   const std::string dir_;
+  DirLock dir_lock_;  // before env_: released after the environment closed
   Env env_;
   Dbis dbi_;
   std::uint64_t map_size_ = 0;
@@ -191,6 +193,7 @@ Status LmdbStore::open_env(const LmdbStoreOptions& options) {
   if (!std::filesystem::is_directory(dir_, ec)) {
     return Status::io_error(fmt::format("{}: not a directory", dir_));
   }
+  if (Status st = dir_lock_.acquire(dir_); !st) return st;
   if (Status st = env_.create(); !st) return st;
   MDB_env* env = env_.get();
   if (int rc = mdb_env_set_maxdbs(env, kMaxDbs); rc != 0) return lmdb_status(rc, "mdb_env_set_maxdbs");

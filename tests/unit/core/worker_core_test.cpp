@@ -47,6 +47,17 @@ void subscribe_ok(VirtualClient& c, const std::string& filter, std::uint8_t qos 
 }
 
 // Two client ids whose sessions live on different workers, so cross-worker batches run.
+// A 3.1.1 vehicle coming back to its persistent session; the CONNACK is taken.
+std::unique_ptr<VirtualClient> resume_v311(CoreHarness& h, const std::string& client_id) {
+  auto back = h.open(ProtocolVersion::V311);
+  Connect c;
+  c.client_id = client_id;
+  c.clean_start = false;
+  back->send(c);
+  CHECK(back->take<Connack>().session_present);
+  return back;
+}
+
 std::pair<std::string, std::string> ids_on_two_workers(CoreHarness& h) {
   std::string a = "client-a";
   for (int i = 0;; ++i) {
@@ -185,12 +196,7 @@ TEST_CASE("core: messages to an offline session are queued and delivered in orde
   sub->drop();
   auto pub = h.connect("offline-pub");
   for (int i = 0; i < 5; ++i) pub->send(publish("o", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
-  auto back = h.open(ProtocolVersion::V311);
-  Connect c;
-  c.client_id = "offline";
-  c.clean_start = false;
-  back->send(c);
-  CHECK(back->take<Connack>().session_present);
+  auto back = resume_v311(h, "offline");
   for (int i = 0; i < 5; ++i) CHECK(*back->take<Publish>().payload == std::to_string(i));
 }
 
@@ -203,16 +209,59 @@ TEST_CASE("core: a full offline queue drops the oldest by default", "[core]") {
   sub->drop();
   auto pub = h.connect("cap-pub");
   for (int i = 0; i < 5; ++i) pub->send(publish("c", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
-  auto back = h.open(ProtocolVersion::V311);
-  Connect c;
-  c.client_id = "cap";
-  c.clean_start = false;
-  back->send(c);
-  back->take<Connack>();
+  auto back = resume_v311(h, "cap");
   CHECK(*back->take<Publish>().payload == "2");
   CHECK(*back->take<Publish>().payload == "3");
   CHECK(*back->take<Publish>().payload == "4");
   CHECK(back->received().empty());
+}
+
+TEST_CASE("core: the queue's byte bound counts properties, not only payloads", "[core]") {
+  Options o;
+  o.limits.max_queued_bytes = 1 << 20;
+  CoreHarness h(o);
+  auto sub = h.connect("props-cap", ProtocolVersion::V311, false);
+  subscribe_ok(*sub, "p", 1);
+  sub->drop();
+  auto pub = h.connect("props-cap-pub", ProtocolVersion::V5);
+  // Empty payloads, each with 20,000 empty user properties: 100 KB on the wire, several
+  // times that held in memory.
+  for (std::uint16_t i = 1; i <= 20; ++i) {
+    Publish p = publish("p", "", 1, i);
+    p.properties.user_properties.assign(20000, protocol::UserProperty{});
+    pub->send(p);
+  }
+  auto back = resume_v311(h, "props-cap");
+  std::size_t delivered = 0;
+  while (!back->received().empty()) {
+    back->take<Publish>();
+    ++delivered;
+  }
+  CHECK(delivered >= 1);
+  CHECK(delivered < 20);  // 1 MiB holds only a few of them
+}
+
+TEST_CASE("core: expired messages make room in a full offline queue, also under refuse_newest [MQTT-3.3.2-5]",
+          "[core]") {
+  for (QueueOverflow policy : {QueueOverflow::RefuseNewest, QueueOverflow::DropOldest}) {
+    Options o;
+    o.limits.max_queued_messages = 3;
+    o.limits.queue_overflow = policy;
+    o.message_ttl_rules.push_back(TtlRule{"v/poi", 2});
+    CoreHarness h(o);
+    h.advance(61000);  // the periodic purge just ran: what follows is up to the full queue
+    auto sub = h.connect("ttl-cap", ProtocolVersion::V311, false);
+    subscribe_ok(*sub, "v/#", 1);
+    sub->drop();
+    auto pub = h.connect("ttl-cap-pub");
+    for (std::uint16_t i = 1; i <= 3; ++i) pub->send(publish("v/poi", "poi", 1, i));
+    h.advance(3000);  // the POIs expire
+    for (std::uint16_t i = 0; i < 3; ++i)
+      pub->send(publish("v/cmd", std::to_string(i), 1, static_cast<std::uint16_t>(i + 10)));
+    auto back = resume_v311(h, "ttl-cap");
+    for (int i = 0; i < 3; ++i) CHECK(*back->take<Publish>().payload == std::to_string(i));
+    CHECK(back->received().empty());
+  }
 }
 
 TEST_CASE("core: the client's Receive Maximum bounds messages in flight [MQTT-3.3.4-7]", "[core]") {

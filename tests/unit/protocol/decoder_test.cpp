@@ -258,6 +258,26 @@ TEST_CASE("decoder: a failed 5.0 CONNECT still tells its version", "[protocol][d
   CHECK(d.version() == ProtocolVersion::V5);
 }
 
+TEST_CASE("decoder: a 5.0 CONNECT's remaining length must be in its shortest form [MQTT-1.5.5-1]",
+          "[protocol][decoder]") {
+  // Read before the version is known, so checked once the CONNECT says 5; 3.1.1 stays lenient.
+  for (const std::uint8_t level : {std::uint8_t{5}, std::uint8_t{4}}) {
+    auto frame = Bytes().str("MQTT").u8(level).u8(2).u16(0).str("c").frame(0x10);
+    if (level == 5) frame = Bytes().str("MQTT").u8(5).u8(2).u16(0).u8(0).str("c").frame(0x10);
+    REQUIRE(frame[1] < 0x80);
+    std::vector<std::uint8_t> longer = {0x10, static_cast<std::uint8_t>(frame[1] | 0x80), 0x00};
+    longer.insert(longer.end(), frame.begin() + 2, frame.end());
+    const Decoded got = decode_chunks(longer, std::nullopt);
+    if (level == 5) {
+      REQUIRE(got.failed);
+      CHECK(got.error.reason == ReasonCode::MalformedPacket);
+      CHECK(got.error.protocol_level == 5);
+    } else {
+      CHECK_FALSE(got.failed);
+    }
+  }
+}
+
 TEST_CASE("decoder: decode_packet decodes one whole frame", "[protocol][decoder]") {
   const auto body = Bytes().u16(1).u8(0x87).bytes();
   protocol::Packet p;

@@ -142,6 +142,40 @@ TEST_CASE("lmdb store: reopen after close keeps everything", "[storage][lmdb]") 
   CHECK(store->consumer_offset("c").value() == 2);
 }
 
+TEST_CASE("lmdb store: one process at a time on a directory, none after it died", "[storage][lmdb]") {
+  TempDir dir;
+  {
+    StorePtr first = must_open(dir.path());
+    auto second = open_at(dir.path());
+    REQUIRE_FALSE(second.is_ok());
+    CHECK(second.status().code() == Status::Code::Unavailable);
+    CHECK(second.status().message().find("in use by another process (pid " + std::to_string(getpid())) !=
+          std::string::npos);
+  }
+  must_open(dir.path());  // closed: free again
+  // A holder killed with SIGKILL leaves no stale lock.
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto held = open_at(dir.path());
+    const char byte = held.is_ok() ? 'y' : 'n';
+    (void)!write(ready[1], &byte, 1);
+    pause();
+    _exit(0);
+  }
+  char byte = 0;
+  REQUIRE(read(ready[0], &byte, 1) == 1);
+  CHECK(byte == 'y');
+  CHECK(open_at(dir.path()).status().code() == Status::Code::Unavailable);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+  must_open(dir.path());
+}
+
 TEST_CASE("lmdb store: bad options and paths", "[storage][lmdb]") {
   CHECK(open_at("").status().code() == Status::Code::InvalidArgument);
   TempDir dir;

@@ -108,13 +108,14 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
   if (state_ == State::Closing || state_ == State::Closed) return;
   const std::size_t unfinished_before = decoder_.buffered_bytes();
   const std::size_t received_before = decoder_.unfinished_bytes();
-  handle_bytes(data, size);
-  // Keep alive counts whole packets [MQTT-3.1.2-24], and each kKeepAliveProgressBytes of a
-  // large one still arriving: a big upload on a slow link is not cut off, a trickle of bytes
-  // that never ends a packet is.
+  const std::uint64_t now_ms = worker_.engine().now_ms();  // once per read, not per packet
+  handle_bytes(data, size, now_ms);
+  // Keep alive counts whole packets [MQTT-3.1.2-24] (handle_bytes), and each
+  // kKeepAliveProgressBytes of a large one still arriving: a big upload on a slow link is not
+  // cut off, a trickle of bytes that never ends a packet is.
   if (state_ == State::Connected &&
       decoder_.unfinished_bytes() / kKeepAliveProgressBytes > received_before / kKeepAliveProgressBytes) {
-    last_packet_ms_ = worker_.engine().now_ms();
+    last_packet_ms_ = now_ms;
   }
   // The bytes read before CONNECT go once it is handled; not earlier: handle_bytes may have
   // read past the CONNECT in them.
@@ -129,7 +130,7 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
   }
 }
 
-void ClientConnection::handle_bytes(const char* data, std::size_t size) {
+void ClientConnection::handle_bytes(const char* data, std::size_t size, std::uint64_t now_ms) {
   if (state_ == State::AwaitConnect) {
     if (!received_before_connect_) received_before_connect_ = std::make_unique<std::string>();
     std::string& raw = *received_before_connect_;
@@ -172,7 +173,7 @@ void ClientConnection::handle_bytes(const char* data, std::size_t size) {
       case protocol::DecodeStatus::Packet:
         // Before CONNECT, last_packet_ms_ stays the accept time: the CONNECT must be complete
         // within kConnectTimeoutMs of it, however slowly its bytes come (a slowloris).
-        if (state_ == State::Connected) last_packet_ms_ = worker_.engine().now_ms();
+        if (state_ == State::Connected) last_packet_ms_ = now_ms;
         handle(std::move(packet));
         // A client that does not read what it asks for (PUBACKs, PINGRESPs, SUBACKs) is not
         // read either until that drains: its answers cannot grow without bound.

@@ -75,7 +75,7 @@ class ClientConnection final : public ConnectionHandler {
   enum class State : std::uint8_t { AwaitConnect, Connected, Closing, Closed };
 
   // on_bytes without the accounting of what is held meanwhile.
-  void handle_bytes(const char* data, std::size_t size);
+  void handle_bytes(const char* data, std::size_t size, std::uint64_t now_ms);
   void handle(protocol::Packet&& packet);
   void handle_connect(protocol::Connect&& connect);
   void handle_publish(protocol::Publish&& publish);

@@ -907,7 +907,9 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   bool first_use = false;
   const std::uint16_t alias = outbound_alias(message.topic(), first_use);
   if (alias != 0) publish.properties.topic_alias = alias;
-  if (alias == 0 || first_use) publish.topic = message.topic();
+  // A QoS 2 message always names its topic too: MQTT.js 5.x keeps it as received until
+  // PUBREL and then hands it out unresolved, with an empty topic.
+  if (alias == 0 || first_use || delivery.qos == 2) publish.topic = message.topic();
   if (protocol::encode_publish_head(publish, version_, head) && write_publish(head, message.payload)) return true;
   if (first_use) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));  // never sent
   return false;

@@ -289,10 +289,11 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     }
   }
   // 3.1.1 has no Server Keep Alive to lower a client's: one asking for more than the cap (or
-  // for none) is refused, so that the cap holds for every connection.
+  // for none) is refused, so that the cap holds for every connection. No return code says
+  // why, so the connection closes without a CONNACK [MQTT-3.2.2-6].
   if (!v5 && limits.max_keep_alive != 0 &&
       (connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive)) {
-    reject_connect(ReasonCode::ClientIdentifierNotValid, "keep alive above limits.max_keep_alive");
+    reject_connect(ReasonCode::ProtocolError, "keep alive above limits.max_keep_alive");
     return;
   }
   if (limits.max_connections != 0 &&
@@ -445,16 +446,14 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     protocol_violation(ReasonCode::RetainNotSupported, "retain not supported");
     return;
   }
-  if (publish.qos != 0 && !(publish.qos == 2 && session_->inbound_qos2.contains(publish.packet_id))) {
-    // 5.0 counts QoS 1 and QoS 2 alike; 3.1.1 has no Receive Maximum, and only its QoS 2
-    // state (which the broker keeps) is bounded.
-    const std::size_t unacknowledged = is_v5() ? unacknowledged_publishes()
-                                       : publish.qos == 2 ? session_->inbound_qos2.size()
-                                                          : 0;
-    if (unacknowledged >= limits.receive_maximum) {
-      protocol_violation(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded");  // [MQTT-3.3.4-9]
-      return;
-    }
+  // 5.0 counts QoS 1 and QoS 2 alike [MQTT-3.3.4-9]. 3.1.1 has no Receive Maximum: a client
+  // may have every packet id waiting for its PUBREL [MQTT-4.3.3-2], so the id space (65,535)
+  // bounds its QoS 2 state.
+  if (is_v5() && publish.qos != 0 &&
+      !(publish.qos == 2 && session_->inbound_qos2.contains(publish.packet_id)) &&
+      unacknowledged_publishes() >= limits.receive_maximum) {
+    protocol_violation(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded");
+    return;
   }
   const PacketType ack_type = publish.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
   if (props.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(*publish.payload)) {

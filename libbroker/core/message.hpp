@@ -60,8 +60,7 @@ class Message {
   // data, user properties; null when there are none (3.1.1, and most 5.0 publishers), which
   // keeps a message to a few cache lines for whichever worker touches it.
   // message_expiry_interval is NOT kept here (see expires_at_ms); topic alias and subscription
-  // identifiers are per delivery.
-  // Set through set_properties, which also counts their memory.
+  // identifiers are per delivery. Set through set_properties, which also counts their memory.
   std::unique_ptr<const protocol::Properties> properties;
   std::uint64_t id = 0;          // broker-wide unique, increasing per origin worker
   std::uint64_t arrival_ms = 0;  // wall clock, ms since the Unix epoch
@@ -96,7 +95,6 @@ class Message {
   std::uint32_t properties_bytes_ = 0;  // set_properties: their memory, saturating
   MessageReleaser* const releaser_;
 };
-
 
 // Seconds left before expiry at `now_ms`, rounded up; nullopt when the message never expires.
 // 0 means expired.

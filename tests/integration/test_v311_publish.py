@@ -148,6 +148,22 @@ def test_MQTT_4_3_3_2_duplicate_qos2_publish_not_delivered_twice(connected):
     sub.expect_publish(payload=b"again")
 
 
+@pytest.mark.deviates_mosquitto(
+    "MQTT-4.3.3-2: 2.0.11 answers all 500 PUBRECs and PUBCOMPs but delivers only the first 20 "
+    "of those messages")
+def test_MQTT_4_3_3_2_many_qos2_publishes_before_any_pubrel(connected):
+    # 3.1.1 has no Receive Maximum: every PUBLISH gets its PUBREC, however many wait for PUBREL.
+    sub, pub = pair(connected, 1)
+    count = 500
+    pub.send(b"".join(m.publish("pub/t", b"%d" % i, qos=2, pid=i + 1, version=V)
+                      for i in range(count)))
+    recs = [pub.expect(m.PUBREC).pid for _ in range(count)]
+    assert recs == list(range(1, count + 1))
+    pub.send(b"".join(m.pubrel(i + 1, version=V) for i in range(count)))
+    assert [pub.expect(m.PUBCOMP).pid for _ in range(count)] == recs
+    assert [p.payload for p in sub.receive(count)] == [b"%d" % i for i in range(count)]
+
+
 def test_MQTT_4_3_3_2_pubrel_answered_with_pubcomp(connected):
     c = connected("rel", V)
     c.send(m.pubrel(4242, version=V))

@@ -628,7 +628,8 @@ TEST_CASE("core: a CONNECT larger than limits.max_connect_packet_size is refused
   CHECK_FALSE(fine->closed_by_broker());
 }
 
-TEST_CASE("core: limits.max_keep_alive refuses a 3.1.1 keep alive above it, or none", "[core]") {
+TEST_CASE("core: limits.max_keep_alive refuses a 3.1.1 keep alive above it, or none, without a CONNACK [MQTT-3.2.2-6]",
+          "[core]") {
   Options o;
   o.limits.max_keep_alive = 60;
   CoreHarness h(o);
@@ -638,7 +639,7 @@ TEST_CASE("core: limits.max_keep_alive refuses a 3.1.1 keep alive above it, or n
     connect.client_id = "ka-" + std::to_string(keep_alive);
     connect.keep_alive = keep_alive;
     c->send(connect);
-    CHECK(c->take<Connack>().reason == ReasonCode::ClientIdentifierNotValid);
+    CHECK(c->received().empty());  // no 3.1.1 return code says why
     CHECK(c->closed_by_broker());
   }
   auto ok = h.open(ProtocolVersion::V311);

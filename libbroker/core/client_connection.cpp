@@ -667,6 +667,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
   }
   worker_.persist_session(session);
   send(suback);  // [MQTT-3.8.4-1] before the retained messages it triggers
+  if (state_ != State::Connected) return;  // the SUBACK was too large for the client: closed
   for (const auto& work : retained_work) deliver_retained(work.filter, work.options);
 }
 
@@ -843,7 +844,8 @@ void ClientConnection::send(const protocol::Packet& packet) {
     return;
   }
   // [MQTT-3.1.2-24] nothing larger than the client takes: an answer it cannot have (a SUBACK
-  // for many filters under a small limit) ends the connection instead.
+  // for many filters under a small limit) ends the connection instead, and with it the
+  // session's link. Only SUBACK and UNSUBACK can grow past a limit the CONNACK fitted in.
   if (client_max_packet_size_ != 0 && bytes.size() > client_max_packet_size_) {
     disconnect(ReasonCode::PacketTooLarge, "answer larger than the client's Maximum Packet Size");
     return;

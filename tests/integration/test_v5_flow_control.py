@@ -193,11 +193,14 @@ def test_MQTT_3_1_2_24_limit_counts_the_whole_packet(connected):
 @pytest.mark.deviates_mosquitto(
     "MQTT-3.1.2-24: 2.0.11 sends a SUBACK larger than the client's Maximum Packet Size")
 def test_MQTT_3_1_2_24_suback_above_client_maximum_ends_the_connection(connected):
+    pub = connected("mps-retainer")
+    pub.publish("s/0", b"kept", qos=1, retain=True)  # the SUBSCRIBE would deliver it
     c = connected("mps-suback", props={m.MAXIMUM_PACKET_SIZE: 30})
     c.send(m.subscribe(1, [("s/%d" % i, 0) for i in range(60)]))
     got = c.expect_closed()
     assert all(len(p.raw) <= 30 for p in got), got
     assert [p.rc for p in got if p.type == m.DISCONNECT] == [m.RC_PACKET_TOO_LARGE], got
+    pub.ping()  # still serving
 
 
 def test_packet_above_server_maximum_disconnect_0x95(connected):

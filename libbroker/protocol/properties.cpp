@@ -12,6 +12,10 @@ namespace {
 
 constexpr std::uint32_t bit(PropertyScope s) { return 1u << static_cast<unsigned>(s); }
 
+// User properties one packet may carry. An empty one is 5 bytes on the wire and a pair of
+// strings (64 bytes) once decoded: a 16 MB PUBLISH of them would take about 200 MB to decode.
+constexpr std::size_t kMaxUserProperties = 65535;
+
 using S = PropertyScope;
 constexpr std::uint32_t kPublishAndWill = bit(S::Publish) | bit(S::Will);
 constexpr std::uint32_t kAcks = bit(S::Puback) | bit(S::Pubrec) | bit(S::Pubrel) | bit(S::Pubcomp);
@@ -217,6 +221,8 @@ bool decode_properties(wire::Reader& r, PropertyScope scope, Properties& out, De
       case PropertyId::UserProperty: {
         UserProperty up;
         ok = read_string(block, up.first, true, error) && read_string(block, up.second, true, error);
+        if (ok && out.user_properties.size() >= kMaxUserProperties)
+          return fail(error, ReasonCode::QuotaExceeded, "more than 65,535 user properties in one packet");
         if (ok) out.user_properties.push_back(std::move(up));
         break;
       }

@@ -278,6 +278,22 @@ TEST_CASE("decoder: a 5.0 CONNECT's remaining length must be in its shortest for
   }
 }
 
+TEST_CASE("decoder: at most 65,535 user properties in one packet, Quota Exceeded past it", "[protocol][decoder]") {
+  for (const std::uint32_t count : {65535u, 65536u}) {
+    Bytes props;
+    for (std::uint32_t i = 0; i < count; ++i) props.u8(0x26).str("").str("");
+    const auto publish = Bytes().str("t").props(props).frame(0x30);
+    const Decoded got = decode_chunks(publish, ProtocolVersion::V5);
+    if (count == 65535) {
+      REQUIRE_FALSE(got.failed);
+      CHECK(std::get<protocol::Publish>(got.packets[0]).properties.user_properties.size() == count);
+    } else {
+      REQUIRE(got.failed);
+      CHECK(got.error.reason == ReasonCode::QuotaExceeded);
+    }
+  }
+}
+
 TEST_CASE("decoder: decode_packet decodes one whole frame", "[protocol][decoder]") {
   const auto body = Bytes().u16(1).u8(0x87).bytes();
   protocol::Packet p;

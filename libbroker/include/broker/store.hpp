@@ -185,8 +185,8 @@ struct LmdbStoreOptions {
   // (survives a process crash, not a power loss). Default: true.
   bool sync = true;
   // A data dir that cannot be opened as ours (corrupt, truncated, another program's, a newer
-  // format) is renamed to "<dir>.broken-<unix time>" and an empty store started, instead of
-  // failing. Default: false.
+  // format, a record that does not decode: every record is read once to know) is renamed to
+  // "<dir>.broken-<unix time>" and an empty store started, instead of failing. Default: false.
   bool move_aside_unreadable = false;
 };
 

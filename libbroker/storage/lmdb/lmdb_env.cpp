@@ -13,6 +13,10 @@ Status lmdb_status(int rc, std::string_view what, std::uint64_t map_size) {
     // Too many dirty pages for one transaction: a smaller write may still succeed.
     return Status::unavailable(fmt::format("store full: {}: transaction too large", what));
   }
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+    // Damaged pages: the data, not the system, is at fault (move_aside_unreadable applies).
+    return Status::corruption(fmt::format("{}: {}", what, mdb_strerror(rc)));
+  }
   return Status::io_error(fmt::format("{}: {}", what, mdb_strerror(rc)));
 }
 

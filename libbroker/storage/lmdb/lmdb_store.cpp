@@ -6,7 +6,9 @@
 #include <ctime>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -45,6 +47,31 @@ struct Dbis {
 // Retained records are keyed by topic. A topic longer than an LMDB key (topics go up to 64 KiB)
 // is keyed by its first bytes, a NUL (which no topic contains, so no short topic's key is the
 // same) and a 64-bit FNV-1a hash of the whole topic; the record holds the topic itself.
+// Where this process maps `file` (LMDB does not say unless the map is fixed): the start of
+// its mapping in /proc/self/maps; null when not found.
+const char* mapped_at(const std::filesystem::path& file) {
+  std::error_code ec;
+  const std::string want = std::filesystem::canonical(file, ec).string();
+  if (ec) return nullptr;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    // "start-end perms offset dev inode   path"
+    const auto path_at = line.find('/');
+    if (path_at == std::string::npos || line.compare(path_at, std::string::npos, want) != 0) continue;
+    std::istringstream fields(line);
+    std::uint64_t start = 0;
+    fields >> std::hex >> start;
+    std::string rest;
+    fields >> rest;  // "-end"
+    fields >> rest;  // perms
+    std::uint64_t offset = 1;
+    fields >> std::hex >> offset;
+    if (offset == 0) return reinterpret_cast<const char*>(start);
+  }
+  return nullptr;
+}
+
 std::string retained_key(std::string_view topic) {
   if (topic.size() <= kMaxKeyBytes) return std::string(topic);
   std::uint64_t hash = 14695981039346656037ull;
@@ -155,6 +182,9 @@ class LmdbStore final : public Store {
   Env env_;
   Dbis dbi_;
   std::uint64_t map_size_ = 0;
+  // Where the data file is mapped: load() checks every record lies inside the file, since a
+  // damaged page can name a length past its end (reading that is a SIGBUS).
+  const char* map_base_ = nullptr;
   std::uint64_t next_sequence_ = 1;  // writer thread only: the committed next log sequence
   bool full_logged_ = false;         // writer thread only: "store full" said once per episode
 
@@ -223,6 +253,7 @@ Status LmdbStore::open_env(const LmdbStoreOptions& options) {
     return Status::corruption(
         fmt::format("{}: data file truncated ({} bytes, {} needed)", dir_, size, need));
   }
+  map_base_ = mapped_at(std::filesystem::path(dir_) / "data.mdb");
   int stale = 0;
   mdb_reader_check(env, &stale);  // slots of readers that died (a killed process)
   return Status::ok();
@@ -597,6 +628,16 @@ Status LmdbStore::read_log_next(MDB_txn* txn, std::uint64_t& next) const {
 Status LmdbStore::load(StoreVisitor& visitor) {
   auto txn = begin_read();
   if (!txn) return txn.status();
+  std::error_code ec;
+  const std::uint64_t file_size = std::filesystem::file_size(std::filesystem::path(dir_) / "data.mdb", ec);
+  if (ec) return Status::io_error(fmt::format("{}: data.mdb: {}", dir_, ec.message()));
+  const auto in_file = [this, file_size](const MDB_val& val) {
+    const auto* p = static_cast<const char*>(val.mv_data);
+    if (val.mv_size == 0 || !map_base_) return true;  // no base found: nothing to check against
+    if (p < map_base_) return false;
+    const auto offset = static_cast<std::uint64_t>(p - map_base_);
+    return offset <= file_size && val.mv_size <= file_size - offset;
+  };
   // Visits every record of one database in key order.
   auto scan = [&](MDB_dbi dbi, std::string_view name, bool numeric, auto&& visit) -> Status {
     Cursor c;
@@ -604,6 +645,8 @@ Status LmdbStore::load(StoreVisitor& visitor) {
     MDB_val k{}, v{};
     int rc = c.get(k, v, MDB_FIRST);
     for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
+      if (!in_file(k)) return Status::corruption(fmt::format("{}: {}: a key lies past the data file's end", dir_, name));
+      if (!in_file(v)) return corrupt_record(name, from_val(k), numeric, Status::corruption("lies past the data file's end"));
       if (Status st = visit(from_val(k), from_val(v)); !st) {
         return corrupt_record(name, from_val(k), numeric, st);
       }
@@ -737,10 +780,34 @@ void lmdb_store_hold_writer_for_test(Store& store, bool hold) {
 
 namespace broker {
 
+namespace {
+
+// Reads every record and keeps none: whether load() will succeed.
+class ReadCheck final : public StoreVisitor {
+ public:
+  void on_message(StoredMessage&&) override {}
+  void on_session(StoredSession&&) override {}
+  void on_delivery(StoredDelivery&&) override {}
+  void on_retained(StoredMessage&&) override {}
+};
+
+}  // namespace
+
 Result<StorePtr> open_lmdb_store(const LmdbStoreOptions& options) {
   auto opened = storage::LmdbStore::open(options);
-  if (opened) return StorePtr(std::move(opened).value());
   Status why = opened.status();
+  if (opened) {
+    if (!options.move_aside_unreadable) return StorePtr(std::move(opened).value());
+    // A store that opens may still hold damaged records: read them all now, while moving it
+    // aside is still possible (recovery is the next step, and would fail).
+    ReadCheck check;
+    why = opened.value()->load(check);
+    if (why.code() != Status::Code::Corruption) {
+      if (!why) return why;
+      return StorePtr(std::move(opened).value());
+    }
+    opened.value().reset();  // closes it, and releases its lock, before the move
+  }
   if (!options.move_aside_unreadable || why.code() != Status::Code::Corruption) return why;
 
   std::string dir = storage::strip_trailing_slashes(options.dir);

@@ -316,6 +316,26 @@ TEST_CASE("lmdb store: move_aside_unreadable starts empty and keeps the old dir"
   CHECK(lines[0].find("store.broken-") != std::string::npos);
 }
 
+TEST_CASE("lmdb store: move_aside_unreadable also moves a store whose records are damaged", "[storage][lmdb]") {
+  TempDir dir;
+  std::string path = dir.path();
+  {
+    StorePtr store = must_open(path);
+    fill_some(*store, 10);
+  }
+  std::string bad = storage::encode_message(make_message(5, "t", std::string(200, 'x')));
+  bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 0x01);
+  raw_edit(path, [&](MDB_txn* txn) { raw_put(txn, "messages", storage::u64_key(5), bad); });
+  LogCapture capture;
+  auto opened = open_at(path, 64ull << 20, false, /*move_aside=*/true);
+  REQUIRE(opened.status().to_string() == "OK");
+  CHECK(load_all(*opened.value()).order.empty());  // a fresh, empty store
+  auto lines = capture.lines();
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("checksum mismatch") != std::string::npos);
+  CHECK(lines[0].find("store.broken-") != std::string::npos);
+}
+
 TEST_CASE("lmdb store: a full map fails the batch with Unavailable; the store stays usable",
           "[storage][lmdb]") {
   TempDir dir;

@@ -866,6 +866,7 @@ void WorkerCore::redistribute_shared(Session& session) {
 
 void WorkerCore::tick(std::uint64_t now_ms) {
   connections_.for_each([now_ms](ClientConnection& connection) { connection.tick(now_ms); });
+  if (!unsaved_sessions_.empty()) save_unsaved_sessions();
   expire_sessions(now_ms);
   if (now_ms - last_queue_purge_ms_ >= kExpiryPurgeIntervalMs) {
     last_queue_purge_ms_ = now_ms;
@@ -939,6 +940,7 @@ void WorkerCore::persist_session(Session& session) {
   }
   session.subscriber->persistent.store(true, std::memory_order_relaxed);
   batch_.put_session(to_record(session));
+  batch_sessions_.push_back(session.id());
 }
 
 void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, DeliveryState state,
@@ -981,21 +983,48 @@ void WorkerCore::flush_writes() {
   if (!store || (batch_.empty() && after_commit_.empty())) return;
   WriteBatch batch = std::move(batch_);
   batch_.clear();
+  // Completions run on the store's thread; the callbacks belong to this worker. A session
+  // record that fails is written again (tick), not forgotten; only a failure costs a post.
+  Dispatcher* dispatcher = &engine_.dispatcher();
+  const unsigned self = index_;
+  std::shared_ptr<std::vector<std::uint64_t>> sessions;
+  if (!batch_sessions_.empty()) {
+    sessions = std::make_shared<std::vector<std::uint64_t>>(std::move(batch_sessions_));
+    batch_sessions_.clear();
+  }
+  auto keep_unsaved = [this, sessions] {
+    if (sessions) unsaved_sessions_.insert(unsaved_sessions_.end(), sessions->begin(), sessions->end());
+  };
   if (after_commit_.empty()) {
-    store->submit(std::move(batch), nullptr);
+    if (!sessions) {
+      store->submit(std::move(batch), nullptr);
+    } else {
+      store->submit(std::move(batch), [dispatcher, self, keep_unsaved](const Status& status) {
+        if (!status) dispatcher->post(self, keep_unsaved);
+      });
+    }
     return;
   }
-  // Completions run on the store's thread; the callbacks belong to this worker.
   auto callbacks = std::make_shared<std::vector<std::function<void(const Status&)>>>(
       std::move(after_commit_));
   after_commit_.clear();
-  Dispatcher* dispatcher = &engine_.dispatcher();
-  unsigned self = index_;
-  store->submit(std::move(batch), [dispatcher, self, callbacks](const Status& status) {
-    dispatcher->post(self, [callbacks, status] {
+  store->submit(std::move(batch), [dispatcher, self, callbacks, keep_unsaved](const Status& status) {
+    dispatcher->post(self, [callbacks, status, keep_unsaved] {
+      if (!status) keep_unsaved();
       for (auto& callback : *callbacks) callback(status);
     });
   });
+}
+
+void WorkerCore::save_unsaved_sessions() {
+  std::vector<std::uint64_t> ids = std::move(unsaved_sessions_);
+  unsaved_sessions_.clear();
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (std::uint64_t id : ids) {
+    Session* session = sessions_by_id_.find(id);
+    if (session && session->expiry_interval != 0) persist_session(*session);
+  }
 }
 
 bool WorkerCore::connection_alive(const ClientConnection* connection, std::uint64_t serial) const {

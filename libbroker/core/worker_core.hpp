@@ -141,6 +141,8 @@ class WorkerCore {
   void unpersist_delivery(Session& session, const Delivery& delivery);
   // Takes the oldest queued delivery out of `session` (its bytes and its record go too).
   void pop_queued_front(Session& session);
+  // Writes again the session records a failed batch held (see unsaved_sessions_).
+  void save_unsaved_sessions();
   // Stores `delivery` (and its message, once) for the persistent session `target` if it needs it.
   void store_delivery_for(const Subscriber& target, Delivery& delivery);
   // Sets or clears a retained message, in memory and in the store.
@@ -273,6 +275,11 @@ class WorkerCore {
   std::string scratch_;
   WriteBatch batch_;  // this turn's store writes
   std::vector<std::function<void(const Status&)>> after_commit_;
+  // Sessions whose record is in batch_ (persist_session), and those whose record a failed
+  // batch held (a full disk or map): tick() writes those again, so a session the client was
+  // told about (CONNACK, SUBACK) reaches the store once it has room.
+  std::vector<std::uint64_t> batch_sessions_;
+  std::vector<std::uint64_t> unsaved_sessions_;
   std::mt19937_64 rng_;
   bool draining_ = false;
 

@@ -247,6 +247,24 @@ TEST_CASE("persistence: a failed write is never acknowledged; 5.0 hears why", "[
   CHECK(pub->take<Ack>().reason == ReasonCode::Success);
 }
 
+TEST_CASE("persistence: a session record that failed to write is written once the store has room", "[persistence]") {
+  FaultyFixture f;
+  CoreHarness h({}, 2, &f.store);
+  f.store.fail_from(f.store.submitted() + 1, Status::unavailable("store full: map size reached"));
+  auto car = h.connect("car-full", ProtocolVersion::V311, false);  // told: session kept
+  subscribe(*car, "cmd", 1);
+  CHECK(count(f.store).sessions == 0);
+  h.advance(250);  // still full: tried again, failed again
+  CHECK(count(f.store).sessions == 0);
+  f.store.clear_faults();
+  h.advance(250);
+  CHECK(count(f.store).sessions == 1);
+  h.advance(250);  // written once: nothing more to do
+  const std::uint64_t submitted = f.store.submitted();
+  h.advance(250);
+  CHECK(f.store.submitted() == submitted);
+}
+
 TEST_CASE("persistence: a failed write disconnects a 3.1.1 publisher, which has no failure code", "[persistence]") {
   FaultyFixture f;
   CoreHarness h({}, 2, &f.store);

@@ -1,5 +1,7 @@
 #include "server/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -10,6 +12,7 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -193,8 +196,23 @@ struct Source {
   }
 };
 
+// A key as the user wrote it, safe for one log line: control bytes escaped, cut at 80.
+std::string printable_key(std::string_view key) {
+  constexpr std::size_t kMaxShown = 80;
+  std::string out;
+  for (char c : key.substr(0, kMaxShown)) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  if (key.size() > kMaxShown) out += "...";
+  return out;
+}
+
 Status fail(const Source& src, std::string_view path, std::string_view what) {
-  return Status::invalid_argument(fmt::format("{}: \"{}\" {}", src.locate(path), path, what));
+  return Status::invalid_argument(fmt::format("{}: \"{}\" {}", src.locate(path), printable_key(path), what));
 }
 
 // A value as the user wrote it, cut short so one line stays one line. Written by hand with a
@@ -480,8 +498,10 @@ std::string unknown_key(const Source& src, std::string_view path) {
     keys.emplace_back(f.key);
     leaves.emplace_back(leaf(f.key));
   }
-  std::string hint = closest(path, keys);
-  if (hint.empty()) {
+  // A long key is no typo of ours (and comparing it would cost its length squared).
+  constexpr std::size_t kMaxHinted = 100;
+  std::string hint = path.size() > kMaxHinted ? std::string() : closest(path, keys);
+  if (hint.empty() && path.size() <= kMaxHinted) {
     std::string by_leaf = closest(leaf(path), leaves);
     if (!by_leaf.empty()) {
       for (const auto& f : fields()) {
@@ -489,7 +509,7 @@ std::string unknown_key(const Source& src, std::string_view path) {
       }
     }
   }
-  std::string msg = fmt::format("{}: unknown key \"{}\"", src.locate(path), path);
+  std::string msg = fmt::format("{}: unknown key \"{}\"", src.locate(path), printable_key(path));
   if (!hint.empty() && hint != path) msg += fmt::format(" (did you mean \"{}\"?)", hint);
   return msg;
 }
@@ -502,6 +522,14 @@ std::optional<std::uint64_t> as_unsigned(const Json& v) {
   if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
     return static_cast<std::uint64_t>(v.get<std::int64_t>());
   return std::nullopt;
+}
+
+// Listeners bind numeric addresses only: a name would need a resolver at start-up, and could
+// mean several addresses.
+bool numeric_host(const std::string& host) {
+  if (host.find('\0') != std::string::npos) return false;
+  unsigned char address[16];
+  return inet_pton(AF_INET, host.c_str(), address) == 1 || inet_pton(AF_INET6, host.c_str(), address) == 1;
 }
 
 Status check_listener(const Source& src, const std::string& path, const Json& item, Json& out) {
@@ -522,8 +550,8 @@ Status check_listener(const Source& src, const std::string& path, const Json& it
   for (const auto& [key, value] : item.items()) {
     std::string sub = path + "." + key;
     if (key == "host") {
-      if (!value.is_string() || value.get<std::string>().empty())
-        return fail(src, sub, fmt::format("must be a non-empty string, got {}", shown(value)));
+      if (!value.is_string() || !numeric_host(value.get<std::string>()))
+        return fail(src, sub, fmt::format("must be a numeric IPv4 or IPv6 address, got {}", shown(value)));
       out["host"] = value;
     } else if (key == "port") {
       auto port = as_unsigned(value);
@@ -618,8 +646,10 @@ Status check_value(const Source& src, const Field& f, const Json& v, Json& out) 
       out = v;
       return Status::ok();
     case Kind::String:
-      if (!v.is_string() || v.get<std::string>().empty())
-        return fail(src, path, fmt::format("must be a non-empty string, got {}", shown(v)));
+      // A NUL would cut the string short where the system reads it (a path).
+      if (!v.is_string() || v.get<std::string>().empty() ||
+          v.get<std::string>().find('\0') != std::string::npos)
+        return fail(src, path, fmt::format("must be a non-empty string without NUL, got {}", shown(v)));
       out = v;
       return Status::ok();
     case Kind::Enum: {
@@ -744,10 +774,18 @@ Result<std::string> read_file(const std::string& path) {
   if (f == nullptr)
     return Status::io_error(
         fmt::format("cannot open config file \"{}\": {}", path, std::strerror(errno)));
+  // A config is a few KB: a bound keeps -c /dev/zero (or a wrong file) from eating memory.
+  constexpr std::size_t kMaxConfigBytes = 4u << 20;
   std::string text;
   char buf[8192];
   std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    text.append(buf, n);
+    if (text.size() > kMaxConfigBytes) {
+      std::fclose(f);
+      return Status::invalid_argument(fmt::format("config file \"{}\" is larger than 4 MiB", path));
+    }
+  }
   int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0)
@@ -823,14 +861,34 @@ Result<ListenerOptions> parse_listen_address(std::string_view text) {
     return Status::invalid_argument(
         fmt::format("\"{}\": PORT must be an integer from 0 to 65535", text));
   out.port = static_cast<std::uint16_t>(port);
+  if (!numeric_host(out.host))
+    return Status::invalid_argument(fmt::format("\"{}\": HOST must be a numeric IPv4 or IPv6 address", text));
   return out;
 }
 
 Status apply_config_text(std::string_view text, std::string_view source_name,
                          Options& options) {
+  // JSON has no NUL: the parser would stop there and ignore the rest, silently.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
+    return Status::invalid_argument(fmt::format("{}:{}: a NUL byte is not JSON", source_name, line));
+  }
+  // No option nests deeper than a few levels; far deeper input would only cost stack later.
+  constexpr int kMaxDepth = 16;
+  const Json::parser_callback_t depth_check = [](int depth, Json::parse_event_t, Json&) {
+    if (depth > kMaxDepth) throw std::length_error("nested deeper than 16 levels");
+    return true;
+  };
   Json doc;
   try {
-    doc = Json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    doc = Json::parse(text, depth_check, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const std::length_error& e) {
+    return Status::invalid_argument(fmt::format("{}: {}", source_name, e.what()));
+  } catch (const Json::out_of_range& e) {
+    // A number past what any option holds (1e309); nlohmann gives no position for it.
+    std::string reason = e.what();
+    if (auto bracket = reason.find("] "); bracket != std::string::npos) reason.erase(0, bracket + 2);
+    return Status::invalid_argument(fmt::format("{}: {}", source_name, reason));
   } catch (const Json::parse_error& e) {
     // e.byte is the 1-based offset of the character that broke the parse.
     std::size_t end = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
@@ -940,8 +998,8 @@ Result<Config> load_config(const std::vector<std::string>& args, const Environme
     if (flag->takes_value) {
       if (inline_value) {
         value = *inline_value;
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
+      } else if (i + 1 < args.size() && !find_flag(args[i + 1])) {
+        value = args[++i];  // (a value that is itself an option means this one's was left out)
       } else {
         return Status::invalid_argument(fmt::format("option {} needs a value", flag->long_name));
       }
@@ -1042,8 +1100,9 @@ std::string usage_text(std::string_view program) {
       "Options:\n"
       "  -c, --config FILE       JSON config file (comments allowed); default: $BROKER_CONFIG\n"
       "      --listen [HOST:]PORT\n"
-      "                          MQTT listener; repeat for several; replaces the configured\n"
-      "                          list (IPv6: [::]:1883). Default: 0.0.0.0:1883\n"
+      "                          MQTT listener on a numeric address; repeat for several;\n"
+      "                          replaces the configured list (IPv6: [::]:1883).\n"
+      "                          Default: 0.0.0.0:1883\n"
       "      --data-dir DIR      directory for durable state. Default: ./data\n"
       "      --workers N         worker threads; 0 = one per core. Default: 0\n"
       "      --log-level LEVEL   trace|debug|info|warn|error|off. Default: info\n"

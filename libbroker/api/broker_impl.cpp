@@ -46,6 +46,8 @@ Status check_options(const Options& options) {
   if (l.max_worker_inbox == 0) return Status::invalid_argument("limits.max_worker_inbox must be at least 1");
   if (l.max_client_id_length == 0) return Status::invalid_argument("limits.max_client_id_length must be at least 1");
   if (l.max_topic_levels == 0) return Status::invalid_argument("limits.max_topic_levels must be at least 1");
+  if (l.output_high_water_bytes != 0 && l.output_low_water_bytes > l.output_high_water_bytes)
+    return Status::invalid_argument("limits.output_low_water_bytes must not exceed limits.output_high_water_bytes");
   if (options.workers > 1024) return Status::invalid_argument("workers must be from 0 to 1024");
   for (const auto& rule : options.message_ttl_rules) {
     if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))

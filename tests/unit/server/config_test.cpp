@@ -142,7 +142,7 @@ TEST_CASE("config: errors name the line, the key and the allowed range", "[serve
         "config.json:1: \"log_level\" must be one of \"trace\", \"debug\", \"info\", \"warn\", "
         "\"error\" or \"off\", got \"verbose\"");
   CHECK(file_error("{\"data_dir\": \"\"}") ==
-        "config.json:1: \"data_dir\" must be a non-empty string, got \"\"");
+        "config.json:1: \"data_dir\" must be a non-empty string without NUL, got \"\"");
   CHECK(file_error("{\"limits\": 5}") == "config.json:1: \"limits\" must be an object, got 5");
   CHECK(file_error("[1]") == "config.json: the top level must be a JSON object {...}, got array");
 }
@@ -183,15 +183,38 @@ TEST_CASE("config: syntax errors give line and column", "[server][config]") {
 }
 
 TEST_CASE("config: a deeply nested document is an error, not a crash", "[server][config]") {
-  std::string deep = "{\"limits\": " + std::string(10000, '[') + std::string(10000, ']') + "}";
-  CHECK(file_error(deep) ==
-        "config.json:1: \"limits\" must be an object, got [[[[[[[[[[...]]]]]]]]]]");
+  // Refused while parsing: a rule list nested 200,000 deep overflowed the stack when copied.
+  for (const char* key : {"limits", "durability_rules", "message_ttl_rules"}) {
+    std::string deep = "{\"" + std::string(key) + "\": [" + std::string(200000, '[') +
+                       std::string(200000, ']') + "]}";
+    CHECK(file_error(deep) == "config.json: nested deeper than 16 levels");
+  }
   std::string wide = "{\"workers\": [0";
   for (int i = 0; i < 1000; ++i) wide += ", 0";
   wide += "]}";
   std::string msg = file_error(wide);
   CHECK(msg.find("got [0, 0, 0, 0,") != std::string::npos);
   CHECK(msg.size() < 150);
+}
+
+TEST_CASE("config: hostile files get an error, not a hang, a crash or a silent cut", "[server][config]") {
+  // JSON stops at a NUL: what follows it was ignored, and the line index looped forever.
+  CHECK(file_error(std::string("{\"workers\": 1}\n\0{\"workers\": 2}", 31)) ==
+        "config.json:2: a NUL byte is not JSON");
+  CHECK(file_error("{\"data_dir\": \"d\\u0000tail\"}") ==
+        "config.json:1: \"data_dir\" must be a non-empty string without NUL, got \"d\\u0000tail\"");
+  CHECK(file_error("{\"listeners\": [{\"host\": \"localhost\", \"port\": 1}]}") ==
+        "config.json:1: \"listeners[0].host\" must be a numeric IPv4 or IPv6 address, got \"localhost\"");
+  CHECK(file_error("{\"workers\": 1e309}") == "config.json: number overflow parsing '1e309'");
+  // Keys are printed on one line, control bytes escaped, long ones cut.
+  CHECK(file_error("{\"a\\nb\\u001b[31m\": 1}") == "config.json: unknown key \"a\\x0ab\\x1b[31m\"");
+  const std::string long_key(100000, 'k');
+  CHECK(file_error("{\"" + long_key + "\": 1}") ==
+        "config.json:1: unknown key \"" + std::string(80, 'k') + "...\"");
+  // A file far larger than any config is refused before it is all read.
+  TempFile huge(std::string(5u << 20, ' ') + "{}");
+  CHECK(load_config({"-c", huge.path}, {}).status().message() ==
+        "config file \"" + huge.path + "\" is larger than 4 MiB");
 }
 
 TEST_CASE("config: a UTF-8 byte order mark does not shift line numbers", "[server][config]") {
@@ -276,6 +299,9 @@ TEST_CASE("config: usage errors are precise", "[server][config]") {
   CHECK(load_config({"--wokers", "2"}, {}).status().message() ==
         "unknown option \"--wokers\" (did you mean --workers?) (see --help)");
   CHECK(load_config({"--workers"}, {}).status().message() == "option --workers needs a value");
+  // A value left out is not taken from the next option.
+  CHECK(load_config({"--data-dir", "--print-config"}, {}).status().message() ==
+        "option --data-dir needs a value");
   CHECK(load_config({"--workers", "x"}, {}).status().message() ==
         "--workers: \"workers\" must be an integer from 0 to 1024, got \"x\"");
   CHECK(load_config({"--listen", "a:b"}, {}).status().message() ==
@@ -294,7 +320,12 @@ TEST_CASE("config: usage errors are precise", "[server][config]") {
 TEST_CASE("config: listen addresses", "[server][config]") {
   using broker::server::parse_listen_address;
   CHECK(parse_listen_address("1883").value().host == "0.0.0.0");
-  CHECK(parse_listen_address("localhost:0").value().host == "localhost");
+  CHECK(parse_listen_address("127.0.0.2:0").value().host == "127.0.0.2");
+  // Numeric addresses only: a name would need a resolver at start-up.
+  CHECK(parse_listen_address("localhost:0").status().message() ==
+        "\"localhost:0\": HOST must be a numeric IPv4 or IPv6 address");
+  CHECK_FALSE(parse_listen_address(" 127.0.0.1:1883").is_ok());
+  CHECK_FALSE(parse_listen_address(std::string("127.0.0.1\0junk:1883", 20)).is_ok());
   CHECK(parse_listen_address("[fe80::1]:8883").value().port == 8883);
   CHECK_FALSE(parse_listen_address("::1:1883").is_ok());
   CHECK_FALSE(parse_listen_address(":1883").is_ok());

@@ -15,6 +15,7 @@ Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher,
       dispatcher_(dispatcher),
       clock_(clock),
       store_(store),
+      durable_acks_(store != nullptr && strongest_durability(options) == Durability::Durable),
       // Ids start from the clock so that they keep increasing across restarts; recover()
       // raises them above any stored id as well.
       next_message_id_(clock.now_ms() << 16),

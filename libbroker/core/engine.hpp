@@ -63,9 +63,7 @@ class Engine final : private MessageReleaser {
   // The store, or null when nothing is persisted.
   Store* store() const noexcept { return store_; }
   // Whether publishers' acknowledgements wait for the store's commit.
-  bool durable_acks() const noexcept {
-    return store_ && strongest_durability(options_) == Durability::Durable;
-  }
+  bool durable_acks() const noexcept { return durable_acks_; }
   // A new message whose record, once persisted, is deleted with its last reference.
   MessageRef new_message(std::string_view topic, std::string_view origin_client_id) {
     return Message::create(topic, origin_client_id, message_releaser());
@@ -102,6 +100,7 @@ class Engine final : private MessageReleaser {
   Dispatcher& dispatcher_;
   const Clock& clock_;
   Store* const store_;
+  const bool durable_acks_;  // a store, and some message promised Durable
   std::atomic<std::uint64_t> next_message_id_;
   std::atomic<bool> delete_released_{true};
   TopicIndex index_;

@@ -533,7 +533,7 @@ bool numeric_host(const std::string& host) {
 }
 
 Status check_listener(const Source& src, const std::string& path, const Json& item, Json& out) {
-  constexpr std::string_view kAddressRule = "must be \"[HOST:]PORT\" with PORT from 0 to 65535";
+  constexpr std::string_view kAddressRule = "must be \"[HOST:]PORT\" with a numeric HOST and PORT from 0 to 65535";
   if (item.is_string()) {
     auto parsed = parse_listen_address(item.get<std::string>());
     if (!parsed) return fail(src, path, fmt::format("{}, got {}", kAddressRule, shown(item)));

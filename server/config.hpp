@@ -11,7 +11,7 @@
 // Every error is one line that names its source, so brokerd can print it as is:
 //   config.json:7: "limits.receive_maximum" must be an integer from 1 to 65535, got 0
 //   BROKER_WORKERS: "workers" must be an integer from 0 to 1024, got "four"
-//   --listen: "listeners[0]" must be "[HOST:]PORT" with PORT from 0 to 65535, got "x"
+//   --listen: "listeners[0]" must be "[HOST:]PORT" with a numeric HOST and PORT from 0 to 65535, got "x"
 //
 // Thread safety: free functions over values; process_environment() reads `environ`.
 #include <functional>

@@ -165,7 +165,7 @@ TEST_CASE("config: listener errors point at the item", "[server][config]") {
   CHECK(file_error("{\"listeners\": []}").find("must be a non-empty array") !=
         std::string::npos);
   CHECK(file_error("{\"listeners\": [\"1883\",\n \"host:99999\"]}") ==
-        "config.json:2: \"listeners[1]\" must be \"[HOST:]PORT\" with PORT from 0 to 65535, got "
+        "config.json:2: \"listeners[1]\" must be \"[HOST:]PORT\" with a numeric HOST and PORT from 0 to 65535, got "
         "\"host:99999\"");
   CHECK(file_error("{\"listeners\": [{\"port\": 70000}]}") ==
         "config.json:1: \"listeners[0].port\" must be an integer from 0 to 65535, got 70000");
@@ -305,7 +305,7 @@ TEST_CASE("config: usage errors are precise", "[server][config]") {
   CHECK(load_config({"--workers", "x"}, {}).status().message() ==
         "--workers: \"workers\" must be an integer from 0 to 1024, got \"x\"");
   CHECK(load_config({"--listen", "a:b"}, {}).status().message() ==
-        "--listen: \"listeners[0]\" must be \"[HOST:]PORT\" with PORT from 0 to 65535, got "
+        "--listen: \"listeners[0]\" must be \"[HOST:]PORT\" with a numeric HOST and PORT from 0 to 65535, got "
         "\"a:b\"");
   CHECK(load_config({"extra"}, {}).status().message() ==
         "unexpected argument \"extra\" (see --help)");

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <set>
 #include <span>
 #include <stdexcept>
 
@@ -560,12 +561,14 @@ Status check_listener(const Source& src, const std::string& path, const Json& it
                                           shown(value)));
       out["port"] = *port;
     } else {
-      std::string hint = closest(key, {"host", "port"});
-      std::string msg = fmt::format("{}: unknown key \"{}\"", src.locate(sub), sub);
+      std::string hint = key.size() > 16 ? std::string() : closest(key, {"host", "port"});
+      std::string msg = fmt::format("{}: unknown key \"{}\"", src.locate(sub), printable_key(sub));
       if (!hint.empty()) msg += fmt::format(" (did you mean \"{}.{}\"?)", path, hint);
       return Status::invalid_argument(msg);
     }
   }
+  // The host may default to all interfaces; the port is what the listener is.
+  if (!item.contains("port")) return fail(src, path, fmt::format("needs a \"port\", got {}", shown(item)));
   return Status::ok();
 }
 
@@ -756,6 +759,8 @@ Status apply_object(const Source& src, const Json& object, const std::string& pr
                     Options& options) {
   for (const auto& [key, value] : object.items()) {
     std::string path = prefix.empty() ? key : prefix + "." + key;
+    // Sections nest as objects; "limits.max_qos" as one key is not a spelling we document.
+    if (key.find('.') != std::string::npos) return Status::invalid_argument(unknown_key(src, path));
     if (const Field* f = find_field(path)) {
       if (Status st = apply_value(src, *f, value, options); !st) return st;
     } else if (is_section(path)) {
@@ -875,8 +880,17 @@ Status apply_config_text(std::string_view text, std::string_view source_name,
   }
   // No option nests deeper than a few levels; far deeper input would only cost stack later.
   constexpr int kMaxDepth = 16;
-  const Json::parser_callback_t depth_check = [](int depth, Json::parse_event_t, Json&) {
+  // Keys of the objects being parsed, innermost last: a key written twice is found however it
+  // is spelt ("work\u0065rs" is "workers"); LineIndex below finds plain repeats with their line.
+  std::vector<std::set<std::string>> open_objects;
+  std::string repeated_key;
+  const Json::parser_callback_t depth_check = [&](int depth, Json::parse_event_t event, Json& parsed) {
     if (depth > kMaxDepth) throw std::length_error("nested deeper than 16 levels");
+    if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == Json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    if (event == Json::parse_event_t::key && !open_objects.empty() &&
+        !open_objects.back().insert(parsed.get<std::string>()).second && repeated_key.empty())
+      repeated_key = parsed.get<std::string>();
     return true;
   };
   Json doc;
@@ -915,6 +929,10 @@ Status apply_config_text(std::string_view text, std::string_view source_name,
   if (!lines.duplicate().empty()) {
     return Status::invalid_argument(fmt::format("{}:{}: duplicate key \"{}\"", source_name,
                                                 lines.duplicate_line(), lines.duplicate()));
+  }
+  if (!repeated_key.empty()) {
+    return Status::invalid_argument(
+        fmt::format("{}: duplicate key \"{}\"", source_name, printable_key(repeated_key)));
   }
   if (!doc.is_object()) {
     return Status::invalid_argument(fmt::format(

@@ -206,6 +206,9 @@ TEST_CASE("config: hostile files get an error, not a hang, a crash or a silent c
   CHECK(file_error("{\"listeners\": [{\"host\": \"localhost\", \"port\": 1}]}") ==
         "config.json:1: \"listeners[0].host\" must be a numeric IPv4 or IPv6 address, got \"localhost\"");
   CHECK(file_error("{\"workers\": 1e309}") == "config.json: number overflow parsing '1e309'");
+  CHECK(file_error("{\"workers\": 1, \"work\\u0065rs\": 2}") == "config.json: duplicate key \"workers\"");
+  CHECK(file_error("{\"limits.max_qos\": 1}") == "config.json:1: unknown key \"limits.max_qos\"");
+  CHECK(file_error("{\"listeners\": [{}]}") == "config.json:1: \"listeners[0]\" needs a \"port\", got {}");
   // Keys are printed on one line, control bytes escaped, long ones cut.
   CHECK(file_error("{\"a\\nb\\u001b[31m\": 1}") == "config.json: unknown key \"a\\x0ab\\x1b[31m\"");
   const std::string long_key(100000, 'k');

@@ -884,7 +884,7 @@ Status apply_config_text(std::string_view text, std::string_view source_name,
   // is spelt ("work\u0065rs" is "workers"); LineIndex below finds plain repeats with their line.
   std::vector<std::set<std::string>> open_objects;
   std::string repeated_key;
-  const Json::parser_callback_t depth_check = [&](int depth, Json::parse_event_t event, Json& parsed) {
+  const Json::parser_callback_t watch_parse = [&](int depth, Json::parse_event_t event, Json& parsed) {
     if (depth > kMaxDepth) throw std::length_error("nested deeper than 16 levels");
     if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
     if (event == Json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
@@ -895,7 +895,7 @@ Status apply_config_text(std::string_view text, std::string_view source_name,
   };
   Json doc;
   try {
-    doc = Json::parse(text, depth_check, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    doc = Json::parse(text, watch_parse, /*allow_exceptions=*/true, /*ignore_comments=*/true);
   } catch (const std::length_error& e) {
     return Status::invalid_argument(fmt::format("{}: {}", source_name, e.what()));
   } catch (const Json::out_of_range& e) {

@@ -547,9 +547,13 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   pump(session);
 }
 
+void WorkerCore::release_queued(Session& session, const Delivery& delivery) {
+  session.queued_bytes -= queued_size(delivery);
+  unpersist_delivery(session, delivery);
+}
+
 void WorkerCore::pop_queued_front(Session& session) {
-  session.queued_bytes -= queued_size(session.queue.front());
-  unpersist_delivery(session, session.queue.front());
+  release_queued(session, session.queue.front());
   session.queue.pop_front();
 }
 
@@ -983,35 +987,29 @@ void WorkerCore::flush_writes() {
   if (!store || (batch_.empty() && after_commit_.empty())) return;
   WriteBatch batch = std::move(batch_);
   batch_.clear();
-  // Completions run on the store's thread; the callbacks belong to this worker. A session
-  // record that fails is written again (tick), not forgotten; only a failure costs a post.
-  Dispatcher* dispatcher = &engine_.dispatcher();
-  const unsigned self = index_;
+  // What the completion needs: the callbacks waiting for this commit, and the sessions whose
+  // records it holds (written again by tick if it fails, not forgotten).
+  using Callbacks = std::vector<std::function<void(const Status&)>>;
+  std::shared_ptr<Callbacks> callbacks;
+  if (!after_commit_.empty()) callbacks = std::make_shared<Callbacks>(std::move(after_commit_));
+  after_commit_.clear();
   std::shared_ptr<std::vector<std::uint64_t>> sessions;
-  if (!batch_sessions_.empty()) {
-    sessions = std::make_shared<std::vector<std::uint64_t>>(std::move(batch_sessions_));
-    batch_sessions_.clear();
-  }
-  auto keep_unsaved = [this, sessions] {
-    if (sessions) unsaved_sessions_.insert(unsaved_sessions_.end(), sessions->begin(), sessions->end());
-  };
-  if (after_commit_.empty()) {
-    if (!sessions) {
-      store->submit(std::move(batch), nullptr);
-    } else {
-      store->submit(std::move(batch), [dispatcher, self, keep_unsaved](const Status& status) {
-        if (!status) dispatcher->post(self, keep_unsaved);
-      });
-    }
+  if (!batch_sessions_.empty()) sessions = std::make_shared<std::vector<std::uint64_t>>(std::move(batch_sessions_));
+  batch_sessions_.clear();
+  if (!callbacks && !sessions) {
+    store->submit(std::move(batch), nullptr);
     return;
   }
-  auto callbacks = std::make_shared<std::vector<std::function<void(const Status&)>>>(
-      std::move(after_commit_));
-  after_commit_.clear();
-  store->submit(std::move(batch), [dispatcher, self, callbacks, keep_unsaved](const Status& status) {
-    dispatcher->post(self, [callbacks, status, keep_unsaved] {
-      if (!status) keep_unsaved();
-      for (auto& callback : *callbacks) callback(status);
+  // Completions run on the store's thread; what they touch belongs to this worker. A commit
+  // with no callbacks costs a post only when it failed.
+  Dispatcher* dispatcher = &engine_.dispatcher();
+  store->submit(std::move(batch), [this, dispatcher, callbacks, sessions](const Status& status) {
+    if (!callbacks && status) return;
+    dispatcher->post(index_, [this, callbacks, sessions, status] {
+      if (!status && sessions) unsaved_sessions_.insert(unsaved_sessions_.end(), sessions->begin(), sessions->end());
+      if (callbacks) {
+        for (auto& callback : *callbacks) callback(status);
+      }
     });
   });
 }
@@ -1110,8 +1108,7 @@ void WorkerCore::purge_expired_queued(std::uint64_t now_ms) {
         ++it;
         continue;
       }
-      session.queued_bytes -= queued_size(*it);
-      unpersist_delivery(session, *it);
+      release_queued(session, *it);
       Counters::add(counters_.messages_expired);
       it = session.queue.erase(it);
     }

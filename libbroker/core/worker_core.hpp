@@ -139,7 +139,9 @@ class WorkerCore {
                         std::uint16_t packet_id);
   // The delivery is done (acknowledged, dropped, expired, moved): its record goes.
   void unpersist_delivery(Session& session, const Delivery& delivery);
-  // Takes the oldest queued delivery out of `session` (its bytes and its record go too).
+  // A queued delivery leaves `session` for good (dropped, expired): its bytes and its record go.
+  void release_queued(Session& session, const Delivery& delivery);
+  // Takes the oldest queued delivery out of `session`, released.
   void pop_queued_front(Session& session);
   // Writes again the session records a failed batch held (see unsaved_sessions_).
   void save_unsaved_sessions();

@@ -782,7 +782,7 @@ namespace broker {
 
 namespace {
 
-// Reads every record and keeps none: whether load() will succeed.
+// Reads every record and keeps none: whether load() will succeed. Used by one thread, once.
 class ReadCheck final : public StoreVisitor {
  public:
   void on_message(StoredMessage&&) override {}

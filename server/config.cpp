@@ -412,7 +412,7 @@ const std::vector<Field>& fields() {
                     *enum_from_name<Durability>(kDurabilityNames, r["mode"].get<std::string>())});
             }},
       BROKER_UNSIGNED_FIELD("log_retention_seconds", log_retention_seconds, 1, kU64Max / 1000),
-      BROKER_UNSIGNED_FIELD("log_max_bytes", log_max_bytes, 0, kU64Max),
+      BROKER_UNSIGNED_FIELD("log_max_bytes", log_max_bytes, 1, kU64Max),
       Field{"log_level", Kind::Enum, 0, 0,
             [](const Options& o) { return Json(enum_name(kLogLevelNames, o.log_level)); },
             [](Options& o, const Json& v) {
@@ -432,7 +432,7 @@ const std::vector<Field>& fields() {
       BROKER_UNSIGNED_FIELD("limits.receive_maximum", limits.receive_maximum, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_inflight", limits.max_inflight, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_queued_messages", limits.max_queued_messages, 1, kU32Max),
-      BROKER_UNSIGNED_FIELD("limits.max_queued_bytes", limits.max_queued_bytes, 0, kU64Max),
+      BROKER_UNSIGNED_FIELD("limits.max_queued_bytes", limits.max_queued_bytes, 1, kU64Max),
       Field{"limits.queue_overflow", Kind::Enum, 0, 0,
             [](const Options& o) {
               return Json(enum_name(kOverflowNames, o.limits.queue_overflow));

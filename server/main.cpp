@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "broker/broker.hpp"
 #include "broker/version.h"
@@ -47,6 +49,20 @@ sigset_t stop_signals() {
   return set;
 }
 
+// A supervisor may start the daemon with stdin, stdout or stderr closed. The broker's first
+// files would then take fds 0-2, which libuv will not close (it aborts at stop), and log lines
+// would go into them: the missing ones become /dev/null first.
+void open_missing_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1) continue;
+    int opened = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);  // the lowest free fd: `fd`
+    if (opened >= 0 && opened != fd) {
+      dup2(opened, fd);
+      close(opened);
+    }
+  }
+}
+
 void print_error(const std::string& message) {
   std::fprintf(stderr, "%s: %s\n", kProgram, message.c_str());
 }
@@ -54,7 +70,12 @@ void print_error(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  open_missing_standard_fds();
   std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write must be an error code, not death
+  // A closing terminal (SIGHUP) or an operator's habit from other brokers (SIGHUP to reload,
+  // SIGUSR1/2) must not kill a broker outright: nothing is reloadable from a signal, so they
+  // are ignored; SIGINT and SIGTERM stop it gracefully.
+  for (int signo : {SIGHUP, SIGUSR1, SIGUSR2}) std::signal(signo, SIG_IGN);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   auto loaded = broker::server::load_config(args, broker::server::process_environment());

@@ -43,6 +43,9 @@ Status check_options(const Options& options) {
   if (l.max_inflight == 0) return Status::invalid_argument("limits.max_inflight must be from 1 to 65535");
   if (l.max_qos > 2) return Status::invalid_argument("limits.max_qos must be 0, 1 or 2");
   if (l.max_queued_messages == 0) return Status::invalid_argument("limits.max_queued_messages must be at least 1");
+  if (l.max_queued_bytes == 0) return Status::invalid_argument("limits.max_queued_bytes must be at least 1");
+  if (options.log_max_bytes == 0) return Status::invalid_argument("log_max_bytes must be at least 1");
+  if (options.log_retention_seconds == 0) return Status::invalid_argument("log_retention_seconds must be at least 1");
   if (l.max_worker_inbox == 0) return Status::invalid_argument("limits.max_worker_inbox must be at least 1");
   if (l.max_client_id_length == 0) return Status::invalid_argument("limits.max_client_id_length must be at least 1");
   if (l.max_topic_levels == 0) return Status::invalid_argument("limits.max_topic_levels must be at least 1");
@@ -52,6 +55,8 @@ Status check_options(const Options& options) {
   for (const auto& rule : options.message_ttl_rules) {
     if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))
       return Status::invalid_argument("message_ttl_rules: \"" + rule.filter + "\" is not a topic filter");
+    if (rule.seconds == 0)
+      return Status::invalid_argument("message_ttl_rules: \"" + rule.filter + "\" needs at least 1 second");
   }
   for (const auto& filter : options.persisted_filters) {
     if (!protocol::valid_topic_filter(filter) || protocol::is_shared_filter(filter))
@@ -120,7 +125,8 @@ class BrokerImpl final : public Broker {
     if (Status st = pool_->start(); !st) return st;
     auto ports = pool_->listening_ports();
     for (std::size_t i = 0; i < ports.size(); ++i) {
-      log::info("listening on {}:{}", options_.listeners[i].host, ports[i]);
+      const std::string& host = options_.listeners[i].host;
+      log::info("listening on {}:{}", host.find(':') == std::string::npos ? host : "[" + host + "]", ports[i]);
     }
     log::info("broker running with {} workers", worker_count_);
     state_ = State::Running;
@@ -205,7 +211,7 @@ class BrokerImpl final : public Broker {
     record.message = m;
     record.arrival_ms = core::SystemClock::instance().now_ms();
     if (m.message_expiry_interval)
-      record.expires_at_ms = record.arrival_ms + std::uint64_t{*m.message_expiry_interval} * 1000;
+      record.expires_at_ms = core::expiry_deadline(record.arrival_ms, *m.message_expiry_interval);
     core::MessageRef message = core::from_record(std::move(record), engine_->message_releaser());
     unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
     core::WorkerCore* worker = &engine_->worker(w);

@@ -278,6 +278,12 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
       reject_connect(ReasonCode::RetainNotSupported, "will retain not supported");
       return;
     }
+    // The bound a PUBLISH has: a will must not create a topic no client could then publish
+    // to (nor delete a retained will from).
+    if (protocol::topic_levels(will.topic) > limits.max_topic_levels) {
+      reject_connect(ReasonCode::TopicNameInvalid, "will topic deeper than limits.max_topic_levels");
+      return;
+    }
     if (will.properties.response_topic && !protocol::valid_topic_name(*will.properties.response_topic)) {
       reject_connect(ReasonCode::ProtocolError, "will response topic is not a topic name");
       return;
@@ -476,13 +482,12 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   MessageRef message = engine.new_message(publish.topic, session_->client_id());
   message->arrival_ms = worker_.engine().now_ms();
   if (props.message_expiry_interval)
-    message->expires_at_ms = message->arrival_ms + std::uint64_t{*props.message_expiry_interval} * 1000;
+    message->expires_at_ms = expiry_deadline(message->arrival_ms, *props.message_expiry_interval);
   message->payload = std::move(publish.payload);
   message->qos = publish.qos;
   message->retain = publish.retain;
   if (is_v5()) message->set_properties(std::move(props));
-  const auto [receivers, durability] = worker_.publish(std::move(message), session_);
-  const bool durable = durability == Durability::Durable;
+  const auto [receivers, ack_after_commit] = worker_.publish(std::move(message), session_);
   if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
 
   if (publish.qos == 0) return;
@@ -491,7 +496,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     session_->inbound_qos2.insert(publish.packet_id);
     worker_.persist_session(*session_);
   }
-  queue_ack(ack_type, publish.packet_id, reason, durable);
+  queue_ack(ack_type, publish.packet_id, reason, ack_after_commit);
 }
 
 std::size_t ClientConnection::unacknowledged_publishes() const {
@@ -501,8 +506,8 @@ std::size_t ClientConnection::unacknowledged_publishes() const {
 }
 
 void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason,
-                                 bool durable) {
-  const bool wait = durable && worker_.engine().store() && worker_.has_pending_writes();
+                                 bool after_commit) {
+  const bool wait = after_commit && worker_.engine().store() && worker_.has_pending_writes();
   if (!wait && pending_acks_.empty()) {
     send_ack(type, packet_id, reason);
     return;
@@ -666,9 +671,26 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
     }
   }
   worker_.persist_session(session);
-  send(suback);  // [MQTT-3.8.4-1] before the retained messages it triggers
-  if (state_ != State::Connected) return;  // the SUBACK was too large for the client: closed
+  // Retained messages are queued now even when the SUBACK waits for the store: PUBLISH
+  // packets may come before the SUBACK [MQTT-3.8.4], and queueing them later would let live
+  // messages routed meanwhile pass older retained ones.
+  if (send_after_session_commit(std::move(suback))) return;  // too large for the client: closed
   for (const auto& work : retained_work) deliver_retained(work.filter, work.options);
+}
+
+bool ClientConnection::send_after_session_commit(protocol::Packet&& packet) {
+  const bool wait = session_ && session_->subscriber->persistent.load(std::memory_order_relaxed) &&
+                    worker_.engine().durable_acks() && worker_.has_pending_writes();
+  if (!wait) {
+    send(packet);
+    return state_ != State::Connected;
+  }
+  WorkerCore* worker = &worker_;
+  worker_.after_commit([worker, self = this, serial = serial_, p = std::move(packet)](const Status&) {
+    // A failed commit is retried (WorkerCore::save_unsaved_sessions); the subscription holds.
+    if (worker->connection_alive(self, serial)) self->send(p);
+  });
+  return false;
 }
 
 void ClientConnection::deliver_retained(const std::string& filter, const SubscriptionOptions& options) {
@@ -713,7 +735,7 @@ void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscri
     unsuback.reasons.push_back(ReasonCode::Success);
   }
   worker_.persist_session(session);
-  send(unsuback);
+  send_after_session_commit(std::move(unsuback));
 }
 
 void ClientConnection::handle_disconnect(const protocol::Disconnect& disconnect) {

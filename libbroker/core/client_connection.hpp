@@ -88,9 +88,14 @@ class ClientConnection final : public ConnectionHandler {
   void protocol_violation(ReasonCode reason, const char* why);
   void send(const protocol::Packet& packet);
   void send_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
-  // PUBACK/PUBREC now, or once the store committed the publish's writes (Durability::Durable).
-  // `durable`: the message's durability asks to wait for the commit.
-  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool durable);
+  // A SUBACK or UNSUBACK: now, or under Durability::Durable for a persistent session once the
+  // store committed its record, as a PUBACK waits for its message: a subscription the client
+  // was told of survives a crash (a 5.0 client told session_present does not subscribe
+  // again). Returns true when sending it now closed the connection (too large for the client).
+  bool send_after_session_commit(protocol::Packet&& packet);
+  // PUBACK/PUBREC now, or once the store committed the publish's writes: `after_commit` when
+  // the message is Durable or goes to the message log (WorkerCore::Published).
+  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool after_commit);
   // QoS 1 and 2 PUBLISH packets from the client not yet answered by PUBACK or PUBCOMP: what
   // the Receive Maximum it was given bounds [MQTT-3.3.4-9].
   std::size_t unacknowledged_publishes() const;

@@ -21,8 +21,9 @@ struct Delivery {
   // A StoredDelivery for it was written (the session is persistent and QoS > 0).
   bool stored = false;
   // Which shared subscription (shared_subscription_tag): a session in two groups whose filters
-  // match the topic hands each message back to its own group. 0 after a restart (not stored):
-  // then the first matching group takes it.
+  // match the topic holds a copy for each and hands each back to its own group. Stored with the
+  // delivery; 0 only in records written before format version 2, then the first matching
+  // group takes it.
   std::uint32_t shared_tag = 0;
 };
 

@@ -96,10 +96,21 @@ class Message {
   MessageReleaser* const releaser_;
 };
 
-// Seconds left before expiry at `now_ms`, rounded up; nullopt when the message never expires.
-// 0 means expired.
+// A Message Expiry Interval of 0 is a lifetime of no time at all: what the broker starts
+// sending at once still goes out [MQTT-3.3.2-5] (to subscribers online now, across the hop to
+// their worker), but nothing is kept for later. Such a message lives this long, under a second
+// so that it is told apart from any other interval, and is passed on with an interval of 0.
+inline constexpr std::uint64_t kZeroExpiryLifetimeMs = 900;
+
+// When a message that arrived at `arrival_ms` with Message Expiry Interval `interval_s` expires.
+inline std::uint64_t expiry_deadline(std::uint64_t arrival_ms, std::uint32_t interval_s) noexcept {
+  return arrival_ms + (interval_s == 0 ? kZeroExpiryLifetimeMs : std::uint64_t{interval_s} * 1000);
+}
+
+// The Message Expiry Interval to send at `now_ms` for a message that expires (expires_at_ms is
+// not 0): the seconds left, rounded up; 0 once expired, and for an interval of 0.
 inline std::uint32_t remaining_expiry_seconds(const Message& m, std::uint64_t now_ms) noexcept {
-  if (m.expires_at_ms <= now_ms) return 0;
+  if (m.expires_at_ms <= now_ms || m.expires_at_ms < m.arrival_ms + 1000) return 0;
   return static_cast<std::uint32_t>((m.expires_at_ms - now_ms + 999) / 1000);
 }
 

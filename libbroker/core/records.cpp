@@ -82,6 +82,7 @@ StoredDelivery to_record(const std::string& client_id, const Delivery& d, Delive
   r.qos = d.qos;
   r.retain = d.retain;
   r.shared = d.shared;
+  r.shared_tag = d.shared_tag;
   r.subscription_ids = d.subscription_ids;
   r.state = state;
   r.packet_id = packet_id;

@@ -36,7 +36,7 @@ class Recovery final : public StoreVisitor {
     // broker was down before it was sent [MQTT-3.3.2-5]: nothing to deliver.
     if (it == messages_.end() ||
         (record.state == DeliveryState::Queued && is_expired(*it->second, now_))) {
-      worker.forget_stored_delivery(record.client_id, record.message_id);
+      worker.forget_stored_delivery(record);
       return;
     }
     if (worker.restore_delivery(std::move(record), it->second)) ++deliveries_;
@@ -45,7 +45,10 @@ class Recovery final : public StoreVisitor {
   void on_retained(StoredMessage&& record) override {
     MessageRef message = from_record(std::move(record), engine_.message_releaser());
     engine_.raise_message_id_floor(message->id);
-    if (is_expired(*message, now_)) {
+    // Expired, or on a topic whose durability rule is now "memory": such a topic's later
+    // replacements and deletes are never written, so its old record would come back at every
+    // start; it goes now, as a memory topic's retained message goes with the process.
+    if (is_expired(*message, now_) || engine_.durability_for(message->topic()) == Durability::Memory) {
       // Workers have not started: no write of the same topic can race this delete.
       engine_.worker(0).forget_stored_retained(std::string(message->topic()));
       return;

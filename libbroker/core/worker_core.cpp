@@ -124,8 +124,9 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
     destroy_session(session);
     return;
   }
-  // An offline member's unacknowledged shared messages go to a member that is online.
-  redistribute_shared(session);
+  // An offline member's unacknowledged shared messages go to a member that is online; not
+  // while stopping, when every member goes offline and keeps its own for the restart.
+  if (!draining_) redistribute_shared(session);
   session.expires_at_ms =
       session.expiry_interval == kNever ? 0 : now + std::uint64_t{session.expiry_interval} * 1000;
   if (session.expires_at_ms != 0 || session.will) offline_timed_.insert(&session);
@@ -140,7 +141,7 @@ void WorkerCore::publish_will(const std::string& client_id, const protocol::Will
   message->retain = will.retain;
   const auto& p = will.properties;
   if (p.message_expiry_interval)
-    message->expires_at_ms = message->arrival_ms + std::uint64_t{*p.message_expiry_interval} * 1000;
+    message->expires_at_ms = expiry_deadline(message->arrival_ms, *p.message_expiry_interval);
   message->set_properties(p);
   publish(std::move(message), nullptr);
 }
@@ -152,10 +153,11 @@ WorkerCore::Published WorkerCore::publish(MessageRef&& message,
   if (message->expires_at_ms == 0) {
     if (auto ttl = engine_.ttl_for(message->topic())) message->expires_at_ms = message->arrival_ms + *ttl * 1000ull;
   }
-  if (engine_.store() && engine_.persisted_topic(message->topic())) batch_.append_log(to_record(*message));
+  const bool logged = engine_.store() && engine_.persisted_topic(message->topic());
+  if (logged) batch_.append_log(to_record(*message));
   MessagePtr shared = std::move(message);
   if (shared->retain && engine_.limits().retain_available) retain(shared);
-  return Published{route(shared, publisher), shared->durability};
+  return Published{route(shared, publisher), shared->durability == Durability::Durable || logged};
 }
 
 std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {
@@ -405,7 +407,7 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
 
 void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
   if (key.worker == index_) {
-    if (Session* session = sessions_by_id_.find(key.session_id)) deliver(*session, std::move(delivery));
+    deliver_to(key.session_id, std::move(delivery));
     return;
   }
   outgoing_[key.worker].push_back(BatchItem{key.session_id, std::move(delivery)});
@@ -464,9 +466,38 @@ void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
   auto& waiters = engine_.inbox_waiters(index_);
   if (left <= inbox_low_water(engine_.limits().max_worker_inbox) && waiters.load() != 0)
     wake(waiters.exchange(0));
-  for (auto& item : batch) {
-    if (Session* session = sessions_by_id_.find(item.session_id)) deliver(*session, std::move(item.delivery));
+  for (auto& item : batch) deliver_to(item.session_id, std::move(item.delivery));
+}
+
+void WorkerCore::deliver_to(std::uint64_t session_id, Delivery&& delivery) {
+  if (Session* session = sessions_by_id_.find(session_id)) {
+    deliver(*session, std::move(delivery));
+  } else if (delivery.shared && !draining_) {
+    reroute_shared(std::move(delivery));
   }
+}
+
+void WorkerCore::reroute_shared(Delivery&& delivery) {
+  // Matched again: the group's pick now skips the member that left (it is out of the index
+  // before its session goes). Its stored record, if any, went with its session.
+  std::vector<Match> matches;
+  engine_.index().match(index_, delivery.message->topic(), matches);
+  for (const Match& m : matches) {
+    if (!m.shared || (delivery.shared_tag != 0 && m.shared_tag != delivery.shared_tag)) continue;
+    delivery.shared_tag = m.shared_tag;
+    hand_to_member(std::move(delivery), m);
+    return;
+  }
+  Counters::add(counters_.messages_dropped);  // the group has no member left
+}
+
+void WorkerCore::hand_to_member(Delivery&& delivery, const Match& member) {
+  delivery.qos = std::min(member.options.qos, delivery.message->qos);
+  delivery.subscription_ids.clear();
+  if (member.options.subscription_id) delivery.subscription_ids.push_back(member.options.subscription_id);
+  delivery.stored = false;
+  store_delivery_for(*member.subscriber, delivery);
+  send_to(member.key, std::move(delivery));
 }
 
 void WorkerCore::deliver(Session& session, Delivery&& delivery) {
@@ -528,7 +559,9 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
       Counters::add(counters_.messages_expired);
     }
   }
-  if (over()) {
+  // An empty queue takes any one message: one larger than the byte bound (a 9 MiB config push
+  // under the 8 MiB default) still goes out, one at a time, under either policy.
+  if (over() && !session.queue.empty()) {
     if (limits.queue_overflow == QueueOverflow::RefuseNewest) {
       Counters::add(counters_.messages_dropped);
       unpersist_delivery(session, delivery);
@@ -811,7 +844,11 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   }
   it->second.sent = false;
   after_commit([this, session_id = session.id(), packet_id](const Status& status) {
-    if (!status.is_ok()) log::warn("store write failed ({}); sending anyway", status.to_string());
+    // Once a second at most: on a full disk every message would say it.
+    if (!status.is_ok() && engine_.now_ms() - last_store_warning_ms_ >= 1000) {
+      last_store_warning_ms_ = engine_.now_ms();
+      log::warn("store write failed ({}); sending anyway", status.to_string());
+    }
     if (Session* found = sessions_by_id_.find(session_id)) {
       transmit_inflight(*found, packet_id);
       pump(*found);  // what queued behind it (a QoS 0 message waits: pump)
@@ -834,12 +871,8 @@ void WorkerCore::redistribute_shared(Session& session) {
         continue;
       unpersist_delivery(session, delivery);
       Delivery moved = std::move(delivery);
-      moved.qos = std::min(match.options.qos, moved.message->qos);
-      moved.subscription_ids.clear();
-      if (match.options.subscription_id) moved.subscription_ids.push_back(match.options.subscription_id);
-      moved.stored = false;
-      store_delivery_for(*match.subscriber, moved);
-      send_to(match.key, std::move(moved));
+      moved.shared_tag = shared_subscription_tag(shared->group, shared->filter);
+      hand_to_member(std::move(moved), match);
       return true;
     }
     // The session is gone and no member is left: the message has nowhere to go.
@@ -955,7 +988,7 @@ void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, De
 
 void WorkerCore::unpersist_delivery(Session& session, const Delivery& delivery) {
   if (!delivery.stored || !delivery.message) return;
-  batch_.delete_delivery(session.client_id(), delivery.message->id);
+  batch_.delete_delivery(session.client_id(), delivery.message->id, delivery.shared_tag);
 }
 
 void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery) {
@@ -970,6 +1003,13 @@ void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery
 
 void WorkerCore::retain(const MessagePtr& message) {
   auto result = engine_.retained().set(message);
+  if (result == RetainedStore::SetResult::Full && engine_.now_ms() - last_retained_warning_ms_ >= 1000) {
+    // The message still reaches its subscribers; only its retained copy is not kept. Said at
+    // most once a second: a flood of new topics would otherwise flood the log.
+    last_retained_warning_ms_ = engine_.now_ms();
+    log::warn("retained store full (limits.max_retained_messages {}): \"{}\" not retained",
+              engine_.limits().max_retained_messages, message->topic());
+  }
   if (!engine_.store() || message->durability == Durability::Memory) return;
   if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {
     batch_.put_retained(to_record(*message));
@@ -1070,7 +1110,7 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
 bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& message) {
   Session* session = find_session(record.client_id);
   if (!session) {
-    forget_stored_delivery(record.client_id, record.message_id);
+    forget_stored_delivery(record);
     return false;
   }
   Delivery delivery;
@@ -1078,6 +1118,7 @@ bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& mes
   delivery.qos = record.qos;
   delivery.retain = record.retain;
   delivery.shared = record.shared;
+  delivery.shared_tag = record.shared_tag;
   delivery.subscription_ids = std::move(record.subscription_ids);
   delivery.stored = true;
   if (record.state == DeliveryState::Queued || record.packet_id == 0 ||
@@ -1094,8 +1135,8 @@ bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& mes
   return true;
 }
 
-void WorkerCore::forget_stored_delivery(const std::string& client_id, std::uint64_t message_id) {
-  batch_.delete_delivery(client_id, message_id);
+void WorkerCore::forget_stored_delivery(const StoredDelivery& record) {
+  batch_.delete_delivery(record.client_id, record.message_id, record.shared_tag);
 }
 
 void WorkerCore::forget_stored_retained(std::string topic) { batch_.delete_retained(std::move(topic)); }

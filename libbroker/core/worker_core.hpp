@@ -75,7 +75,10 @@ class WorkerCore {
   // and routes it. `publisher` as for route().
   struct Published {
     std::size_t receivers;  // sessions it went to
-    Durability durability;  // how it is stored and acknowledged
+    // Its acknowledgement waits for the store's commit: a Durable message, or one appended to
+    // the message log (persisted_filters promise the record before the PUBACK, whatever the
+    // topic's durability).
+    bool ack_after_commit;
   };
   Published publish(MessageRef&& message, const Session* publisher);
   // Matches `message` once and delivers it to every subscriber, here or on other workers.
@@ -106,6 +109,13 @@ class WorkerCore {
   void transmit_inflight(Session& session, std::uint16_t packet_id);
   // Moves a session's unacknowledged shared-subscription messages to other group members.
   void redistribute_shared(Session& session);
+  // Delivers to this worker's session `session_id`. If it is gone (it left while the delivery
+  // was on its way here), a shared-subscription message goes back to its group instead.
+  void deliver_to(std::uint64_t session_id, Delivery&& delivery);
+  void reroute_shared(Delivery&& delivery);
+  // Sends a shared message on to group member `member` with its subscription's QoS and
+  // identifier, stored for it if its session needs that.
+  void hand_to_member(Delivery&& delivery, const Match& member);
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
 
@@ -163,7 +173,7 @@ class WorkerCore {
   // ever) their vehicle comes back [MQTT-3.3.2-5].
   void purge_expired_queued(std::uint64_t now_ms);
   bool restore_delivery(StoredDelivery&& record, const MessagePtr& message);
-  void forget_stored_delivery(const std::string& client_id, std::uint64_t message_id);
+  void forget_stored_delivery(const StoredDelivery& record);
   // Recovery: a retained message that expired while the broker was down leaves the store.
   void forget_stored_retained(std::string topic);
   // Whether `connection` is still open and is the one that had `serial` (late completions).
@@ -268,6 +278,8 @@ class WorkerCore {
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_queue_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
+  std::uint64_t last_store_warning_ms_ = 0;
+  std::uint64_t last_retained_warning_ms_ = 0;
   ByteBudget connecting_bytes_{64u << 20};
   ByteBudget unfinished_bytes_{128u << 20};
   std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report

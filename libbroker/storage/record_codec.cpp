@@ -290,6 +290,7 @@ std::string encode_delivery(const StoredDelivery& d) {
   for (std::uint32_t id : d.subscription_ids) w.u32(id);
   w.u8(static_cast<std::uint8_t>(d.state));
   w.u16(d.packet_id);
+  w.u32(d.shared_tag);
   return std::move(w).finish();
 }
 
@@ -360,7 +361,9 @@ Result<StoredSession> decode_session(std::string_view bytes) {
 }
 
 Result<StoredDelivery> decode_delivery(std::string_view bytes) {
-  return decode<StoredDelivery>(bytes, RecordKind::Delivery, [](Reader& r) {
+  // Runs only after the envelope was checked, so the version byte is there.
+  return decode<StoredDelivery>(bytes, RecordKind::Delivery, [bytes](Reader& r) {
+    const auto version = static_cast<std::uint8_t>(bytes[0]);
     StoredDelivery d;
     d.client_id = r.str();
     d.message_id = r.u64();
@@ -377,6 +380,8 @@ Result<StoredDelivery> decode_delivery(std::string_view bytes) {
     if (state > static_cast<std::uint8_t>(DeliveryState::AwaitPubcomp)) r.fail("bad delivery state");
     d.state = static_cast<DeliveryState>(state);
     d.packet_id = r.u16();
+    if (version >= 2) d.shared_tag = r.u32();
+    if (d.shared_tag != 0 && !d.shared) r.fail("shared tag on a delivery that is not shared");
     return d;
   });
 }
@@ -416,8 +421,11 @@ std::string delivery_prefix(std::string_view client_id) {
   return key;
 }
 
-std::string delivery_key(std::string_view client_id, std::uint64_t message_id) {
-  return delivery_prefix(client_id) + u64_key(message_id);
+std::string delivery_key(std::string_view client_id, std::uint64_t message_id,
+                         std::uint32_t shared_tag) {
+  std::string key = delivery_prefix(client_id) + u64_key(message_id);
+  if (shared_tag != 0) key += u64_key(shared_tag).substr(4);
+  return key;
 }
 
 std::string to_hex(std::string_view bytes) {

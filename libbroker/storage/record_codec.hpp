@@ -23,7 +23,10 @@
 namespace broker::storage {
 
 // Bump when a body layout changes; readers refuse newer versions and keep decoders for older.
-inline constexpr std::uint8_t kFormatVersion = 1;
+// Each record carries the version that wrote it, so one store may hold records of several.
+//   1: first layout.
+//   2: a delivery ends with its shared tag (StoredDelivery::shared_tag), which its key holds too.
+inline constexpr std::uint8_t kFormatVersion = 2;
 // Written once in the meta record so a foreign LMDB environment is told apart from ours.
 inline constexpr std::string_view kStoreMagic = "libbroker-store";
 
@@ -68,9 +71,11 @@ inline std::uint64_t payload_bytes(const StoredMessage& m) { return m.message.pa
 // --- keys ---
 std::string u64_key(std::uint64_t value);  // 8 bytes big endian: byte order = numeric order
 std::optional<std::uint64_t> parse_u64_key(std::string_view key) noexcept;
-// client id + 0x00 + u64_key(message id): one session's deliveries are contiguous and in id
-// order. Client ids are UTF-8 without U+0000 (MQTT), so the separator cannot be ambiguous.
-std::string delivery_key(std::string_view client_id, std::uint64_t message_id);
+// client id + 0x00 + u64_key(message id) [+ 4-byte big-endian shared tag when not 0]: one
+// session's deliveries are contiguous and in id order, a message's copies side by side.
+// Client ids are UTF-8 without U+0000 (MQTT), so the separator cannot be ambiguous.
+std::string delivery_key(std::string_view client_id, std::uint64_t message_id,
+                         std::uint32_t shared_tag = 0);
 // The prefix all of one client's delivery keys share.
 std::string delivery_prefix(std::string_view client_id);
 

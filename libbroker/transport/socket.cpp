@@ -81,12 +81,16 @@ Status listen_error(const ListenerOptions& l, int err) {
 }
 
 // Returns a bound socket or -errno.
-int bound_socket(const Address& a, bool reuse_port) {
+int bound_socket(const Address& a, bool reuse_port, bool v6_only) {
   int fd = ::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   UniqueFd owner(fd);
   int one = 1;
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) return -errno;
+  if (v6_only && a.family == AF_INET6 &&
+      ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    return -errno;
+  }
   if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     return -errno;
   }
@@ -109,7 +113,7 @@ int local_port(int fd, std::uint16_t& port) {
 }  // namespace
 
 Status open_listen_sockets(const ListenerOptions& listener, unsigned count,
-                           std::vector<UniqueFd>& out, std::uint16_t& port) {
+                           std::vector<UniqueFd>& out, std::uint16_t& port, bool v6_only) {
   out.clear();
   if (count == 0) return Status::invalid_argument("listener needs at least one worker");
   Address addr;
@@ -122,7 +126,7 @@ Status open_listen_sockets(const ListenerOptions& listener, unsigned count,
   // SO_REUSEPORT group of our own user; with port 0 it also picks the port.
   std::uint16_t chosen = listener.port;
   {
-    int probe = bound_socket(addr, /*reuse_port=*/false);
+    int probe = bound_socket(addr, /*reuse_port=*/false, v6_only);
     if (probe < 0) return listen_error(listener, probe);
     UniqueFd probe_owner(probe);
     if (int rc = local_port(probe, chosen); rc < 0) return listen_error(listener, rc);
@@ -132,7 +136,7 @@ Status open_listen_sockets(const ListenerOptions& listener, unsigned count,
   std::vector<UniqueFd> fds;
   fds.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
-    int fd = bound_socket(addr, /*reuse_port=*/true);
+    int fd = bound_socket(addr, /*reuse_port=*/true, v6_only);
     if (fd < 0) return listen_error(listener, fd);
     UniqueFd owner(fd);
     if (::listen(fd, kListenBacklog) != 0) return listen_error(listener, -errno);

@@ -46,10 +46,12 @@ inline constexpr int kListenBacklog = 4096;
 // silently share our port (which SO_REUSEPORT alone would allow).
 // @param out receives the sockets on success; left empty on error.
 // @param port receives the bound port.
+// @param v6_only an IPv6 address takes IPv6 connections only (IPV6_V6ONLY), leaving IPv4 on
+//        the same port to another listener; otherwise "[::]" also takes IPv4 (dual stack).
 // @return IoError "cannot listen on HOST:PORT: REASON" (e.g. "address already in use");
 //         InvalidArgument when host is not a numeric IPv4/IPv6 address or count is 0.
 Status open_listen_sockets(const ListenerOptions& listener, unsigned count,
-                           std::vector<UniqueFd>& out, std::uint16_t& port);
+                           std::vector<UniqueFd>& out, std::uint16_t& port, bool v6_only = false);
 
 // "ip:port" ("[v6]:port" for IPv6) of the peer of connected socket `fd`; "?" if unknown.
 std::string peer_name(int fd);

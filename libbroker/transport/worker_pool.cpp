@@ -1,5 +1,6 @@
 #include "transport/worker_pool.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <system_error>
 
@@ -31,8 +32,17 @@ Status WorkerPool::bind(const std::vector<ListenerOptions>& listeners) {
   // Open everything first, so a failure leaves nothing bound.
   std::vector<std::vector<UniqueFd>> per_listener(listeners.size());
   std::vector<std::uint16_t> ports(listeners.size());
+  // An IPv6 listener is dual stack unless an IPv4 listener has its port: then it leaves IPv4
+  // to that one ("0.0.0.0:1883" plus "[::]:1883" would otherwise collide).
+  auto is_v6 = [](const ListenerOptions& l) { return l.host.find(':') != std::string::npos; };
+  auto v6_only = [&](const ListenerOptions& l) {
+    return is_v6(l) && l.port != 0 &&
+           std::any_of(listeners.begin(), listeners.end(),
+                       [&](const ListenerOptions& o) { return !is_v6(o) && o.port == l.port; });
+  };
   for (std::size_t i = 0; i < listeners.size(); ++i) {
-    Status st = open_listen_sockets(listeners[i], worker_count(), per_listener[i], ports[i]);
+    Status st = open_listen_sockets(listeners[i], worker_count(), per_listener[i], ports[i],
+                                    v6_only(listeners[i]));
     if (!st) return st;
   }
   for (auto& fds : per_listener) {

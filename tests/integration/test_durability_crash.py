@@ -201,8 +201,15 @@ def test_qos2_in_flight_completes_after_sigkill(brokerd):
     assert brokerd.stop() == 0
 
 
-def test_acknowledged_telemetry_is_in_the_log_after_sigkill(brokerd):
+# The log's promise holds whatever the topic's durability says about queues.
+@pytest.mark.parametrize("settings", [{}, {"BROKER_DURABILITY": "async"},
+                                      {"BROKER_DURABILITY_RULES": "vehicle/+/telemetry/#=memory"}],
+                         ids=["durable", "async", "memory-rule"])
+def test_acknowledged_telemetry_is_in_the_log_after_sigkill(brokerd, settings):
     """Reported data on a persisted filter is in the message log before its PUBACK."""
+    brokerd.kill()
+    brokerd.env = settings
+    brokerd.start()
     rng = random.Random(7)
     acked = []
     next_id = 1
@@ -339,6 +346,31 @@ def test_durable_rule_under_memory_overall_survives_sigkill(brokerd):
         car.send(m.puback(p.pid, version=m.V311))
     assert got == [b"cmd0", b"cmd1", b"cmd2"]
     car.expect_nothing(timeout=1)
+
+
+def test_subscriptions_acknowledged_just_before_sigkill_survive_it(brokerd):
+    """A SUBACK to a persistent session comes after its record is on disk: a 5.0 vehicle told
+    session_present does not subscribe again, so a lost subscription would silence it."""
+    cars = []
+    for i in range(40):
+        c = m.Client(brokerd.port, version=m.V5, timeout=5)
+        c.connect("sub-kill-%02d" % i, clean=True, props={m.SESSION_EXPIRY_INTERVAL: 3600})
+        c.subscribe("vehicle/sub-kill-%02d/cmd" % i, 1)
+        cars.append(c)
+    brokerd.kill()  # at once after the last SUBACK
+    for c in cars:
+        c.close()
+    brokerd.start()
+    pub = m.Client(brokerd.port, version=m.V5, timeout=5)
+    pub.connect("sub-kill-pub")
+    for i in range(40):
+        c = m.Client(brokerd.port, version=m.V5, timeout=5)
+        c.connect("sub-kill-%02d" % i, clean=False, props={m.SESSION_EXPIRY_INTERVAL: 3600})
+        assert c.connack.session_present, "session %d lost" % i
+        pub.publish("vehicle/sub-kill-%02d/cmd" % i, b"go", qos=1)
+        assert c.expect_publish(payload=b"go"), "subscription %d lost" % i
+        c.close()
+    assert brokerd.stop() == 0
 
 
 def test_second_broker_on_the_same_data_dir_refuses_to_start(brokerd):

@@ -254,6 +254,14 @@ def test_topic_deeper_than_max_topic_levels_refused(connected):
     c.expect_disconnect(m.RC_TOPIC_NAME_INVALID)
 
 
+@pytest.mark.deviates_mosquitto("2.0.11 has no bound on topic levels")
+def test_will_topic_deeper_than_max_topic_levels_refused(mqtt):
+    # Else the will would create a retained topic no client could publish to or clear.
+    c = mqtt()
+    c.connect("deep-will", expect_rc=m.RC_TOPIC_NAME_INVALID,
+              will={"topic": "d/" * 128 + "x", "payload": b"bye", "retain": True})
+
+
 
 # An acknowledgement that does not fit the flow of the message in flight under its packet id
 # is a protocol violation (sec 4.13): the client mixed up its QoS flows.

@@ -108,6 +108,7 @@ CoreHarness::~CoreHarness() {
 }
 
 void CoreHarness::settle() {
+  if (settling_held_) return;
   for (int round = 0; round < 100; ++round) {
     for (unsigned w = 0; w < engine_->worker_count(); ++w) engine_->worker(w).end_of_turn();
     if (dispatcher_->run() == 0) return;

@@ -106,6 +106,9 @@ class CoreHarness {
   FakeClock& clock() { return clock_; }
   // Runs end_of_turn on every worker and the queued cross-worker tasks until quiet.
   void settle();
+  // While held, settle() does nothing: what one event hands to another worker stays on its
+  // way, so that a test can make something else happen first (a race, made deterministic).
+  void hold_settling(bool held) { settling_held_ = held; }
   // Moves time and ticks every worker, then settles.
   void advance(std::uint64_t ms);
 
@@ -119,6 +122,7 @@ class CoreHarness {
  private:
   friend class VirtualClient;
   FakeClock clock_;
+  bool settling_held_ = false;
   std::unique_ptr<ManualDispatcher> dispatcher_;
   std::unique_ptr<core::Engine> engine_;
 };

@@ -49,8 +49,8 @@ struct Limits {
   // connected subscriber holds its publishers (back-pressure, below), what they had already
   // sent is still queued, up to 16 times this (and max_queued_bytes). Default: 1,000.
   std::uint32_t max_queued_messages = 1000;
-  // Bytes queued for one session: payloads, topics and the memory of their properties.
-  // Default: 8 MiB.
+  // Bytes queued for one session: payloads, topics and the memory of their properties. An
+  // empty queue still takes one message of any size (up to max_packet_size). Default: 8 MiB.
   std::uint64_t max_queued_bytes = 8ull * 1024 * 1024;
   // Default: DropOldest.
   QueueOverflow queue_overflow = QueueOverflow::DropOldest;

@@ -79,6 +79,10 @@ struct StoredDelivery {
   std::uint8_t qos = 0;
   bool retain = false;
   bool shared = false;  // came through a shared subscription
+  // Which shared subscription (a hash of its group and filter; 0 = not shared). Part of the
+  // delivery's identity: a session in two groups that both match, or in a group and a plain
+  // subscription, holds one copy of the message per subscription.
+  std::uint32_t shared_tag = 0;
   std::vector<std::uint32_t> subscription_ids;
   DeliveryState state = DeliveryState::Queued;
   std::uint16_t packet_id = 0;  // 0 while Queued
@@ -99,7 +103,7 @@ class WriteBatch {
   struct PutMessage { StoredMessage message; };
   struct DeleteMessage { std::uint64_t id; };
   struct PutDelivery { StoredDelivery delivery; };
-  struct DeleteDelivery { std::string client_id; std::uint64_t message_id; };
+  struct DeleteDelivery { std::string client_id; std::uint64_t message_id; std::uint32_t shared_tag; };
   struct PutRetained { StoredMessage message; };  // keyed by message.message.topic
   struct DeleteRetained { std::string topic; };
   struct AppendLog { StoredMessage message; };
@@ -111,8 +115,8 @@ class WriteBatch {
   void put_message(StoredMessage m) { ops_.emplace_back(PutMessage{std::move(m)}); }
   void delete_message(std::uint64_t id) { ops_.emplace_back(DeleteMessage{id}); }
   void put_delivery(StoredDelivery d) { ops_.emplace_back(PutDelivery{std::move(d)}); }
-  void delete_delivery(std::string client_id, std::uint64_t message_id) {
-    ops_.emplace_back(DeleteDelivery{std::move(client_id), message_id});
+  void delete_delivery(std::string client_id, std::uint64_t message_id, std::uint32_t shared_tag = 0) {
+    ops_.emplace_back(DeleteDelivery{std::move(client_id), message_id, shared_tag});
   }
   void put_retained(StoredMessage m) { ops_.emplace_back(PutRetained{std::move(m)}); }
   void delete_retained(std::string topic) { ops_.emplace_back(DeleteRetained{std::move(topic)}); }

@@ -2,6 +2,7 @@
 #include "storage/lmdb/lmdb_store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <ctime>
 #include <deque>
@@ -187,6 +188,10 @@ class LmdbStore final : public Store {
   const char* map_base_ = nullptr;
   std::uint64_t next_sequence_ = 1;  // writer thread only: the committed next log sequence
   bool full_logged_ = false;         // writer thread only: "store full" said once per episode
+  // Writer thread only: other write errors (a full disk) are said at most once a second, with
+  // how many came in between, so that the log does not fill what is left of the disk.
+  std::chrono::steady_clock::time_point error_logged_at_{};
+  std::uint64_t errors_unlogged_ = 0;
 
   std::mutex mu_;
   std::condition_variable work_cv_;   // writer waits for entries
@@ -271,6 +276,7 @@ Status LmdbStore::open_databases() {
   bool fresh = main_stat.ms_entries == 0;
   const Status foreign = Status::corruption(fmt::format("{}: not a broker data directory", dir_));
 
+  bool older = false;  // written by an older format version: the meta record says ours now
   if (!fresh) {
     int rc = mdb_dbi_open(txn.get(), "meta", 0, &dbi_.meta);
     if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) return foreign;
@@ -286,6 +292,7 @@ Status LmdbStore::open_databases() {
       return Status::corruption(
           fmt::format("{}: unsupported format version {}", dir_, meta.value().format_version));
     }
+    older = meta.value().format_version < kFormatVersion;
   }
   const std::pair<const char*, MDB_dbi*> dbs[] = {
       {"meta", &dbi_.meta},         {"messages", &dbi_.messages}, {"sessions", &dbi_.sessions},
@@ -296,12 +303,17 @@ Status LmdbStore::open_databases() {
     if (rc == MDB_INCOMPATIBLE) return foreign;
     if (rc != 0) return lmdb_status(rc, fmt::format("mdb_dbi_open {}", name));
   }
-  if (fresh) {
+  // An older store keeps its records (their decoders stay), but records of this version will
+  // join them, so the meta record is raised: an older broker then refuses the directory
+  // instead of meeting records it cannot read.
+  if (fresh || older) {
     if (Status st = put(txn.get(), dbi_.meta, kMetaKey,
                         encode_meta(MetaRecord{std::string(kStoreMagic), kFormatVersion}));
         !st) {
       return st;
     }
+  }
+  if (fresh) {
     if (Status st = put(txn.get(), dbi_.meta, kLogNextKey, encode_counter(1)); !st) return st;
   } else if (Status st = read_log_next(txn.get(), next_sequence_); !st) {
     return st;
@@ -405,7 +417,16 @@ void LmdbStore::complete(Entry& entry, const Status& status) {
       full_logged_ = true;
       log::warn("store {}: {}; batches fail until space is freed", dir_, status.message());
     } else if (status.code() != Status::Code::Unavailable) {
-      log::error("store {}: write failed: {}", dir_, status.to_string());
+      const auto now = std::chrono::steady_clock::now();
+      if (now - error_logged_at_ < std::chrono::seconds(1)) {
+        ++errors_unlogged_;
+      } else {
+        log::error("store {}: write failed: {}{}", dir_, status.to_string(),
+                   errors_unlogged_ == 0 ? std::string()
+                                         : fmt::format(" ({} more since the last report)", errors_unlogged_));
+        error_logged_at_ = now;
+        errors_unlogged_ = 0;
+      }
     }
   }
   if (entry.done) entry.done(status);
@@ -473,11 +494,11 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteMessage>) {
           return del(txn, dbi_.messages, u64_key(o.id));
         } else if constexpr (std::is_same_v<T, WriteBatch::PutDelivery>) {
-          std::string key = delivery_key(o.delivery.client_id, o.delivery.message_id);
+          std::string key = delivery_key(o.delivery.client_id, o.delivery.message_id, o.delivery.shared_tag);
           if (Status st = check_key(key, "client id"); !st) return st;
           return put(txn, dbi_.deliveries, key, encode_delivery(o.delivery));
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteDelivery>) {
-          std::string key = delivery_key(o.client_id, o.message_id);
+          std::string key = delivery_key(o.client_id, o.message_id, o.shared_tag);
           if (Status st = check_key(key, "client id"); !st) return st;
           return del(txn, dbi_.deliveries, key);
         } else if constexpr (std::is_same_v<T, WriteBatch::PutRetained>) {
@@ -674,7 +695,7 @@ Status LmdbStore::load(StoreVisitor& visitor) {
   st = scan(dbi_.deliveries, "deliveries", false, [&](std::string_view key, std::string_view val) {
     auto d = decode_delivery(val);
     if (!d) return d.status();
-    if (key != delivery_key(d.value().client_id, d.value().message_id)) return wrong_key;
+    if (key != delivery_key(d.value().client_id, d.value().message_id, d.value().shared_tag)) return wrong_key;
     visitor.on_delivery(std::move(d).value());
     return Status::ok();
   });

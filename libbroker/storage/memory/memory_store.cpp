@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -100,23 +101,24 @@ class MemoryStore final : public Store {
   }
 
  private:
-  using DeliveryKey = std::pair<std::string, std::uint64_t>;
+  using DeliveryKey = std::tuple<std::string, std::uint64_t, std::uint32_t>;
 
   void apply(const WriteBatch::PutSession& op) { sessions_[op.session.client_id] = op.session; }
   void apply(const WriteBatch::DeleteSession& op) {
     sessions_.erase(op.client_id);
-    auto first = deliveries_.lower_bound(DeliveryKey{op.client_id, 0});
+    auto first = deliveries_.lower_bound(DeliveryKey{op.client_id, 0, 0});
     auto last = first;
-    while (last != deliveries_.end() && last->first.first == op.client_id) ++last;
+    while (last != deliveries_.end() && std::get<0>(last->first) == op.client_id) ++last;
     deliveries_.erase(first, last);
   }
   void apply(const WriteBatch::PutMessage& op) { messages_[op.message.id] = op.message; }
   void apply(const WriteBatch::DeleteMessage& op) { messages_.erase(op.id); }
   void apply(const WriteBatch::PutDelivery& op) {
-    deliveries_[DeliveryKey{op.delivery.client_id, op.delivery.message_id}] = op.delivery;
+    const StoredDelivery& d = op.delivery;
+    deliveries_[DeliveryKey{d.client_id, d.message_id, d.shared_tag}] = d;
   }
   void apply(const WriteBatch::DeleteDelivery& op) {
-    deliveries_.erase(DeliveryKey{op.client_id, op.message_id});
+    deliveries_.erase(DeliveryKey{op.client_id, op.message_id, op.shared_tag});
   }
   void apply(const WriteBatch::PutRetained& op) { retained_[op.message.message.topic] = op.message; }
   void apply(const WriteBatch::DeleteRetained& op) { retained_.erase(op.topic); }

@@ -264,6 +264,57 @@ TEST_CASE("core: expired messages make room in a full offline queue, also under 
   }
 }
 
+TEST_CASE("core: an empty queue takes a message larger than its byte bound, under either policy", "[core]") {
+  for (QueueOverflow policy : {QueueOverflow::RefuseNewest, QueueOverflow::DropOldest}) {
+    Options o;
+    o.limits.max_queued_bytes = 1000;
+    o.limits.queue_overflow = policy;
+    CoreHarness h(o);
+    auto online = h.connect("big-online");
+    subscribe_ok(*online, "cfg", 1);
+    auto offline = h.connect("big-offline", ProtocolVersion::V311, false);
+    subscribe_ok(*offline, "cfg", 1);
+    offline->drop();
+    auto pub = h.connect("big-pub");
+    pub->send(publish("cfg", std::string(5000, 'x'), 1, 1));
+    pub->send(publish("cfg", std::string(5000, 'y'), 1, 2));
+    CHECK(online->take<Publish>().payload->size() == 5000);
+    auto back = resume_v311(h, "big-offline");
+    // One at a time: the queue held one; which one is the policy's choice.
+    auto got = back->take<Publish>();
+    CHECK(std::string(*got.payload)[0] == (policy == QueueOverflow::RefuseNewest ? 'x' : 'y'));
+    CHECK(back->received().empty());
+  }
+}
+
+TEST_CASE("core: a Message Expiry Interval of 0 reaches online subscribers only [MQTT-3.3.2-5]", "[core]") {
+  CoreHarness h;
+  auto online = h.connect("zero-online");
+  subscribe_ok(*online, "z", 1);
+  auto offline = h.connect("zero-offline", ProtocolVersion::V5, false, 3600);
+  subscribe_ok(*offline, "z", 1);
+  offline->drop();
+  auto pub = h.connect("zero-pub");
+  auto p = publish("z", "now", 1, 1, true);
+  p.properties.message_expiry_interval = 0;
+  pub->send(p);
+  auto got = online->take<Publish>();
+  CHECK(*got.payload == "now");
+  CHECK(got.properties.message_expiry_interval == std::optional<std::uint32_t>(0));  // [MQTT-3.3.2-6]
+  h.advance(1000);
+  Connect connect;
+  connect.version = ProtocolVersion::V5;
+  connect.client_id = "zero-offline";
+  connect.clean_start = false;
+  connect.properties.session_expiry_interval = 3600;
+  auto back = h.open(ProtocolVersion::V5);
+  back->send(connect);
+  CHECK(back->take<Connack>().session_present);
+  CHECK(back->received().empty());  // nothing kept for later, retained copy included
+  subscribe_ok(*back, "z", 1);
+  CHECK(back->received().empty());
+}
+
 TEST_CASE("core: the client's Receive Maximum bounds messages in flight [MQTT-3.3.4-7]", "[core]") {
   CoreHarness h;
   auto sub = h.open(ProtocolVersion::V5);
@@ -462,6 +513,34 @@ TEST_CASE("core: shared subscription spreads messages and hands a leaver's ones 
   // member-1 leaves with its messages unacknowledged: they go to member-2.
   m1->drop();
   CHECK(m2->received().size() == 4);
+}
+
+TEST_CASE("core: a shared message handed to a member that leaves before it arrives goes to another", "[core]") {
+  CoreHarness h;
+  // B's messages go to A on the other worker; A leaves while they are on their way.
+  auto other_worker = [&](unsigned worker) {
+    for (int i = 0;; ++i) {
+      std::string id = "member-a-" + std::to_string(i);
+      if (h.engine().home_worker(id) != worker) return id;
+    }
+  };
+  auto b = h.connect("member-b", ProtocolVersion::V5, false, 3600);
+  auto a = h.connect(other_worker(h.engine().home_worker("member-b")));
+  auto c = h.connect("member-c");
+  for (auto* m : {b.get(), a.get(), c.get()}) subscribe_ok(*m, "$share/g/jobs", 1);
+  auto pub = h.connect("boss");
+  const int n = 9;
+  for (int i = 0; i < n; ++i) pub->send(publish("jobs", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+  CHECK(b->received().size() == 3);
+  h.hold_settling(true);
+  b->drop();  // persistent: its unacknowledged messages go to A and C
+  a->drop();  // Session Expiry 0: its session ends before B's messages reach it
+  h.hold_settling(false);
+  h.settle();
+  std::set<std::string> at_c;
+  for (const auto& packet : c->received())
+    if (auto* p = std::get_if<Publish>(&packet)) at_c.insert(std::string(*p->payload));
+  CHECK(at_c.size() == n);
 }
 
 TEST_CASE("core: inbound topic alias is resolved; an alias over the maximum is refused [MQTT-3.3.2-9]", "[core]") {

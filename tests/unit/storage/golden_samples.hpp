@@ -5,11 +5,17 @@
 // Never change a sample that a committed golden file holds; add new ones.
 //
 // Thread safety: pure functions.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "broker/store.hpp"
+#include "storage/record_codec.hpp"
 
 namespace broker::test::golden {
 
@@ -90,5 +96,34 @@ inline LogRecord log_record() {
 }
 
 inline constexpr std::uint64_t kCounter = 0x8000000000000001ull;
+
+// Format version 2 on: a delivery that names its shared subscription.
+inline StoredDelivery tagged_delivery() {
+  StoredDelivery d = delivery();
+  d.shared_tag = 0x0A0B0C0Du;
+  return d;
+}
+
+// Where the golden files are: tests run from the build tree, the fixtures sit in the source
+// tree (or BROKER_FIXTURES_DIR).
+inline std::filesystem::path fixtures_dir() {
+  if (const char* env = std::getenv("BROKER_FIXTURES_DIR")) return std::filesystem::path(env) / "store";
+  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "fixtures" / "store";
+}
+
+// The records of records-v<version>.txt by name.
+inline std::map<std::string, std::string> read_golden(unsigned version) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(fixtures_dir() / ("records-v" + std::to_string(version) + ".txt"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string name, hex;
+    fields >> name >> hex;
+    if (auto bytes = storage::from_hex(hex)) out[name] = *bytes;
+  }
+  return out;
+}
 
 }  // namespace broker::test::golden

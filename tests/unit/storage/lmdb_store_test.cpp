@@ -21,6 +21,7 @@
 #include <lmdb.h>
 
 #include "storage/record_codec.hpp"
+#include "unit/storage/golden_samples.hpp"
 #include "unit/storage/store_test_util.hpp"
 #include "util/log.hpp"
 
@@ -140,6 +141,45 @@ TEST_CASE("lmdb store: reopen after close keeps everything", "[storage][lmdb]") 
   REQUIRE(log.value().size() == 1);
   CHECK(log.value()[0].message.message.payload == "data");
   CHECK(store->consumer_offset("c").value() == 2);
+}
+
+TEST_CASE("lmdb store: a directory of format version 1 keeps its records and is marked current",
+          "[storage][lmdb]") {
+  namespace g = broker::test::golden;
+  TempDir dir;
+  std::string path = dir.path();
+  { must_open(path); }
+  auto v1 = g::read_golden(1);
+  const StoredDelivery old = g::delivery();
+  raw_edit(path, [&](MDB_txn* txn) {
+    raw_put(txn, "meta", "meta", v1["meta"]);
+    raw_put(txn, "deliveries", storage::delivery_key(old.client_id, old.message_id), v1["delivery"]);
+  });
+  {
+    StorePtr store = must_open(path);
+    Status st;
+    Collector c = load_all(*store, &st);
+    REQUIRE(st);
+    REQUIRE(c.deliveries.size() == 1);
+    CHECK(test::equal(c.deliveries[0], old));
+    // A copy of the same message for another of the session's groups joins it.
+    WriteBatch b;
+    b.put_delivery(g::tagged_delivery());
+    REQUIRE(submit_and_wait(*store, std::move(b)));
+    c = load_all(*store, &st);
+    REQUIRE(c.deliveries.size() == 2);
+    CHECK(test::equal(c.deliveries[1], g::tagged_delivery()));
+  }
+  // An older broker must now refuse the directory rather than meet records it cannot read.
+  raw_edit(path, [](MDB_txn* txn) {
+    MDB_dbi dbi = 0;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+    MDB_val k{4, const_cast<char*>("meta")}, v{};
+    REQUIRE(mdb_get(txn, dbi, &k, &v) == 0);
+    auto meta = storage::decode_meta(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
+    REQUIRE(meta);
+    CHECK(meta.value().format_version == storage::kFormatVersion);
+  });
 }
 
 TEST_CASE("lmdb store: one process at a time on a directory, none after it died", "[storage][lmdb]") {

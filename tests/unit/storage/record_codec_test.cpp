@@ -19,24 +19,14 @@ using namespace broker;
 using namespace broker::storage;
 namespace g = broker::test::golden;
 
-// Tests run from the build tree; fixtures sit in the source tree beside this file's parent.
-std::filesystem::path fixtures_dir() {
-  if (const char* env = std::getenv("BROKER_FIXTURES_DIR")) return std::filesystem::path(env) / "store";
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "fixtures" / "store";
-}
+using g::fixtures_dir;
+using g::read_golden;
 
-std::map<std::string, std::string> read_golden(const std::string& file) {
+// Every golden record of every format version, named "v<N>.<name>".
+std::map<std::string, std::string> all_golden() {
   std::map<std::string, std::string> out;
-  std::ifstream in(fixtures_dir() / file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string name, hex;
-    fields >> name >> hex;
-    auto bytes = from_hex(hex);
-    if (bytes) out[name] = *bytes;
-  }
+  for (unsigned v = 1; v <= kFormatVersion; ++v)
+    for (auto& [name, bytes] : read_golden(v)) out["v" + std::to_string(v) + "." + name] = bytes;
   return out;
 }
 
@@ -95,51 +85,66 @@ TEST_CASE("record codec: every record kind round-trips", "[storage]") {
   CHECK(meta.value().format_version == 3);
 }
 
-TEST_CASE("record codec: golden records of format version 1 decode", "[storage]") {
-  auto golden = read_golden("records-v1.txt");
-  INFO("fixtures in " << fixtures_dir().string());
-  REQUIRE(golden.size() == 8);
+TEST_CASE("record codec: golden records of every format version decode", "[storage]") {
+  for (unsigned version = 1; version <= kFormatVersion; ++version) {
+    auto golden = read_golden(version);
+    INFO("format version " << version << ", fixtures in " << fixtures_dir().string());
+    REQUIRE(golden.size() == (version >= 2 ? 9u : 8u));
 
-  auto meta = decode_meta(golden["meta"]);
-  REQUIRE(meta);
-  CHECK(meta.value().magic == kStoreMagic);
-  CHECK(meta.value().format_version == 1);
-  auto mf = decode_message(golden["message_full"]);
-  REQUIRE(mf);
-  CHECK(test::equal(mf.value(), g::message_full()));
-  auto mm = decode_message(golden["message_minimal"]);
-  REQUIRE(mm);
-  CHECK(test::equal(mm.value(), g::message_minimal()));
-  auto sf = decode_session(golden["session_full"]);
-  REQUIRE(sf);
-  CHECK(test::equal(sf.value(), g::session_full()));
-  auto sm = decode_session(golden["session_minimal"]);
-  REQUIRE(sm);
-  CHECK(test::equal(sm.value(), g::session_minimal()));
-  auto d = decode_delivery(golden["delivery"]);
-  REQUIRE(d);
-  CHECK(test::equal(d.value(), g::delivery()));
-  auto l = decode_log_record(golden["log_record"]);
-  REQUIRE(l);
-  CHECK(l.value().sequence == 99);
-  CHECK(test::equal(l.value().message, g::message_full()));
-  CHECK(decode_counter(golden["counter"]).value() == g::kCounter);
+    auto meta = decode_meta(golden["meta"]);
+    REQUIRE(meta);
+    CHECK(meta.value().magic == kStoreMagic);
+    CHECK(meta.value().format_version == version);
+    auto mf = decode_message(golden["message_full"]);
+    REQUIRE(mf);
+    CHECK(test::equal(mf.value(), g::message_full()));
+    auto mm = decode_message(golden["message_minimal"]);
+    REQUIRE(mm);
+    CHECK(test::equal(mm.value(), g::message_minimal()));
+    auto sf = decode_session(golden["session_full"]);
+    REQUIRE(sf);
+    CHECK(test::equal(sf.value(), g::session_full()));
+    auto sm = decode_session(golden["session_minimal"]);
+    REQUIRE(sm);
+    CHECK(test::equal(sm.value(), g::session_minimal()));
+    auto d = decode_delivery(golden["delivery"]);
+    REQUIRE(d);
+    CHECK(test::equal(d.value(), g::delivery()));
+    if (version >= 2) {
+      auto tagged = decode_delivery(golden["delivery_tagged"]);
+      REQUIRE(tagged);
+      CHECK(test::equal(tagged.value(), g::tagged_delivery()));
+    }
+    auto l = decode_log_record(golden["log_record"]);
+    REQUIRE(l);
+    CHECK(l.value().sequence == 99);
+    CHECK(test::equal(l.value().message, g::message_full()));
+    CHECK(decode_counter(golden["counter"]).value() == g::kCounter);
 
-  // While version 1 is current, encoding must reproduce the file byte for byte: a layout
-  // change without a version bump fails here.
-  if (kFormatVersion == 1) {
-    CHECK(encode_message(g::message_full()) == golden["message_full"]);
-    CHECK(encode_session(g::session_full()) == golden["session_full"]);
-    CHECK(encode_delivery(g::delivery()) == golden["delivery"]);
-    CHECK(encode_log_record(g::log_record()) == golden["log_record"]);
+    // The current version's encoding must reproduce its file byte for byte: a layout change
+    // without a version bump fails here.
+    if (version == kFormatVersion) {
+      CHECK(encode_message(g::message_full()) == golden["message_full"]);
+      CHECK(encode_session(g::session_full()) == golden["session_full"]);
+      CHECK(encode_delivery(g::delivery()) == golden["delivery"]);
+      CHECK(encode_delivery(g::tagged_delivery()) == golden["delivery_tagged"]);
+      CHECK(encode_log_record(g::log_record()) == golden["log_record"]);
+    }
   }
 }
 
+TEST_CASE("record codec: a shared tag on a delivery that is not shared is Corruption", "[storage]") {
+  StoredDelivery d = g::tagged_delivery();
+  d.shared = false;
+  CHECK(decode_delivery(encode_delivery(d)).status().message() ==
+        "delivery record: shared tag on a delivery that is not shared");
+}
+
 TEST_CASE("record codec: truncated and bit-flipped golden records are Corruption", "[storage]") {
-  auto golden = read_golden("records-v1.txt");
+  auto golden = read_golden(kFormatVersion);
   REQUIRE(!golden.empty());
   int accepted = 0;
-  for (const auto& [name, bytes] : golden) {
+  for (const auto& [name, bytes] : all_golden()) {
     for (std::size_t n = 0; n < bytes.size(); ++n) accepted += decode_all(bytes.substr(0, n));
     for (std::size_t i = 0; i < bytes.size(); ++i) {
       for (int bit = 0; bit < 8; ++bit) {
@@ -174,8 +179,8 @@ TEST_CASE("record codec: hostile bodies behind a valid checksum", "[storage]") {
         "counter record: 1 trailing bytes");
   std::string d = encode_delivery(g::delivery());
   std::string dbody = d.substr(2, d.size() - 6);
-  dbody[dbody.size() - 3] = 9;  // state
-  CHECK(decode_delivery(sealed(1, RecordKind::Delivery, dbody)).status().message() ==
+  dbody[dbody.size() - 7] = 9;  // state (then packet id and shared tag)
+  CHECK(decode_delivery(sealed(kFormatVersion, RecordKind::Delivery, dbody)).status().message() ==
         "delivery record: bad delivery state");
   CHECK(decode_session(encode_delivery(g::delivery())).status().message() ==
         "session record: found record kind 4");
@@ -192,9 +197,8 @@ TEST_CASE("record codec: hostile bodies behind a valid checksum", "[storage]") {
 
 TEST_CASE("record codec: random bytes never crash a decoder", "[storage]") {
   std::mt19937_64 rng(12345);
-  auto golden = read_golden("records-v1.txt");
   std::vector<std::string> seeds;
-  for (const auto& [name, bytes] : golden) seeds.push_back(bytes);
+  for (const auto& [name, bytes] : all_golden()) seeds.push_back(bytes);
   for (int i = 0; i < 20000; ++i) {
     // Mutate a golden body and reseal it, so the garbage reaches the field decoders.
     std::string base = seeds[rng() % seeds.size()];

@@ -89,6 +89,39 @@ TEMPLATE_TEST_CASE("store contract: put and delete each record kind", "[storage]
   CHECK(c.order.empty());
 }
 
+TEMPLATE_TEST_CASE("store contract: one session keeps a copy of a message per shared subscription",
+                   "[storage]", MemoryStoreKind, LmdbStoreKind) {
+  // A session in two groups (or a group and a plain subscription) that both match holds two
+  // deliveries of one message: neither may overwrite the other.
+  TempDir dir;
+  StorePtr store = TestType::open(dir);
+  StoredDelivery plain = make_delivery("c1", 7);
+  StoredDelivery g1 = make_delivery("c1", 7);
+  g1.shared = true;
+  g1.shared_tag = 0x11;
+  g1.subscription_ids = {1};
+  StoredDelivery g2 = g1;
+  g2.shared_tag = 0xFFFFFFFFu;
+  g2.subscription_ids = {2};
+  WriteBatch b;
+  b.put_message(make_message(7, "f/a", "x"));
+  for (const auto& d : {plain, g1, g2}) b.put_delivery(d);
+  REQUIRE(submit_and_wait(*store, std::move(b)));
+  Collector c = load_all(*store);
+  REQUIRE(c.deliveries.size() == 3);
+  CHECK(test::equal(c.deliveries[0], plain));  // in key order: the tag sorts after the id
+  CHECK(test::equal(c.deliveries[1], g1));
+  CHECK(test::equal(c.deliveries[2], g2));
+
+  WriteBatch del;
+  del.delete_delivery("c1", 7, 0x11);
+  REQUIRE(submit_and_wait(*store, std::move(del)));
+  c = load_all(*store);
+  REQUIRE(c.deliveries.size() == 2);
+  CHECK(test::equal(c.deliveries[0], plain));
+  CHECK(test::equal(c.deliveries[1], g2));
+}
+
 TEMPLATE_TEST_CASE("store contract: later operations in a batch win", "[storage]",
                    MemoryStoreKind, LmdbStoreKind) {
   TempDir dir;

@@ -115,7 +115,8 @@ inline bool equal(const StoredSession& a, const StoredSession& b) {
 }
 inline bool equal(const StoredDelivery& a, const StoredDelivery& b) {
   return a.client_id == b.client_id && a.message_id == b.message_id && a.qos == b.qos &&
-         a.retain == b.retain && a.shared == b.shared && a.subscription_ids == b.subscription_ids &&
+         a.retain == b.retain && a.shared == b.shared && a.shared_tag == b.shared_tag &&
+         a.subscription_ids == b.subscription_ids &&
          a.state == b.state && a.packet_id == b.packet_id;
 }
 

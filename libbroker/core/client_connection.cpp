@@ -820,6 +820,7 @@ void ClientConnection::end_session_link(bool publish_will) {
 
 void ClientConnection::reject_connect(ReasonCode reason, const char* why) {
   if (log::enabled(LogLevel::Debug)) log::debug("rejecting CONNECT from {}: {}", link_.peer(), why);
+  worker_.note_refused_connect(link_.peer(), why);
   if (is_v5()) {
     protocol::Connack connack;
     connack.reason = reason;

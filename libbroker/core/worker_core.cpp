@@ -910,11 +910,27 @@ void WorkerCore::tick(std::uint64_t now_ms) {
     purge_expired_queued(now_ms);
   }
   report_drops(now_ms);
+  report_refused_connects(now_ms);
   std::erase_if(hold_cooldown_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kExpiryPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
     Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));
   }
+}
+
+void WorkerCore::note_refused_connect(std::string_view peer, std::string_view why) {
+  ++refused_connects_;
+  last_refused_connect_ = fmt::format("{}: {}", peer, why);
+}
+
+void WorkerCore::report_refused_connects(std::uint64_t now_ms) {
+  // A vehicle refused in the field must leave a trace at the default level, without a storm
+  // of bad clients filling the log: the first at once (next tick), then a count per interval.
+  if (refused_connects_ == 0 || now_ms - last_refusal_report_ms_ < kDropReportIntervalMs) return;
+  log::info("worker {}: {} CONNECT(s) refused since the last report; the last from {}", index_,
+            refused_connects_, last_refused_connect_);
+  refused_connects_ = 0;
+  last_refusal_report_ms_ = now_ms;
 }
 
 void WorkerCore::report_drops(std::uint64_t now_ms) {

@@ -118,6 +118,8 @@ class WorkerCore {
   void hand_to_member(Delivery&& delivery, const Match& member);
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
+  // A CONNECT this worker refused: counted, and logged with the latest reason by tick.
+  void note_refused_connect(std::string_view peer, std::string_view why);
 
   // Bytes held by connections that have not completed CONNECT (64 MiB; past it only small
   // CONNECTs go on), and for packets whose bytes have not all come (128 MiB).
@@ -226,6 +228,8 @@ class WorkerCore {
   bool cooling_down(const Session& session) const;
   // Logs how many messages were dropped since the last report (at most every 10 s).
   void report_drops(std::uint64_t now_ms);
+  // Logs refused CONNECTs at info: the first at the next tick, then at most every 10 s.
+  void report_refused_connects(std::uint64_t now_ms);
   // A Congested subscriber's backlog: its unsent bytes, here and in the kernel, and its queue.
   static std::uint64_t backlog_of(const Session& session, const ClientConnection& connection);
   void set_flow(Session& session, FlowState state);
@@ -284,6 +288,9 @@ class WorkerCore {
   ByteBudget unfinished_bytes_{128u << 20};
   std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report
   std::uint64_t last_drop_report_ms_ = 0;
+  std::uint64_t refused_connects_ = 0;     // since the last report
+  std::string last_refused_connect_;       // "peer: why" of the latest
+  std::uint64_t last_refusal_report_ms_ = 0;
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
   std::string scratch_;

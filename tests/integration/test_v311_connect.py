@@ -5,6 +5,7 @@ import time
 import pytest
 
 import mqtt_raw as m
+from conftest import IS_MOSQUITTO
 
 V = m.V311
 
@@ -204,6 +205,18 @@ def test_MQTT_3_1_3_8_zero_length_client_id_without_clean_session_0x02(mqtt):
     assert len(got) == 1 and got[0].type == m.CONNACK, got
     assert got[0].rc == m.CONNACK_IDENTIFIER_REJECTED
     assert not got[0].session_present  # MQTT-3.2.2-4
+
+
+@pytest.mark.skipif(IS_MOSQUITTO, reason="brokerd's own log line")
+def test_a_refused_connect_is_logged_at_the_default_level(broker, mqtt):
+    # An operator must find why a vehicle in the field cannot connect, at the info level.
+    c = mqtt(V)
+    c.send(m.connect("", version=V, clean=False))
+    c.expect_closed()
+    deadline = time.monotonic() + 3
+    while "CONNECT(s) refused" not in broker.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "empty client id without clean session" in broker.log(), broker.log()[-2000:]
 
 
 def test_MQTT_3_1_4_1_malformed_connect_closed_without_connack(mqtt):

@@ -1,4 +1,5 @@
 // The Broker behind broker.hpp: a WorkerPool (threads, sockets) driving an Engine (MQTT).
+#include <arpa/inet.h>
 #include <semaphore.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/store.hpp"
+#include "api/message_check.hpp"
 #include "core/clock.hpp"
 #include "core/engine.hpp"
 #include "core/records.hpp"
@@ -32,6 +34,11 @@ constexpr std::uint32_t kTickIntervalMs = 250;
 // How often the message log is trimmed to its retention (age and bytes).
 constexpr long kLogTrimIntervalSeconds = 60;
 
+bool numeric_address(const std::string& host) {
+  in6_addr any{};
+  return inet_pton(AF_INET, host.c_str(), &any) == 1 || inet_pton(AF_INET6, host.c_str(), &any) == 1;
+}
+
 Status check_options(const Options& options) {
   const Limits& l = options.limits;
   if (options.listeners.empty()) return Status::invalid_argument("listeners: at least one is needed");
@@ -52,6 +59,23 @@ Status check_options(const Options& options) {
   if (l.output_high_water_bytes != 0 && l.output_low_water_bytes > l.output_high_water_bytes)
     return Status::invalid_argument("limits.output_low_water_bytes must not exceed limits.output_high_water_bytes");
   if (options.workers > 1024) return Status::invalid_argument("workers must be from 0 to 1024");
+  if (options.store_map_size < (1u << 20)) return Status::invalid_argument("store_map_size must be at least 1 MiB");
+  // Enumerations set from integers by an embedder must name a value.
+  const auto durability_ok = [](Durability d) { return d <= Durability::Memory; };
+  if (!durability_ok(options.durability)) return Status::invalid_argument("durability is not durable, async or memory");
+  if (l.queue_overflow > QueueOverflow::RefuseNewest)
+    return Status::invalid_argument("limits.queue_overflow is not drop_oldest or refuse_newest");
+  if (options.log_level > LogLevel::Off) return Status::invalid_argument("log_level is not a log level");
+  for (const auto& listener : options.listeners) {
+    if (!numeric_address(listener.host))
+      return Status::invalid_argument("listener host \"" + listener.host + "\" is not a numeric IPv4 or IPv6 address");
+  }
+  for (const auto& rule : options.durability_rules) {
+    if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))
+      return Status::invalid_argument("durability_rules: \"" + rule.filter + "\" is not a topic filter");
+    if (!durability_ok(rule.mode))
+      return Status::invalid_argument("durability_rules: \"" + rule.filter + "\" has no valid mode");
+  }
   for (const auto& rule : options.message_ttl_rules) {
     if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))
       return Status::invalid_argument("message_ttl_rules: \"" + rule.filter + "\" is not a topic filter");
@@ -87,6 +111,7 @@ class BrokerImpl final : public Broker {
 
   // Opens the store the options ask for. Separate from the constructor because it can fail.
   Status init() {
+    log::set_level(options_.log_level);  // before recovery, which reports what it found
     Store* store = options_.store;
     // A rule or the message log may ask for a store that "memory" overall would not have.
     const Durability strongest = core::strongest_durability(options_);
@@ -119,8 +144,9 @@ class BrokerImpl final : public Broker {
 
   Status start() override {
     std::lock_guard lock(mutex_);
-    if (state_ != State::Created) return Status::unavailable("broker already started");
-    log::set_level(options_.log_level);
+    if (state_ != State::Created)
+      return Status::unavailable(state_ == State::Running ? "broker already started"
+                                                          : "broker stopped: a Broker starts once; create a new one");
     if (Status st = pool_->bind(options_.listeners); !st) return st;
     if (Status st = pool_->start(); !st) return st;
     auto ports = pool_->listening_ports();
@@ -187,21 +213,7 @@ class BrokerImpl final : public Broker {
   std::vector<std::uint16_t> listening_ports() const override { return pool_->listening_ports(); }
 
   Status publish(const Message& m) override {
-    if (!protocol::valid_topic_name(m.topic) || !protocol::valid_utf8_string(m.topic))
-      return Status::invalid_argument("topic is not a valid topic name");
-    if (m.qos > 2) return Status::invalid_argument("qos must be 0, 1 or 2");
-    // Its smallest PUBLISH (no properties): no client could be sent a larger one.
-    const std::uint64_t remaining = 2 + std::uint64_t{m.topic.size()} + (m.qos > 0 ? 2 : 0) + m.payload.size();
-    if (remaining > protocol::wire::kMaxVarint)
-      return Status::invalid_argument("message larger than the MQTT maximum packet size");
-    const std::uint64_t packet_size = 1 + protocol::wire::varint_size(static_cast<std::uint32_t>(remaining)) + remaining;
-    if (packet_size > engine_->limits().max_packet_size)
-      return Status::invalid_argument(fmt::format("a PUBLISH of {} bytes exceeds max_packet_size ({} bytes)",
-                                                  packet_size, engine_->limits().max_packet_size));
-    if (m.payload_format_indicator.value_or(0) > 1)
-      return Status::invalid_argument("payload_format_indicator must be 0 or 1");
-    if (m.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(m.payload))
-      return Status::invalid_argument("payload is not UTF-8 but payload_format_indicator is 1");
+    if (Status st = api::check_message(m, engine_->limits()); !st) return st;
     {
       std::lock_guard lock(mutex_);
       if (state_ != State::Running) return Status::unavailable("broker is not running");
@@ -213,7 +225,10 @@ class BrokerImpl final : public Broker {
     if (m.message_expiry_interval)
       record.expires_at_ms = core::expiry_deadline(record.arrival_ms, *m.message_expiry_interval);
     core::MessageRef message = core::from_record(std::move(record), engine_->message_releaser());
-    unsigned w = next_worker_.fetch_add(1, std::memory_order_relaxed) % worker_count_;
+    // One calling thread always goes through the same worker, as one client connection does:
+    // its messages keep their order (retained values, live delivery, the log), and several
+    // publishing threads still spread over the workers.
+    const auto w = static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()) % worker_count_);
     core::WorkerCore* worker = &engine_->worker(w);
     // A task must be copyable (std::function) and a message being built has one owner only.
     auto owner = std::make_shared<core::MessageRef>(std::move(message));
@@ -279,7 +294,6 @@ class BrokerImpl final : public Broker {
   StorePtr owned_store_;  // declared first: destroyed after the engine that writes to it
   std::unique_ptr<transport::WorkerPool> pool_;
   std::unique_ptr<core::Engine> engine_;
-  std::atomic<unsigned> next_worker_{0};
 
   mutable std::mutex mutex_;
   std::condition_variable stopped_cv_;

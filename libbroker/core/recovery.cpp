@@ -6,6 +6,8 @@
 #include "core/engine.hpp"
 #include "core/records.hpp"
 #include "core/worker_core.hpp"
+#include "protocol/topic.hpp"
+#include "protocol/utf8.hpp"
 #include "util/log.hpp"
 
 namespace broker::core {
@@ -17,6 +19,7 @@ class Recovery final : public StoreVisitor {
   explicit Recovery(Engine& engine) : engine_(engine), now_(engine.now_ms()) {}
 
   void on_message(StoredMessage&& record) override {
+    if (!valid_topic(record, "message")) return;  // its deliveries then find no message
     MessageRef message = from_record(std::move(record), engine_.message_releaser());
     message->persisted.store(true);
     engine_.raise_message_id_floor(message->id);
@@ -43,6 +46,10 @@ class Recovery final : public StoreVisitor {
   }
 
   void on_retained(StoredMessage&& record) override {
+    if (!valid_topic(record, "retained message")) {
+      engine_.worker(0).forget_stored_retained(record.message.topic);
+      return;
+    }
     MessageRef message = from_record(std::move(record), engine_.message_releaser());
     engine_.raise_message_id_floor(message->id);
     // Expired, or on a topic whose durability rule is now "memory": such a topic's later
@@ -55,6 +62,15 @@ class Recovery final : public StoreVisitor {
     }
     engine_.retained().set(std::move(message));
     ++retained_;
+  }
+
+  // A plug-in store's records are not trusted further than LMDB's: a topic no client could
+  // publish to would go out to subscribers as an invalid PUBLISH.
+  static bool valid_topic(const StoredMessage& record, const char* what) {
+    if (protocol::valid_topic_name(record.message.topic) && protocol::valid_utf8_string(record.message.topic))
+      return true;
+    log::warn("store: {} {} has an invalid topic: dropped", what, record.id);
+    return false;
   }
 
   void report() const {

@@ -844,11 +844,7 @@ void WorkerCore::send_inflight_when_durable(Session& session, std::uint16_t pack
   }
   it->second.sent = false;
   after_commit([this, session_id = session.id(), packet_id](const Status& status) {
-    // Once a second at most: on a full disk every message would say it.
-    if (!status.is_ok() && engine_.now_ms() - last_store_warning_ms_ >= 1000) {
-      last_store_warning_ms_ = engine_.now_ms();
-      log::warn("store write failed ({}); sending anyway", status.to_string());
-    }
+    if (!status.is_ok()) warn_store_failure(status, "the message is sent anyway");
     if (Session* found = sessions_by_id_.find(session_id)) {
       transmit_inflight(*found, packet_id);
       pump(*found);  // what queued behind it (a QoS 0 message waits: pump)
@@ -1017,6 +1013,17 @@ void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery
   delivery.stored = true;
 }
 
+void WorkerCore::warn_store_failure(const Status& status, std::string_view consequence) {
+  // Once a second at most: on a full disk every message would say it. Whatever the store is
+  // (a plug-in may not log its own errors), a failure the broker waits on is said here.
+  ++store_failures_unlogged_;
+  if (engine_.now_ms() - last_store_warning_ms_ < 1000) return;
+  last_store_warning_ms_ = engine_.now_ms();
+  log::warn("worker {}: store write failed ({}); {} ({} failure(s) since the last report)", index_,
+            status.to_string(), consequence, store_failures_unlogged_);
+  store_failures_unlogged_ = 0;
+}
+
 void WorkerCore::retain(const MessagePtr& message) {
   auto result = engine_.retained().set(message);
   if (result == RetainedStore::SetResult::Full && engine_.now_ms() - last_retained_warning_ms_ >= 1000) {
@@ -1062,6 +1069,7 @@ void WorkerCore::flush_writes() {
   store->submit(std::move(batch), [this, dispatcher, callbacks, sessions](const Status& status) {
     if (!callbacks && status) return;
     dispatcher->post(index_, [this, callbacks, sessions, status] {
+      if (!status) warn_store_failure(status, "what waited for it is answered with the error");
       if (!status && sessions) unsaved_sessions_.insert(unsaved_sessions_.end(), sessions->begin(), sessions->end());
       if (callbacks) {
         for (auto& callback : *callbacks) callback(status);

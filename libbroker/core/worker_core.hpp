@@ -118,6 +118,8 @@ class WorkerCore {
   void hand_to_member(Delivery&& delivery, const Match& member);
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
+  // Logs a failed store commit this worker waited on, at most once a second with a count.
+  void warn_store_failure(const Status& status, std::string_view consequence);
   // A CONNECT this worker refused: counted, and logged with the latest reason by tick.
   void note_refused_connect(std::string_view peer, std::string_view why);
 
@@ -283,6 +285,7 @@ class WorkerCore {
   std::uint64_t last_queue_purge_ms_ = 0;
   std::uint64_t last_inbox_warning_ms_ = 0;
   std::uint64_t last_store_warning_ms_ = 0;
+  std::uint64_t store_failures_unlogged_ = 0;
   std::uint64_t last_retained_warning_ms_ = 0;
   ByteBudget connecting_bytes_{64u << 20};
   ByteBudget unfinished_bytes_{128u << 20};

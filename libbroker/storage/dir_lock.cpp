@@ -32,6 +32,9 @@ Status DirLock::acquire(const std::string& dir) {
     if (err != EWOULDBLOCK) return Status::io_error(fmt::format("{}: cannot lock: {}", path, std::strerror(err)));
     std::string pid = n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : "unknown";
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    // Another store in this process (an embedder's second broker) holds it through its own fd.
+    if (pid == std::to_string(::getpid()))
+      return Status::unavailable(fmt::format("{}: the data directory is in use by another store in this process", dir));
     return Status::unavailable(
         fmt::format("{}: the data directory is in use by another process (pid {})", dir, pid));
   }

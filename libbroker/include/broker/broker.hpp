@@ -58,8 +58,11 @@ class BROKER_EXPORT Broker {
   // Ports the listeners are bound to, in Options::listeners order (useful with port 0).
   virtual std::vector<std::uint16_t> listening_ports() const = 0;
 
-  // Publishes as the broker itself (origin client id empty). Errors: InvalidArgument for a bad
-  // topic, QoS or property, or a message whose PUBLISH would exceed Limits::max_packet_size;
+  // Publishes as the broker itself (origin client id empty). Messages published from one thread
+  // keep their order, as a client's do. Errors: InvalidArgument for what a client's PUBLISH
+  // would be refused for (a bad topic or one deeper than Limits::max_topic_levels, QoS, a
+  // property that is not valid UTF-8 or longer than 65,535 bytes, a response topic that is not
+  // a topic name) or a message whose 5.0 PUBLISH would exceed Limits::max_packet_size;
   // Unavailable when not running.
   virtual Status publish(const Message& message) = 0;
 

@@ -72,7 +72,7 @@ struct Limits {
   // back-pressure off (QoS 0 is then dropped past max_pending_output_bytes). Default: 256 KiB.
   std::uint64_t output_high_water_bytes = 256 * 1024;
   // The held publishers are read again once the subscriber's unsent bytes are below this
-  // (and its queue below a quarter); a value above output_high_water_bytes acts as it.
+  // (and its queue below a quarter); at most output_high_water_bytes (create() refuses more).
   // Default: 64 KiB.
   std::uint64_t output_low_water_bytes = 64 * 1024;
   // Longest a subscriber may hold its publishers without progress (its backlog falling by

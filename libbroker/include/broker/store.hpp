@@ -142,6 +142,9 @@ class StoreVisitor {
   virtual void on_retained(StoredMessage&& message) = 0;
 };
 
+// Errors are returned as Status, never thrown: the broker calls a store from its event loops
+// and store threads, where an exception ends the process. A store logs its own write failures:
+// the broker sees only those of batches it waits on (durable acknowledgements, sessions).
 class Store {
  public:
   virtual ~Store() = default;

@@ -174,6 +174,28 @@ TEST_CASE("persistence: a retained message on a topic made memory-only does not 
   CHECK(publishes(*sub).empty());
 }
 
+TEST_CASE("persistence: a stored retained message whose topic is invalid is dropped at recovery", "[persistence]") {
+  // A plug-in store may hand back anything: "x/#" would go out as an invalid PUBLISH.
+  auto store = make_memory_store();
+  WriteBatch b;
+  for (const char* topic : {"x/#", "", "ok/topic"}) {
+    StoredMessage r;
+    r.id = 1;
+    r.message.topic = topic;
+    r.message.payload = "v";
+    r.message.retain = true;
+    b.put_retained(r);
+  }
+  REQUIRE(broker::test::submit_and_wait(*store, std::move(b)));
+  CoreHarness h({}, 2, store.get());
+  auto sub = h.connect("sub");
+  subscribe(*sub, "#", 0);
+  auto got = sub->take<Publish>();
+  CHECK(got.topic == "ok/topic");
+  CHECK(sub->received().empty());
+  CHECK(count(*store).retained == 1);
+}
+
 TEST_CASE("persistence: acknowledged deliveries and their messages leave the store", "[persistence]") {
   auto store = make_memory_store();
   {

@@ -487,7 +487,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->qos = publish.qos;
   message->retain = publish.retain;
   if (is_v5()) message->set_properties(std::move(props));
-  const auto [receivers, ack_after_commit] = worker_.publish(std::move(message), session_);
+  auto [receivers, ack_after_commit, routed] = worker_.publish(std::move(message), session_);
   if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
 
   if (publish.qos == 0) return;
@@ -496,7 +496,7 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     session_->inbound_qos2.insert(publish.packet_id);
     worker_.persist_session(*session_);
   }
-  queue_ack(ack_type, publish.packet_id, reason, ack_after_commit);
+  queue_ack(ack_type, publish.packet_id, reason, ack_after_commit, std::move(routed));
 }
 
 std::size_t ClientConnection::unacknowledged_publishes() const {
@@ -506,7 +506,7 @@ std::size_t ClientConnection::unacknowledged_publishes() const {
 }
 
 void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason,
-                                 bool after_commit) {
+                                 bool after_commit, MessagePtr message) {
   const bool wait = after_commit && worker_.engine().store() && worker_.has_pending_writes();
   if (!wait && pending_acks_.empty()) {
     send_ack(type, packet_id, reason);
@@ -514,7 +514,7 @@ void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, Reaso
   }
   // Acknowledgements leave in the order the PUBLISH packets came [MQTT-4.6.0-2], so one that
   // needs no commit still waits behind one that does.
-  pending_acks_.push_back(PendingAck{type, packet_id, reason, !wait});
+  pending_acks_.push_back(PendingAck{type, packet_id, reason, !wait, wait ? std::move(message) : MessagePtr{}});
   if (!wait) return;
   WorkerCore* worker = &worker_;
   std::uint64_t serial = serial_;
@@ -529,7 +529,9 @@ void ClientConnection::durable_ack_done(const Status& status) {
     ack.ready = true;
     if (!status.is_ok()) {
       // Nothing is acknowledged that was not stored: a 5.0 client hears why, a 3.1.1 client
-      // (which has no failure code) is disconnected and will resend.
+      // (which has no failure code) is disconnected and will resend. What was routed of it and
+      // not yet sent is dropped, so the resend is the only copy a queued session gets.
+      if (ack.message) ack.message->refused.store(true, std::memory_order_relaxed);
       if (ack.type == PacketType::Pubrec && session_) session_->inbound_qos2.erase(ack.packet_id);
       if (!is_v5()) {
         disconnect(ReasonCode::UnspecifiedError, "store write failed");

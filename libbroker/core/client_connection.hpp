@@ -95,7 +95,9 @@ class ClientConnection final : public ConnectionHandler {
   bool send_after_session_commit(protocol::Packet&& packet);
   // PUBACK/PUBREC now, or once the store committed the publish's writes: `after_commit` when
   // the message is Durable or goes to the message log (WorkerCore::Published).
-  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool after_commit);
+  // `message`: the PUBLISH's message, marked refused if the commit fails.
+  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool after_commit,
+                 MessagePtr message = {});
   // QoS 1 and 2 PUBLISH packets from the client not yet answered by PUBACK or PUBCOMP: what
   // the Receive Maximum it was given bounds [MQTT-3.3.4-9].
   std::size_t unacknowledged_publishes() const;
@@ -138,6 +140,7 @@ class ClientConnection final : public ConnectionHandler {
     std::uint16_t packet_id;
     ReasonCode reason;
     bool ready;
+    MessagePtr message;  // while waiting for its commit
   };
   // Waiting for a commit, in PUBLISH order; a vector, as it is short and usually empty (an
   // empty std::deque costs ~600 bytes per connection).

@@ -72,6 +72,9 @@ class Message {
   // Written to the Store (once, by the first worker that needed it); the releaser then
   // deletes the record when the last reference goes.
   mutable std::atomic<bool> persisted{false};
+  // Its publisher was refused it (the store could not write it): deliveries not yet sent are
+  // dropped, so that the publisher's retry is not a second copy. Those already sent stay sent.
+  mutable std::atomic<bool> refused{false};
 
  private:
   template <typename>

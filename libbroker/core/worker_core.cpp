@@ -157,7 +157,9 @@ WorkerCore::Published WorkerCore::publish(MessageRef&& message,
   if (logged) batch_.append_log(to_record(*message));
   MessagePtr shared = std::move(message);
   if (shared->retain && engine_.limits().retain_available) retain(shared);
-  return Published{route(shared, publisher), shared->durability == Durability::Durable || logged};
+  const bool after_commit = shared->durability == Durability::Durable || logged;
+  const std::size_t receivers = route(shared, publisher);
+  return Published{receivers, after_commit, std::move(shared)};
 }
 
 std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {
@@ -507,6 +509,11 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     unpersist_delivery(session, delivery);
     return;
   }
+  if (delivery.message->refused.load(std::memory_order_relaxed)) {
+    Counters::add(counters_.messages_dropped);
+    unpersist_delivery(session, delivery);
+    return;
+  }
   // Behind a retained backlog (queue_retained), so that a live message cannot arrive before
   // an older retained one for its topic.
   if (!retained_backlogs_.empty()) {
@@ -751,6 +758,11 @@ void WorkerCore::send_queued(Session& session, ClientConnection& connection, std
     if (delivery.message->expires_at_ms != 0 && now == 0) now = engine_.now_ms();
     if (is_expired(*delivery.message, now)) {  // [MQTT-3.3.2-5]
       Counters::add(counters_.messages_expired);
+      unpersist_delivery(session, delivery);
+      continue;
+    }
+    if (delivery.message->refused.load(std::memory_order_relaxed)) {
+      Counters::add(counters_.messages_dropped);
       unpersist_delivery(session, delivery);
       continue;
     }

@@ -79,6 +79,7 @@ class WorkerCore {
     // the message log (persisted_filters promise the record before the PUBACK, whatever the
     // topic's durability).
     bool ack_after_commit;
+    MessagePtr message;  // as routed: refused if its commit fails
   };
   Published publish(MessageRef&& message, const Session* publisher);
   // Matches `message` once and delivers it to every subscriber, here or on other workers.

@@ -366,6 +366,27 @@ TEST_CASE("persistence: a failed write is never acknowledged; 5.0 hears why", "[
   CHECK(pub->take<Ack>().reason == ReasonCode::Success);
 }
 
+TEST_CASE("persistence: a refused message is not delivered from a queue; the resend is the only copy", "[persistence]") {
+  for (std::uint8_t qos : {std::uint8_t{1}, std::uint8_t{2}}) {
+    FaultyFixture f;
+    CoreHarness h({}, 2, &f.store);
+    auto car = h.connect("car-r", ProtocolVersion::V5, true, 3600);
+    subscribe(*car, "t", 2);
+    car->drop();  // offline: the message waits in its queue
+    auto pub = h.connect("pub-r");  // 5.0
+    f.store.fail_from(f.store.submitted() + 1, Status::unavailable("store full: map size reached"));
+    pub->send(publish("t", "once", qos, 3));
+    CHECK(pub->take<Ack>().reason == ReasonCode::QuotaExceeded);
+    f.store.clear_faults();
+    pub->send(publish("t", "once", qos, 4));  // the publisher tries again
+    CHECK(pub->take<Ack>().reason == ReasonCode::Success);
+    auto back = h.open(ProtocolVersion::V5);
+    back->send(connect_packet("car-r", ProtocolVersion::V5, false, 3600));
+    CHECK(back->take<Connack>().session_present);
+    CHECK(publishes(*back) == std::multiset<std::string>{"once"});
+  }
+}
+
 TEST_CASE("persistence: a session record that failed to write is written once the store has room", "[persistence]") {
   FaultyFixture f;
   CoreHarness h({}, 2, &f.store);

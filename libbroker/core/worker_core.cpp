@@ -24,7 +24,6 @@ constexpr std::uint64_t kProgressSampleMs = 100;
 // again, does so at most one time in eleven.
 constexpr std::uint64_t kStuckCooldownFactor = 10;
 // Dropped messages are reported in the log at most this often per worker.
-constexpr std::uint64_t kDropReportIntervalMs = 10000;
 
 // What a queued delivery counts against Limits::max_queued_bytes.
 std::uint64_t queued_size(const Delivery& d) { return d.message ? d.message->footprint() : 0; }
@@ -445,8 +444,7 @@ void WorkerCore::hand_off() {
     // An empty inbox takes any batch: a broadcast larger than the bound must still go out.
     if (waiting > 0 && waiting + count > engine_.limits().max_worker_inbox) {
       Counters::add(counters_.messages_dropped, count);
-      if (engine_.now_ms() - last_inbox_warning_ms_ >= 1000) {
-        last_inbox_warning_ms_ = engine_.now_ms();
+      if (inbox_warning_.allow(engine_.now_ms())) {
         log::warn("worker {} inbox full ({} deliveries): deliveries dropped", w, load.load());
       }
       continue;
@@ -504,16 +502,7 @@ void WorkerCore::hand_to_member(Delivery&& delivery, const Match& member) {
 
 void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   const Limits& limits = engine_.limits();
-  if (delivery.message->expires_at_ms != 0 && is_expired(*delivery.message, engine_.now_ms())) {
-    Counters::add(counters_.messages_expired);
-    unpersist_delivery(session, delivery);
-    return;
-  }
-  if (delivery.message->refused.load(std::memory_order_relaxed)) {
-    Counters::add(counters_.messages_dropped);
-    unpersist_delivery(session, delivery);
-    return;
-  }
+  if (discarded(session, delivery, delivery.message->expires_at_ms != 0 ? engine_.now_ms() : 0)) return;
   // Behind a retained backlog (queue_retained), so that a live message cannot arrive before
   // an older retained one for its topic.
   if (!retained_backlogs_.empty()) {
@@ -585,6 +574,18 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   session.queued_bytes += size;
   session.queue.push_back(std::move(delivery));
   pump(session);
+}
+
+bool WorkerCore::discarded(Session& session, const Delivery& delivery, std::uint64_t now_ms) {
+  if (is_expired(*delivery.message, now_ms)) {  // [MQTT-3.3.2-5]
+    Counters::add(counters_.messages_expired);
+  } else if (delivery.message->refused.load(std::memory_order_relaxed)) {
+    Counters::add(counters_.messages_dropped);
+  } else {
+    return false;
+  }
+  unpersist_delivery(session, delivery);
+  return true;
 }
 
 void WorkerCore::release_queued(Session& session, const Delivery& delivery) {
@@ -756,16 +757,7 @@ void WorkerCore::send_queued(Session& session, ClientConnection& connection, std
     session.queue.pop_front();
     session.queued_bytes -= queued_size(delivery);
     if (delivery.message->expires_at_ms != 0 && now == 0) now = engine_.now_ms();
-    if (is_expired(*delivery.message, now)) {  // [MQTT-3.3.2-5]
-      Counters::add(counters_.messages_expired);
-      unpersist_delivery(session, delivery);
-      continue;
-    }
-    if (delivery.message->refused.load(std::memory_order_relaxed)) {
-      Counters::add(counters_.messages_dropped);
-      unpersist_delivery(session, delivery);
-      continue;
-    }
+    if (discarded(session, delivery, now)) continue;
     if (delivery.qos == 0) {
       connection.send_publish(delivery, 0, false);
       continue;
@@ -934,23 +926,21 @@ void WorkerCore::note_refused_connect(std::string_view peer, std::string_view wh
 void WorkerCore::report_refused_connects(std::uint64_t now_ms) {
   // A vehicle refused in the field must leave a trace at the default level, without a storm
   // of bad clients filling the log: the first at once (next tick), then a count per interval.
-  if (refused_connects_ == 0 || now_ms - last_refusal_report_ms_ < kDropReportIntervalMs) return;
+  if (refused_connects_ == 0 || !refusal_report_.allow(now_ms)) return;
   log::info("worker {}: {} CONNECT(s) refused since the last report; the last from {}", index_,
             refused_connects_, last_refused_connect_);
   refused_connects_ = 0;
-  last_refusal_report_ms_ = now_ms;
 }
 
 void WorkerCore::report_drops(std::uint64_t now_ms) {
   // Every drop is counted (messages_dropped); an operator without metrics sees them in the log.
   const std::uint64_t dropped = counters_.messages_dropped.load(std::memory_order_relaxed);
-  if (dropped == drops_reported_ || now_ms - last_drop_report_ms_ < kDropReportIntervalMs) return;
+  if (dropped == drops_reported_ || !drop_report_.allow(now_ms)) return;
   log::warn("worker {}: {} messages dropped since the last report: full session queues "
             "(limits.max_queued_messages, max_queued_bytes), QoS 0 for readers that do not keep "
             "up (limits.max_pending_output_bytes), or packets above a client's maximum size",
             index_, dropped - drops_reported_);
   drops_reported_ = dropped;
-  last_drop_report_ms_ = now_ms;
 }
 
 void WorkerCore::expire_sessions(std::uint64_t now_ms) {
@@ -1029,8 +1019,7 @@ void WorkerCore::warn_store_failure(const Status& status, std::string_view conse
   // Once a second at most: on a full disk every message would say it. Whatever the store is
   // (a plug-in may not log its own errors), a failure the broker waits on is said here.
   ++store_failures_unlogged_;
-  if (engine_.now_ms() - last_store_warning_ms_ < 1000) return;
-  last_store_warning_ms_ = engine_.now_ms();
+  if (!store_warning_.allow(engine_.now_ms())) return;
   log::warn("worker {}: store write failed ({}); {} ({} failure(s) since the last report)", index_,
             status.to_string(), consequence, store_failures_unlogged_);
   store_failures_unlogged_ = 0;
@@ -1038,10 +1027,9 @@ void WorkerCore::warn_store_failure(const Status& status, std::string_view conse
 
 void WorkerCore::retain(const MessagePtr& message) {
   auto result = engine_.retained().set(message);
-  if (result == RetainedStore::SetResult::Full && engine_.now_ms() - last_retained_warning_ms_ >= 1000) {
+  if (result == RetainedStore::SetResult::Full && retained_warning_.allow(engine_.now_ms())) {
     // The message still reaches its subscribers; only its retained copy is not kept. Said at
     // most once a second: a flood of new topics would otherwise flood the log.
-    last_retained_warning_ms_ = engine_.now_ms();
     log::warn("retained store full (limits.max_retained_messages {}): \"{}\" not retained",
               engine_.limits().max_retained_messages, message->topic());
   }

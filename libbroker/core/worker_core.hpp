@@ -25,6 +25,7 @@
 #include "core/link.hpp"
 #include "core/session.hpp"
 #include "core/slot_map.hpp"
+#include "util/log_throttle.hpp"
 
 namespace broker::core {
 
@@ -87,6 +88,10 @@ class WorkerCore {
   std::size_t route(const MessagePtr& message, const Session* publisher);
   // Queues `delivery` for `session` (bounded) and sends what the window allows.
   void deliver(Session& session, Delivery&& delivery);
+  // A delivery that must not go out any more: its message expired at `now_ms` (0 when it
+  // cannot expire) [MQTT-3.3.2-5] or was refused to its publisher. Counted and taken out of
+  // the store; true when so.
+  bool discarded(Session& session, const Delivery& delivery, std::uint64_t now_ms);
   // Sends queued messages while the session's inflight window has room; first the
   // unacknowledged PUBLISH packets held back at reconnect (resume_inflight), then, as the
   // queue and the client's unsent output leave room, its retained backlog (queue_retained).
@@ -284,17 +289,17 @@ class WorkerCore {
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_queue_purge_ms_ = 0;
-  std::uint64_t last_inbox_warning_ms_ = 0;
-  std::uint64_t last_store_warning_ms_ = 0;
+  log::LogThrottle inbox_warning_{1000};
+  log::LogThrottle store_warning_{1000};
   std::uint64_t store_failures_unlogged_ = 0;
-  std::uint64_t last_retained_warning_ms_ = 0;
+  log::LogThrottle retained_warning_{1000};
   ByteBudget connecting_bytes_{64u << 20};
   ByteBudget unfinished_bytes_{128u << 20};
   std::uint64_t drops_reported_ = 0;  // messages_dropped as of the last drop report
-  std::uint64_t last_drop_report_ms_ = 0;
+  log::LogThrottle drop_report_{10000};
   std::uint64_t refused_connects_ = 0;     // since the last report
   std::string last_refused_connect_;       // "peer: why" of the latest
-  std::uint64_t last_refusal_report_ms_ = 0;
+  log::LogThrottle refusal_report_{10000};
   std::vector<std::vector<BatchItem>> outgoing_;  // per target worker, flushed each turn
   std::vector<Match> match_scratch_;
   std::string scratch_;

@@ -22,6 +22,7 @@
 #include "storage/lmdb/lmdb_env.hpp"
 #include "storage/record_codec.hpp"
 #include "util/log.hpp"
+#include "util/log_throttle.hpp"
 
 namespace broker::storage {
 namespace {
@@ -190,7 +191,7 @@ class LmdbStore final : public Store {
   bool full_logged_ = false;         // writer thread only: "store full" said once per episode
   // Writer thread only: other write errors (a full disk) are said at most once a second, with
   // how many came in between, so that the log does not fill what is left of the disk.
-  std::chrono::steady_clock::time_point error_logged_at_{};
+  log::LogThrottle error_log_{1000};
   std::uint64_t errors_unlogged_ = 0;
 
   std::mutex mu_;
@@ -417,14 +418,14 @@ void LmdbStore::complete(Entry& entry, const Status& status) {
       full_logged_ = true;
       log::warn("store {}: {}; batches fail until space is freed", dir_, status.message());
     } else if (status.code() != Status::Code::Unavailable) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now - error_logged_at_ < std::chrono::seconds(1)) {
+      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now().time_since_epoch());
+      if (!error_log_.allow(static_cast<std::uint64_t>(now.count()))) {
         ++errors_unlogged_;
       } else {
         log::error("store {}: write failed: {}{}", dir_, status.to_string(),
                    errors_unlogged_ == 0 ? std::string()
                                          : fmt::format(" ({} more since the last report)", errors_unlogged_));
-        error_logged_at_ = now;
         errors_unlogged_ = 0;
       }
     }

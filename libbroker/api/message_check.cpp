@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/publish_rules.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/properties.hpp"
 #include "protocol/topic.hpp"
@@ -14,19 +15,15 @@ namespace broker::api {
 Status check_message(const Message& m, const Limits& limits) {
   if (!protocol::valid_topic_name(m.topic) || !protocol::valid_utf8_string(m.topic))
     return Status::invalid_argument("topic is not a valid topic name");
-  if (protocol::topic_levels(m.topic) > limits.max_topic_levels)
-    return Status::invalid_argument(
-        fmt::format("topic has more than limits.max_topic_levels ({}) levels", limits.max_topic_levels));
   if (m.qos > 2) return Status::invalid_argument("qos must be 0, 1 or 2");
-  if (m.payload_format_indicator.value_or(0) > 1)
-    return Status::invalid_argument("payload_format_indicator must be 0 or 1");
-  if (m.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(m.payload))
-    return Status::invalid_argument("payload is not UTF-8 but payload_format_indicator is 1");
+  const auto content = core::publish_content(m.topic, m.payload, m.payload_format_indicator, m.response_topic);
+  if (auto fault = core::check_publish_content(content, limits.max_topic_levels))
+    return Status::invalid_argument(fault->what);
+  // What the decoder checks in a client's packet.
   if (m.content_type && !protocol::valid_utf8_string(*m.content_type))
     return Status::invalid_argument("content_type is not a UTF-8 string");
-  if (m.response_topic &&
-      (!protocol::valid_topic_name(*m.response_topic) || !protocol::valid_utf8_string(*m.response_topic)))
-    return Status::invalid_argument("response_topic is not a topic name");  // [MQTT-3.3.2-14]
+  if (m.response_topic && !protocol::valid_utf8_string(*m.response_topic))
+    return Status::invalid_argument("response_topic is not a UTF-8 string");
   for (const auto& [name, value] : m.user_properties) {
     if (!protocol::valid_utf8_string(name) || !protocol::valid_utf8_string(value))
       return Status::invalid_argument("a user property is not a UTF-8 string pair");

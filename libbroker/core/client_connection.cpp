@@ -4,6 +4,7 @@
 #include <span>
 
 #include "core/engine.hpp"
+#include "core/publish_rules.hpp"
 #include "core/worker_core.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/topic.hpp"
@@ -278,19 +279,12 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
       reject_connect(ReasonCode::RetainNotSupported, "will retain not supported");
       return;
     }
-    // The bound a PUBLISH has: a will must not create a topic no client could then publish
+    // The rules a PUBLISH meets: a will must not create a topic no client could then publish
     // to (nor delete a retained will from).
-    if (protocol::topic_levels(will.topic) > limits.max_topic_levels) {
-      reject_connect(ReasonCode::TopicNameInvalid, "will topic deeper than limits.max_topic_levels");
-      return;
-    }
-    if (will.properties.response_topic && !protocol::valid_topic_name(*will.properties.response_topic)) {
-      reject_connect(ReasonCode::ProtocolError, "will response topic is not a topic name");
-      return;
-    }
-    if (will.properties.payload_format_indicator.value_or(0) == 1 &&
-        !protocol::valid_utf8(*will.payload)) {
-      reject_connect(ReasonCode::PayloadFormatInvalid, "will payload is not UTF-8");
+    if (auto fault = check_publish_content(publish_content(will.topic, *will.payload, will.properties.payload_format_indicator,
+                                                           will.properties.response_topic),
+                                           limits.max_topic_levels)) {
+      reject_connect(fault->code, fault->what);
       return;
     }
   }
@@ -432,16 +426,8 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     protocol_violation(ReasonCode::ProtocolError, "empty topic without alias");
     return;
   }
-  if (protocol::topic_levels(publish.topic) > limits.max_topic_levels) {
-    protocol_violation(ReasonCode::TopicNameInvalid, "topic deeper than limits.max_topic_levels");
-    return;
-  }
   if (!props.subscription_identifiers.empty()) {
     protocol_violation(ReasonCode::ProtocolError, "subscription identifier from a client");  // [MQTT-3.3.4-6]
-    return;
-  }
-  if (props.response_topic && !protocol::valid_topic_name(*props.response_topic)) {
-    protocol_violation(ReasonCode::ProtocolError, "response topic is not a topic name");  // [MQTT-3.3.2-14]
     return;
   }
   if (publish.qos > limits.max_qos) {
@@ -462,11 +448,13 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
   const PacketType ack_type = publish.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
-  if (props.payload_format_indicator.value_or(0) == 1 && !protocol::valid_utf8(*publish.payload)) {
-    if (publish.qos == 0) {
-      protocol_violation(ReasonCode::PayloadFormatInvalid, "payload is not UTF-8");
+  if (auto fault = check_publish_content(publish_content(publish.topic, *publish.payload, props.payload_format_indicator,
+                                                         props.response_topic),
+                                         limits.max_topic_levels)) {
+    if (fault->code == ReasonCode::PayloadFormatInvalid && publish.qos != 0) {
+      send_ack(ack_type, publish.packet_id, fault->code);
     } else {
-      send_ack(ack_type, publish.packet_id, ReasonCode::PayloadFormatInvalid);
+      protocol_violation(fault->code, fault->what);
     }
     return;
   }

@@ -279,11 +279,15 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
       reject_connect(ReasonCode::RetainNotSupported, "will retain not supported");
       return;
     }
+    if (protocol::is_reserved_topic(will.topic)) {
+      reject_connect(ReasonCode::NotAuthorized, "will topic under $SYS or $share, where clients do not publish");
+      return;
+    }
     // The rules a PUBLISH meets: a will must not create a topic no client could then publish
     // to (nor delete a retained will from).
-    if (auto fault = check_publish_content(publish_content(will.topic, *will.payload, will.properties.payload_format_indicator,
-                                                           will.properties.response_topic),
-                                           limits.max_topic_levels)) {
+    const auto content = publish_content(will.topic, *will.payload, will.properties.payload_format_indicator,
+                                         will.properties.response_topic);
+    if (auto fault = check_publish_content(content, limits.max_topic_levels)) {
       reject_connect(fault->code, fault->what);
       return;
     }
@@ -448,11 +452,11 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
     return;
   }
   const PacketType ack_type = publish.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
-  if (auto fault = check_publish_content(publish_content(publish.topic, *publish.payload, props.payload_format_indicator,
-                                                         props.response_topic),
-                                         limits.max_topic_levels)) {
+  const auto content =
+      publish_content(publish.topic, *publish.payload, props.payload_format_indicator, props.response_topic);
+  if (auto fault = check_publish_content(content, limits.max_topic_levels)) {
     if (fault->code == ReasonCode::PayloadFormatInvalid && publish.qos != 0) {
-      send_ack(ack_type, publish.packet_id, fault->code);
+      queue_ack(ack_type, publish.packet_id, fault->code);
     } else {
       protocol_violation(fault->code, fault->what);
     }
@@ -461,7 +465,18 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   Counters::add(worker_.counters().messages_received);
   if (publish.qos == 2 && session_->inbound_qos2.contains(publish.packet_id)) {
     // A resent QoS 2 PUBLISH whose PUBREC was lost: acknowledge, do not route again.
-    send_ack(PacketType::Pubrec, publish.packet_id, ReasonCode::Success);
+    queue_ack(PacketType::Pubrec, publish.packet_id, ReasonCode::Success);
+    return;
+  }
+  if (protocol::is_reserved_topic(publish.topic)) {
+    // $SYS is the broker's and $share no subscriber can match: clients may not exchange
+    // messages there (MQTT 5.0 section 4.7.2). A 5.0 client hears Not authorized; 3.1.1 has no
+    // code for it, so its message is acknowledged and dropped, as Mosquitto does, rather than
+    // resent forever.
+    if (log::enabled(LogLevel::Debug))
+      log::debug("{} published to {}: dropped", session_->client_id(), publish.topic);
+    if (publish.qos != 0)
+      queue_ack(ack_type, publish.packet_id, is_v5() ? ReasonCode::NotAuthorized : ReasonCode::Success);
     return;
   }
 

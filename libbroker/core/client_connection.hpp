@@ -94,9 +94,10 @@ class ClientConnection final : public ConnectionHandler {
   // again). Returns true when sending it now closed the connection (too large for the client).
   bool send_after_session_commit(protocol::Packet&& packet);
   // PUBACK/PUBREC now, or once the store committed the publish's writes: `after_commit` when
-  // the message is Durable or goes to the message log (WorkerCore::Published).
+  // the message is Durable or goes to the message log (WorkerCore::Published). Either way it
+  // leaves after every acknowledgement queued before it.
   // `message`: the PUBLISH's message, marked refused if the commit fails.
-  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool after_commit,
+  void queue_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason, bool after_commit = false,
                  MessagePtr message = {});
   // QoS 1 and 2 PUBLISH packets from the client not yet answered by PUBACK or PUBCOMP: what
   // the Receive Maximum it was given bounds [MQTT-3.3.4-9].

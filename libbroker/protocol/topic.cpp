@@ -52,6 +52,11 @@ bool is_shared_filter(std::string_view filter) noexcept {
   return filter.substr(0, kSharePrefix.size()) == kSharePrefix;
 }
 
+bool is_reserved_topic(std::string_view topic) noexcept {
+  const std::string_view first = topic.substr(0, topic.find('/'));
+  return first == "$SYS" || first == "$share";
+}
+
 std::optional<SharedFilter> parse_shared_filter(std::string_view filter) noexcept {
   if (!is_shared_filter(filter) || filter.size() > kMaxTopicBytes) return std::nullopt;
   const std::string_view rest = filter.substr(kSharePrefix.size());

@@ -25,6 +25,10 @@ struct SharedFilter {
 std::optional<SharedFilter> parse_shared_filter(std::string_view filter) noexcept;
 bool is_shared_filter(std::string_view filter) noexcept;  // starts with "$share/"
 
+// A topic name whose first level is "$SYS" (the broker's own topics, which clients may read but
+// not publish to) or "$share" (which names shared subscriptions, so no filter could match it).
+bool is_reserved_topic(std::string_view topic) noexcept;
+
 // Levels of a topic name or a valid filter ('/' count + 1); a shared filter's own filter part.
 std::size_t topic_levels(std::string_view topic_or_filter) noexcept;
 

@@ -216,3 +216,27 @@ def test_acknowledgement_out_of_its_qos_flow_closes_the_connection(connected, qo
     p = sub.expect_publish()
     sub.send(getattr(m, wrong)(p.pid, version=V))
     sub.expect_closed()
+
+
+def test_sys_topics_are_the_brokers_a_client_publish_is_acknowledged_and_dropped(connected):
+    # 3.1.1 has no code to refuse a PUBLISH: the flow completes so the client does not resend
+    # forever, and nobody receives it (section 4.7.2: the Server SHOULD prevent exchanges on "$").
+    watcher = connected("sys-watch", V)
+    watcher.subscribe("$SYS/#", 1)
+    pub = connected("sys-pub", V)
+    pub.publish("$SYS/broker/uptime", b"client-0")
+    assert pub.publish("$SYS/broker/uptime", b"client-1", qos=1).type == m.PUBACK
+    assert pub.publish("$SYS/x", b"client-2", qos=2, retain=True).type == m.PUBCOMP
+    later = connected("sys-late", V)
+    later.subscribe("$SYS/#", 0)
+    # The broker's own $SYS messages may arrive; none of the client's, nor a retained one.
+    for client in (watcher, later):
+        assert not [p for p in m.drain(client, 0.3) if p.payload.startswith(b"client-")]
+    pub.ping()
+
+
+@pytest.mark.deviates_mosquitto("2.0.11 accepts the CONNECT and drops the will when it is published")
+def test_a_will_on_sys_is_refused_with_not_authorized(mqtt):
+    c = mqtt(V)
+    c.connect("sys-will", expect_rc=0x05, will={"topic": "$SYS/will", "payload": b"x"})
+    c.expect_closed()

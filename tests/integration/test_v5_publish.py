@@ -284,3 +284,40 @@ def test_acknowledgement_for_an_id_not_in_flight_is_ignored(connected):
     sub.send(m.pubcomp(78))
     pub.publish("pub/t", b"still here", qos=1)
     sub.expect_publish(payload=b"still here")
+
+
+def test_sys_topics_are_the_brokers_a_client_publish_is_not_authorized(connected):
+    # Section 4.7.2: the Server SHOULD prevent Clients from exchanging messages on "$" topics;
+    # "$SYS" is the broker's own tree, and nothing can subscribe to a "$share/..." topic name.
+    watcher = connected("sys-watch")
+    watcher.subscribe("$SYS/#", 0)
+    pub = connected("sys-pub")
+    pub.publish("$SYS/broker/uptime", b"client-0")
+    assert pub.publish("$SYS/broker/uptime", b"client-1", qos=1).rc == m.RC_NOT_AUTHORIZED
+    rec = pub.publish("$SYS", b"client-2", qos=2, retain=True)
+    assert rec.type == m.PUBREC and rec.rc == m.RC_NOT_AUTHORIZED
+    assert pub.publish("$share/g/t", b"client-3", qos=1).rc == m.RC_NOT_AUTHORIZED
+    later = connected("sys-late")
+    later.subscribe([("$SYS/#", m.sub_options(0)), ("$SYS", m.sub_options(0))])
+    # The broker's own $SYS messages may arrive; none of the client's, nor a retained one.
+    for client in (watcher, later):
+        assert not [p for p in m.drain(client, 0.3) if p.payload.startswith(b"client-")]
+    pub.ping()
+
+
+@pytest.mark.deviates_mosquitto("2.0.11 refuses every topic that starts with the 4 bytes '$SYS'")
+def test_other_dollar_topics_carry_messages_between_clients(connected):
+    sub = connected("dollar-sub")
+    sub.subscribe("$SYSTEM/#", 1)
+    sub.subscribe("$aws/things/car/shadow", 1)
+    pub = connected("dollar-pub")
+    assert pub.publish("$SYSTEM/x", b"a", qos=1).rc == 0
+    assert pub.publish("$aws/things/car/shadow", b"b", qos=1).rc == 0
+    assert sorted(p.payload for p in sub.receive(2)) == [b"a", b"b"]
+
+
+@pytest.mark.deviates_mosquitto("2.0.11 accepts the CONNECT and drops the will when it is published")
+def test_a_will_on_sys_is_refused_with_not_authorized(mqtt):
+    c = mqtt(V)
+    c.connect("sys-will", expect_rc=m.RC_NOT_AUTHORIZED, will={"topic": "$SYS/will", "payload": b"x"})
+    c.expect_closed()

@@ -94,6 +94,11 @@ int main(int argc, char** argv) {
       std::fputs(broker::server::version_text(kProgram).c_str(), stdout);
       return kExitOk;
     case broker::server::Action::PrintConfig:
+      // What start would refuse is refused here too (limits checked against each other).
+      if (broker::Status st = broker::Broker::check(config.options); !st) {
+        print_error(st.message());
+        return kExitUsage;
+      }
       std::fputs(broker::server::options_to_json(config.options).c_str(), stdout);
       return kExitOk;
     case broker::server::Action::Run:

@@ -4,7 +4,10 @@
 
 #include <cerrno>
 #include <ctime>
+#include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -31,6 +34,7 @@ namespace {
 // Ticks drive keep alive, will delay and expiry; a keep alive of 1 s must be enforced at
 // 1.5 s, so ticks come several times a second.
 constexpr std::uint32_t kTickIntervalMs = 250;
+constexpr std::chrono::seconds kStopStepTimeout{3};
 // How often the message log is trimmed to its retention (age and bytes).
 constexpr long kLogTrimIntervalSeconds = 60;
 
@@ -181,6 +185,7 @@ class BrokerImpl final : public Broker {
       state_ = State::Stopping;
     }
     log::info("stopping");
+    publish_stop_wills();
     pool_->stop();
     // The workers are joined: their last writes go to the store from here, and what is still
     // in memory (persistent sessions' messages) must not be deleted from it on release.
@@ -201,6 +206,42 @@ class BrokerImpl final : public Broker {
     }
     stopped_cv_.notify_all();
     log::info("stopped");
+  }
+
+  // The wills a stop triggers go out before anyone is disconnected, so that every client still
+  // connected can receive them, whichever worker it is on: each worker publishes its own and
+  // hands them off at once; then every worker runs what it was handed (its inbox is in order).
+  void publish_stop_wills() {
+    run_on_every_worker([this](unsigned w) {
+      engine_->worker(w).publish_stop_wills();
+      engine_->worker(w).hand_off();
+    });
+    run_on_every_worker([](unsigned) {});
+  }
+
+  // Runs `task` on every worker and waits for all of them, at most kStopStepTimeout (a worker
+  // that does not answer is stopped by the pool anyway).
+  void run_on_every_worker(const std::function<void(unsigned)>& task) {
+    struct Latch {
+      std::mutex mutex;
+      std::condition_variable done;
+      unsigned left;
+    };
+    auto latch = std::make_shared<Latch>();
+    latch->left = worker_count_;
+    for (unsigned w = 0; w < worker_count_; ++w) {
+      const bool posted = pool_->post(w, [latch, task, w] {
+        task(w);
+        std::lock_guard lock(latch->mutex);
+        if (--latch->left == 0) latch->done.notify_all();
+      });
+      if (!posted) {
+        std::lock_guard lock(latch->mutex);
+        --latch->left;
+      }
+    }
+    std::unique_lock lock(latch->mutex);
+    latch->done.wait_for(lock, kStopStepTimeout, [&] { return latch->left == 0; });
   }
 
   void wait() override {
@@ -309,6 +350,8 @@ class BrokerImpl final : public Broker {
 }  // namespace
 
 Broker::~Broker() = default;
+
+Status Broker::check(const Options& options) { return check_options(options); }
 
 Result<std::unique_ptr<Broker>> Broker::create(const Options& options) {
   if (Status st = check_options(options); !st) return st;

@@ -110,10 +110,15 @@ inline std::uint64_t expiry_deadline(std::uint64_t arrival_ms, std::uint32_t int
   return arrival_ms + (interval_s == 0 ? kZeroExpiryLifetimeMs : std::uint64_t{interval_s} * 1000);
 }
 
+// Whether `m` came with a Message Expiry Interval of 0: it goes to no session that is offline.
+inline bool lives_no_time(const Message& m) noexcept {
+  return m.expires_at_ms != 0 && m.expires_at_ms < m.arrival_ms + 1000;
+}
+
 // The Message Expiry Interval to send at `now_ms` for a message that expires (expires_at_ms is
 // not 0): the seconds left, rounded up; 0 once expired, and for an interval of 0.
 inline std::uint32_t remaining_expiry_seconds(const Message& m, std::uint64_t now_ms) noexcept {
-  if (m.expires_at_ms <= now_ms || m.expires_at_ms < m.arrival_ms + 1000) return 0;
+  if (m.expires_at_ms <= now_ms || lives_no_time(m)) return 0;
   return static_cast<std::uint32_t>((m.expires_at_ms - now_ms + 999) / 1000);
 }
 

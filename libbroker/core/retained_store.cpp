@@ -101,8 +101,9 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
   std::vector<Node*> path;
   const bool found = impl.find_path(message->topic(), path);
   Node* existing = found ? path.back() : nullptr;
-  // An empty payload removes the retained message and is not stored [MQTT-3.3.1-6, 3.3.1-7].
-  if (empty_payload(*message)) {
+  // An empty payload removes the retained message and is not stored [MQTT-3.3.1-6, 3.3.1-7];
+  // so does a Message Expiry Interval of 0, which replaces it and expires at once.
+  if (empty_payload(*message) || lives_no_time(*message)) {
     if (existing == nullptr || !existing->message) return SetResult::NothingToClear;
     existing->message.reset();
     impl.count_.fetch_sub(1, std::memory_order_relaxed);

@@ -24,8 +24,8 @@ class RetainedStore {
   RetainedStore& operator=(const RetainedStore&) = delete;
 
   enum class SetResult { Stored, Replaced, Cleared, NothingToClear, Full };
-  // Stores `message` under its topic, replacing the previous one; an empty payload clears it
-  // [MQTT-3.3.1-6, 3.3.1-7].
+  // Stores `message` under its topic, replacing the previous one; an empty payload, or a
+  // Message Expiry Interval of 0, clears it [MQTT-3.3.1-6, 3.3.1-7].
   SetResult set(const MessagePtr& message);
 
   // Appends the retained messages whose topic matches `filter` (valid, not shared) and that are

@@ -109,10 +109,8 @@ void WorkerCore::session_offline(Session& session, bool will_wanted) {
     std::uint32_t delay = session.will->will.properties.will_delay_interval.value_or(0);
     if (!will_wanted) {
       session.will.reset();
-    } else if (delay == 0 || session.expiry_interval == 0 || (draining_ && !engine_.store())) {
-      // [MQTT-3.1.3-9] no delay, or the session ends now (at shutdown without a store): the
-      // will goes out now. With a store, a shutdown is like a crash: the session and its will
-      // outlive the process, and a client back within the delay cancels the will.
+    } else if (delay == 0 || will_skips_delay(session)) {
+      // [MQTT-3.1.3-9] no delay, or the session ends now: the will goes out now.
       publish_will(session.client_id(), session.will->will);
       session.will.reset();
     } else {
@@ -513,6 +511,11 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   }
   ClientConnection* connection = session.connection;
   const bool online = connection && connection->connected();
+  if (!online && lives_no_time(*delivery.message)) {  // not kept for later [MQTT-3.3.2-5]
+    Counters::add(counters_.messages_expired);
+    unpersist_delivery(session, delivery);
+    return;
+  }
   // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
   // QoS 1/2 messages wait for the window, but not before one waiting for the store.
   if (delivery.qos == 0 && !(online && waiting_for_store(session))) {
@@ -965,20 +968,40 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
   }
 }
 
+bool WorkerCore::will_skips_delay(const Session& session) const {
+  // With a store, a stop is like a crash for a delayed will: it waits in the session's record
+  // (restore_session schedules it), and a client back within the delay cancels it.
+  const bool stopping = draining_ || stopping_wills_;
+  return session.expiry_interval == 0 || (stopping && !engine_.store());
+}
+
+void WorkerCore::publish_stop_wills() {
+  stopping_wills_ = true;
+  // A connected session's will goes out as if its connection had already closed; one waiting
+  // for its delay after an earlier disconnect only if nothing outlives the stop.
+  auto publish_if_due = [this](Session& session, bool connected) {
+    if (!session.will) return;
+    const bool undelayed = session.will->will.properties.will_delay_interval.value_or(0) == 0;
+    if ((connected && undelayed) || will_skips_delay(session)) {
+      publish_will(session.client_id(), session.will->will);
+      session.will.reset();
+    }
+  };
+  connections_.for_each([&](ClientConnection& connection) {
+    if (connection.connected() && connection.session()) publish_if_due(*connection.session(), true);
+  });
+  for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end()))
+    publish_if_due(*session, false);
+}
+
 void WorkerCore::drain() {
+  // Wills come before the DISCONNECTs; the broker publishes them on every worker first
+  // (Broker::stop), and this catches a client that connected since.
+  publish_stop_wills();
   draining_ = true;
   connections_.for_each([](ClientConnection& connection) {
     connection.disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
   });
-  // Without a store no later moment exists for the delayed wills of this process's sessions;
-  // with one they wait in their sessions' records (restore_session schedules them).
-  if (engine_.store()) return;
-  for (Session* session : std::vector<Session*>(offline_timed_.begin(), offline_timed_.end())) {
-    if (session->will) {
-      publish_will(session->client_id(), session->will->will);
-      session->will.reset();
-    }
-  }
 }
 
 // --- persistence ---

@@ -52,7 +52,12 @@ class WorkerCore {
   // Back-pressure bookkeeping, then hand_off() for whatever that released.
   void end_of_turn();
   void tick(std::uint64_t now_ms);
-  // Shutdown: DISCONNECT 0x8B to 5.0 clients, wills published, every link closed.
+  // Shutdown, step 1 (before any client is disconnected, so that every one still connected can
+  // receive them): publishes the wills the stop triggers [MQTT-3.1.2-8], those of connected
+  // sessions and, without a store, the delayed ones of offline sessions. Idempotent.
+  void publish_stop_wills();
+  // Shutdown, step 2: publish_stop_wills() for late arrivals, DISCONNECT 0x8B to 5.0 clients,
+  // every link closed.
   void drain();
 
   // --- sessions (used by ClientConnection) ---
@@ -124,6 +129,9 @@ class WorkerCore {
   void hand_to_member(Delivery&& delivery, const Match& member);
   // Publishes a will as its client's last message.
   void publish_will(const std::string& client_id, const protocol::Will& will);
+  // Whether `session`'s will goes out at its disconnect despite a delay: the session ends with
+  // the connection, or the broker is stopping and nothing outlives the process.
+  bool will_skips_delay(const Session& session) const;
   // Logs a failed store commit this worker waited on, at most once a second with a count.
   void warn_store_failure(const Status& status, std::string_view consequence);
   // A CONNECT this worker refused: counted, and logged with the latest reason by tick.
@@ -312,6 +320,7 @@ class WorkerCore {
   std::vector<std::uint64_t> unsaved_sessions_;
   std::mt19937_64 rng_;
   bool draining_ = false;
+  bool stopping_wills_ = false;  // publish_stop_wills() ran: the stop has begun
 
   // Back-pressure. Subscriber side: sessions Congested or Stuck, with when they last made
   // progress and their backlog then. Publisher side: connections held, and what the current

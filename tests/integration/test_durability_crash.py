@@ -39,7 +39,8 @@ class Brokerd:
         # durability failure.
         env = dict(os.environ, BROKER_PERSISTED_FILTERS="vehicle/+/telemetry/#",
                    BROKER_LIMITS_MAX_QUEUED_MESSAGES="1000000",
-                   BROKER_LIMITS_MAX_QUEUED_BYTES="1073741824", **self.env)
+                   BROKER_LIMITS_MAX_QUEUED_BYTES="1073741824")
+        env.update(self.env)
         self.proc = subprocess.Popen(
             [os.environ["BROKERD"], "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
              "--workers", "2", "--log-level", "info"],

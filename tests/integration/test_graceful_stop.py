@@ -114,3 +114,45 @@ def test_qos2_flows_completed_just_before_a_graceful_stop_do_not_resume(brokerd)
     time.sleep(0.5)  # a resumed flow's PUBREL has arrived by now
     for c in cars:
         c.expect_nothing(timeout=0.01)
+
+
+@pytest.mark.parametrize("durability", ["memory", "durable"])
+def test_a_graceful_stop_publishes_wills_to_every_client_still_connected(brokerd, durability):  # noqa: F811
+    # The stop closes the vehicles' connections, so their wills go out [MQTT-3.1.2-8], and a
+    # back office still connected, on either worker, connected before or after them, gets
+    # every one before its own DISCONNECT.
+    brokerd.stop()
+    brokerd.env["BROKER_DURABILITY"] = durability
+    brokerd.env["BROKER_PERSISTED_FILTERS"] = ""  # a message log would open a store
+    brokerd.start()
+
+    def watcher(name):
+        w = m.Client(brokerd.port, version=m.V5, timeout=5)
+        w.connect(name)
+        w.subscribe("gone/#", 0)
+        return w
+
+    first = watcher("stop-watcher-first")
+    keep = {m.SESSION_EXPIRY_INTERVAL: 600}
+    cars = []
+    for i in range(8):
+        c = m.Client(brokerd.port, version=m.V5, timeout=5)
+        c.connect("stop-will-%d" % i, will={"topic": "gone/%d" % i, "payload": b"offline"})
+        cars.append(c)
+    for name in ("delayed", "dropped"):
+        c = m.Client(brokerd.port, version=m.V5, timeout=5)
+        c.connect("stop-will-" + name, props=keep,
+                  will={"topic": "gone/" + name, "payload": b"late",
+                        "props": {m.WILL_DELAY_INTERVAL: 30}})
+        cars.append(c)
+    cars[-1].abort()  # "dropped" waits for its will delay
+    last = watcher("stop-watcher-last")
+    assert brokerd.stop() == 0
+
+    expected = {"gone/%d" % i for i in range(8)}
+    if durability == "memory":  # no store, nothing outlives the process: delayed wills go out
+        expected |= {"gone/delayed", "gone/dropped"}
+    for w in (first, last):
+        got = w.expect_closed(5)
+        assert {p.topic for p in got if p.type == m.PUBLISH} == expected, got
+        assert got[-1].type == m.DISCONNECT and got[-1].rc == m.RC_SERVER_SHUTTING_DOWN, got

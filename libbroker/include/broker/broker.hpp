@@ -41,13 +41,17 @@ class BROKER_EXPORT Broker {
  public:
   // Checks `options` and builds the broker. Errors: InvalidArgument naming the bad field.
   static Result<std::unique_ptr<Broker>> create(const Options& options);
+  // The checks create() makes, alone: nothing is opened or bound. Errors: as create()'s
+  // InvalidArgument.
+  static Status check(const Options& options);
   virtual ~Broker();
 
   // Binds every listener and starts the workers; returns once they accept connections.
   // Errors: IoError naming the address that could not be bound; Unavailable if started twice.
   virtual Status start() = 0;
-  // Graceful shutdown: stops accepting, sends DISCONNECT 0x8B to 5.0 clients, publishes the
-  // wills that a server shutdown triggers, closes every socket and joins the workers.
+  // Graceful shutdown: publishes the wills that a server shutdown triggers (to every client
+  // still connected), then sends DISCONNECT 0x8B to 5.0 clients, stops accepting, closes every
+  // socket and joins the workers.
   // Idempotent; returns when done. REQUIRES: not called from a worker thread.
   virtual void stop() = 0;
   // Blocks until stop() has finished (from any thread, or by a signal handler's request_stop()).

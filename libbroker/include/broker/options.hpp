@@ -84,7 +84,8 @@ struct Limits {
   // broker uses towards a client (each holds its topic's name for the connection). Default: 64.
   std::uint16_t topic_alias_maximum = 64;
   // Highest keep alive accepted; 5.0 clients asking for more (or for none) get it as Server
-  // Keep Alive; 3.1.1 clients, which cannot be told, are refused with CONNACK 0x02. 0 = no cap.
+  // Keep Alive; 3.1.1 clients, which cannot be told, are closed without a CONNACK (no 3.1.1
+  // return code says why [MQTT-3.2.2-6]). 0 = no cap.
   // Default: 0.
   std::uint16_t max_keep_alive = 0;
   // Cap on a 5.0 session expiry interval, seconds. Default: 0xFFFFFFFF (no cap).

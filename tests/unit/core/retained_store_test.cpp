@@ -135,22 +135,31 @@ TEST_CASE("retained: expired messages are not returned and are dropped lazily") 
   CHECK(topics(store, "a/+", 0) == V{"a/forever"});
 }
 
+TEST_CASE("retained: a Message Expiry Interval of 0 replaces the retained message and keeps none") {
+  RetainedStore store;
+  REQUIRE(store.set(msg("cfg")) == Result::Stored);
+  const auto zero = msg("cfg", "now", broker::core::expiry_deadline(0, 0));  // arrived at 0
+  CHECK(store.set(zero) == Result::Cleared);
+  CHECK(store.size() == 0);
+  CHECK(store.set(zero) == Result::NothingToClear);
+}
+
 TEST_CASE("retained: purge_expired removes every expired message and prunes its branch") {
   RetainedStore store;
-  REQUIRE(store.set(msg("a/b/c", "x", 100)) == Result::Stored);
-  REQUIRE(store.set(msg("a/b", "x", 200)) == Result::Stored);
-  REQUIRE(store.set(msg("d", "x", 300)) == Result::Stored);
+  REQUIRE(store.set(msg("a/b/c", "x", 1000)) == Result::Stored);
+  REQUIRE(store.set(msg("a/b", "x", 2000)) == Result::Stored);
+  REQUIRE(store.set(msg("d", "x", 3000)) == Result::Stored);
   REQUIRE(store.set(msg("e")) == Result::Stored);
-  CHECK(store.purge_expired(50) == 0);
-  CHECK(store.purge_expired(200) == 2);
+  CHECK(store.purge_expired(500) == 0);
+  CHECK(store.purge_expired(2000) == 2);
   CHECK(store.size() == 2);
-  CHECK(topics(store, "#", 200) == V{"d", "e"});
-  CHECK(store.purge_expired(1000) == 1);
-  CHECK(topics(store, "#", 1000) == V{"e"});
+  CHECK(topics(store, "#", 2000) == V{"d", "e"});
+  CHECK(store.purge_expired(10000) == 1);
+  CHECK(topics(store, "#", 10000) == V{"e"});
   // A replaced message takes the new expiry.
-  REQUIRE(store.set(msg("e", "y", 2000)) == Result::Replaced);
-  CHECK(store.purge_expired(1999) == 0);
-  CHECK(store.purge_expired(2000) == 1);
+  REQUIRE(store.set(msg("e", "y", 20000)) == Result::Replaced);
+  CHECK(store.purge_expired(19990) == 0);
+  CHECK(store.purge_expired(20000) == 1);
   CHECK(store.size() == 0);
 }
 

@@ -1,5 +1,9 @@
 #include "storage/lmdb/lmdb_env.hpp"
 
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
 #include <fmt/format.h>
 
 namespace broker::storage::lmdb {
@@ -18,6 +22,32 @@ Status lmdb_status(int rc, std::string_view what, std::uint64_t map_size) {
     return Status::corruption(fmt::format("{}: {}", what, mdb_strerror(rc)));
   }
   return Status::io_error(fmt::format("{}: {}", what, mdb_strerror(rc)));
+}
+
+bool pages_free(MDB_txn* txn, std::uint64_t first, std::uint64_t last) {
+  if (first > last) return true;
+  std::vector<bool> seen(last - first + 1, false);
+  MDB_cursor* cursor = nullptr;
+  if (mdb_cursor_open(txn, 0, &cursor) != 0) return false;  // database 0: LMDB's free pages
+  MDB_val key{}, value{};
+  int rc = 0;
+  while ((rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) == 0) {
+    // Each record is a list of page numbers (LMDB's MDB_ID, a size_t): its length, then the
+    // pages. Copied out: the map gives no alignment guarantee to a reader.
+    const std::size_t fits = value.mv_size / sizeof(std::size_t);
+    auto id_at = [&](std::size_t i) {
+      std::size_t id = 0;
+      std::memcpy(&id, static_cast<const char*>(value.mv_data) + i * sizeof(id), sizeof(id));
+      return id;
+    };
+    const std::size_t count = fits == 0 ? 0 : std::min(id_at(0), fits - 1);
+    for (std::size_t i = 1; i <= count; ++i) {
+      const std::uint64_t page = id_at(i);
+      if (page >= first && page <= last) seen[page - first] = true;
+    }
+  }
+  mdb_cursor_close(cursor);
+  return rc == MDB_NOTFOUND && std::find(seen.begin(), seen.end(), false) == seen.end();
 }
 
 Status Env::create() {

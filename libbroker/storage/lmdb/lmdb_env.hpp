@@ -26,6 +26,10 @@ inline std::string_view from_val(const MDB_val& v) {
 // `what` names the operation; MDB_MAP_FULL becomes Unavailable, everything else IoError.
 Status lmdb_status(int rc, std::string_view what, std::uint64_t map_size = 0);
 
+// Whether every page from `first` to `last` (inclusive) is on LMDB's free list, as `txn` sees
+// it. A damaged free list reads as false.
+bool pages_free(MDB_txn* txn, std::uint64_t first, std::uint64_t last);
+
 class Env {
  public:
   Env() = default;

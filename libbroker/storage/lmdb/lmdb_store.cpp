@@ -31,6 +31,7 @@ using lmdb::Cursor;
 using lmdb::Env;
 using lmdb::from_val;
 using lmdb::lmdb_status;
+using lmdb::pages_free;
 using lmdb::to_val;
 using lmdb::Txn;
 
@@ -162,6 +163,8 @@ class LmdbStore final : public Store {
 
   explicit LmdbStore(std::string dir) : dir_(std::move(dir)) {}
   Status open_env(const LmdbStoreOptions& options);
+  // The data file holds every page the meta page counts that is not free.
+  Status check_file_length(std::uint64_t last_page, std::uint64_t page_size);
   Status open_databases();
 
   void writer_loop();
@@ -245,24 +248,41 @@ Status LmdbStore::open_env(const LmdbStoreOptions& options) {
   }
   if (rc != 0) return Status::io_error(fmt::format("{}: cannot open store: {}", dir_, mdb_strerror(rc)));
 
-  // A data file cut short would make LMDB read past its end through the map (SIGBUS), so
-  // compare the size the meta page promises with the file before touching any other page.
   MDB_envinfo info{};
   MDB_stat st{};
   mdb_env_info(env, &info);
   mdb_env_stat(env, &st);
   map_size_ = info.me_mapsize;
-  std::uint64_t need = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
-  auto size = std::filesystem::file_size(std::filesystem::path(dir_) / "data.mdb", ec);
-  if (ec) return Status::io_error(fmt::format("{}: data.mdb: {}", dir_, ec.message()));
-  if (size < need) {
-    return Status::corruption(
-        fmt::format("{}: data file truncated ({} bytes, {} needed)", dir_, size, need));
-  }
+  if (Status s = check_file_length(info.me_last_pgno, st.ms_psize); !s) return s;
   map_base_ = mapped_at(std::filesystem::path(dir_) / "data.mdb");
   int stale = 0;
   mdb_reader_check(env, &stale);  // slots of readers that died (a killed process)
   return Status::ok();
+}
+
+Status LmdbStore::check_file_length(std::uint64_t last_page, std::uint64_t page_size) {
+  // A data file cut short would make LMDB read past its end through the map (SIGBUS), so the
+  // size the meta page promises is checked before any other page is touched. But LMDB also
+  // counts there the pages a transaction took from the end and freed again before it
+  // committed, which it never writes: a file may end early if every page it lacks is free.
+  const std::filesystem::path path = std::filesystem::path(dir_) / "data.mdb";
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return Status::io_error(fmt::format("{}: data.mdb: {}", dir_, ec.message()));
+  const std::uint64_t need = (last_page + 1) * page_size;
+  if (size >= need) return Status::ok();
+  // Zero pages stand in for the missing ones while the free list is read, so that reading it
+  // cannot fault wherever its own pages are. They stay when all are free (LMDB writes over
+  // free pages as it reuses them); a truncated file gets its own length back.
+  std::filesystem::resize_file(path, need, ec);
+  if (ec) return Status::io_error(fmt::format("{}: data.mdb: {}", dir_, ec.message()));
+  Txn txn;
+  const bool all_free = txn.begin(env_.get(), MDB_RDONLY) == 0 &&
+                        pages_free(txn.get(), size / page_size, last_page);
+  txn.abort();
+  if (all_free) return Status::ok();
+  std::filesystem::resize_file(path, size, ec);
+  return Status::corruption(fmt::format("{}: data file truncated ({} bytes, {} needed)", dir_, size, need));
 }
 
 Status LmdbStore::open_databases() {

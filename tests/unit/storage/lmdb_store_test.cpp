@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 #include <lmdb.h>
 
+#include "storage/lmdb/lmdb_env.hpp"
 #include "storage/record_codec.hpp"
 #include "unit/storage/golden_samples.hpp"
 #include "unit/storage/store_test_util.hpp"
@@ -296,8 +297,60 @@ TEST_CASE("lmdb store: damaged data files give Corruption, not a crash", "[stora
       auto st = open_at(path).status();
       INFO("size " << size << ": " << st.to_string());
       CHECK(st.code() == Status::Code::Corruption);
+      CHECK(fs::file_size(data) == size);  // left as it was found
     }
   }
+}
+
+TEST_CASE("lmdb store: a data.mdb that ends before pages LMDB freed unwritten opens", "[storage][lmdb]") {
+  // LMDB counts pages a transaction took from the end and freed before committing in the meta
+  // page's last page, but never writes them. Cutting free pages off the end makes that file.
+  TempDir dir;
+  const std::string path = dir.path();
+  const fs::path data = fs::path(path) / "data.mdb";
+  {
+    StorePtr store = must_open(path);
+    WriteBatch sessions;
+    for (int i = 0; i < 20; ++i) sessions.put_session(make_session("car-" + std::to_string(i)));
+    REQUIRE(submit_and_wait(*store, std::move(sessions)));
+    fill_some(*store, 2000);
+    WriteBatch drop;
+    for (std::uint64_t id = 1; id <= 2000; ++id) drop.delete_message(id);
+    REQUIRE(submit_and_wait(*store, std::move(drop)));
+    for (int i = 0; i < 4; ++i) {  // later commits move what the delete wrote into freed pages
+      WriteBatch touch;
+      touch.put_session(make_session("car-0"));
+      REQUIRE(submit_and_wait(*store, std::move(touch)));
+    }
+  }
+  std::uint64_t last = 0, free_at_end = 0, page = 0;
+  {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, path.c_str(), MDB_RDONLY, 0644) == 0);
+    MDB_envinfo info{};
+    MDB_stat st{};
+    mdb_env_info(env, &info);
+    mdb_env_stat(env, &st);
+    last = info.me_last_pgno;
+    page = st.ms_psize;
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0);
+    while (free_at_end < last && storage::lmdb::pages_free(txn, last - free_at_end, last)) ++free_at_end;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+  }
+  INFO("last page " << last << ", free pages at the end " << free_at_end);
+  REQUIRE(free_at_end >= 4);
+  fs::resize_file(data, (last + 1 - free_at_end) * page);
+
+  StorePtr store = must_open(path);
+  Collector r;
+  REQUIRE(store->load(r).is_ok());
+  CHECK(r.sessions.size() == 20);
+  CHECK(r.messages.empty());
+  fill_some(*store, 2000);  // LMDB writes over the pages it lacked
 }
 
 TEST_CASE("lmdb store: a corrupt record is reported by name", "[storage][lmdb]") {

@@ -74,19 +74,53 @@ struct RetainedStore::Impl {
     }
   }
 
-  // Drops `m` if it is still the one stored under its topic.
-  void drop(const MessagePtr& m) {
+  // Drops expired `m` if it is still the one stored under its topic. REQUIRES: mu_ held.
+  void drop_expired(const MessagePtr& m) {
     std::vector<Node*> path;
     if (!find_path(m->topic(), path) || path.back()->message != m) return;
+    note_expired(*m);
     path.back()->message.reset();
     count_.fetch_sub(1, std::memory_order_relaxed);
     prune(path);
+  }
+
+  void note_expired(const Message& m) {
+    if (m.durability != Durability::Memory) expired_.push_back({std::string(m.topic()), m.id});
+  }
+
+  // Removes every message expired at `now_ms`; returns how many. REQUIRES: mu_ held.
+  std::uint64_t purge(std::uint64_t now_ms) {
+    // Pre-order list of (node, parent); walking it backwards visits children before parents,
+    // so a branch emptied by expiry is pruned bottom-up in one pass.
+    std::vector<std::pair<Node*, Node*>> order;
+    root_.children.for_each([&](Node* c) { order.emplace_back(c, &root_); });
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      Node* n = order[i].first;
+      n->children.for_each([&](Node* c) { order.emplace_back(c, n); });
+    }
+    std::uint64_t removed = 0;
+    for (std::size_t i = order.size(); i-- > 0;) {
+      auto [n, parent] = order[i];
+      if (n->message && is_expired(*n->message, now_ms)) {
+        note_expired(*n->message);
+        n->message.reset();
+        ++removed;
+      }
+      if (n->unused()) {
+        parent->children.erase(n->key());
+        delete n;
+      }
+    }
+    count_.fetch_sub(removed, std::memory_order_relaxed);
+    return removed;
   }
 
   const std::uint64_t max_messages_;
   mutable std::shared_mutex mu_;
   Node root_;  // guarded by mu_
   std::atomic<std::uint64_t> count_{0};
+  std::vector<Expired> expired_;     // guarded by mu_: dropped, record not yet deleted
+  std::uint64_t full_purge_ms_ = 0;  // guarded by mu_: when a full store last purged
 };
 
 RetainedStore::RetainedStore(std::uint64_t max_messages)
@@ -94,7 +128,7 @@ RetainedStore::RetainedStore(std::uint64_t max_messages)
 
 RetainedStore::~RetainedStore() = default;
 
-RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
+RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint64_t now_ms) {
   if (!message) return SetResult::NothingToClear;
   Impl& impl = *impl_;
   std::unique_lock lock(impl.mu_);
@@ -114,7 +148,13 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message) {
     existing->message = message;
     return SetResult::Replaced;
   }
-  if (impl.count_.load(std::memory_order_relaxed) >= impl.max_messages_) return SetResult::Full;
+  const auto full = [&] { return impl.count_.load(std::memory_order_relaxed) >= impl.max_messages_; };
+  if (full() && now_ms >= impl.full_purge_ms_ + 1000) {
+    impl.full_purge_ms_ = now_ms;
+    // The walk may prune nodes of this topic's path: look it up again.
+    if (impl.purge(now_ms) != 0) impl.find_path(message->topic(), path);
+  }
+  if (full()) return SetResult::Full;
   // Create the missing tail of the path; find_path stopped at the deepest existing node.
   Node* n = path.back();
   std::size_t pos = 0;
@@ -201,34 +241,17 @@ void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
   if (expired.empty()) return;
   // Dropped lazily when met: retaking the lock as a writer is rare (once per expired message).
   std::unique_lock lock(impl.mu_);
-  for (const auto& m : expired) impl.drop(m);
+  for (const auto& m : expired) impl.drop_expired(m);
 }
 
 std::uint64_t RetainedStore::purge_expired(std::uint64_t now_ms) {
-  Impl& impl = *impl_;
-  std::unique_lock lock(impl.mu_);
-  // Pre-order list of (node, parent); walking it backwards visits children before parents, so
-  // a branch emptied by expiry is pruned bottom-up in one pass.
-  std::vector<std::pair<Node*, Node*>> order;
-  impl.root_.children.for_each([&](Node* c) { order.emplace_back(c, &impl.root_); });
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    Node* n = order[i].first;
-    n->children.for_each([&](Node* c) { order.emplace_back(c, n); });
-  }
-  std::uint64_t removed = 0;
-  for (std::size_t i = order.size(); i-- > 0;) {
-    auto [n, parent] = order[i];
-    if (n->message && is_expired(*n->message, now_ms)) {
-      n->message.reset();
-      ++removed;
-    }
-    if (n->unused()) {
-      parent->children.erase(n->key());
-      delete n;
-    }
-  }
-  impl.count_.fetch_sub(removed, std::memory_order_relaxed);
-  return removed;
+  std::unique_lock lock(impl_->mu_);
+  return impl_->purge(now_ms);
+}
+
+std::vector<RetainedStore::Expired> RetainedStore::take_expired() {
+  std::unique_lock lock(impl_->mu_);
+  return std::exchange(impl_->expired_, {});
 }
 
 std::uint64_t RetainedStore::size() const noexcept {

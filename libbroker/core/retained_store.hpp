@@ -3,11 +3,13 @@
 //
 // Design: a trie keyed by topic level, so a wildcard subscription walks only the matching
 // branches; guarded by a reader/writer lock (setting a retained message is far rarer than
-// reading on subscribe). Expired messages are dropped lazily when met and by purge_expired().
+// reading on subscribe). Expired messages are dropped lazily when met, by purge_expired(), and
+// by set() when the store is full; take_expired() then tells which records to delete.
 //
 // Thread safety: all methods are safe from any thread.
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,7 +28,9 @@ class RetainedStore {
   enum class SetResult { Stored, Replaced, Cleared, NothingToClear, Full };
   // Stores `message` under its topic, replacing the previous one; an empty payload, or a
   // Message Expiry Interval of 0, clears it [MQTT-3.3.1-6, 3.3.1-7].
-  SetResult set(const MessagePtr& message);
+  // `now_ms`: a full store first drops what expired (at most once a second), so expired
+  // messages do not hold places under max_messages.
+  SetResult set(const MessagePtr& message, std::uint64_t now_ms = 0);
 
   // Appends the retained messages whose topic matches `filter` (valid, not shared) and that are
   // not expired at `now_ms`.
@@ -37,6 +41,14 @@ class RetainedStore {
 
   // Removes every message expired at `now_ms`; returns how many.
   std::uint64_t purge_expired(std::uint64_t now_ms);
+
+  // The stored messages (durability other than Memory) dropped for expiry since the last call:
+  // their topic and id, for a delete that spares a newer message retained meanwhile.
+  struct Expired {
+    std::string topic;
+    std::uint64_t id;
+  };
+  std::vector<Expired> take_expired();
 
   std::uint64_t size() const noexcept;
 

@@ -918,6 +918,11 @@ void WorkerCore::tick(std::uint64_t now_ms) {
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kExpiryPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
     Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));
+    // Their records go too (a vehicle's rotating alert topics must not fill the disk); each
+    // delete spares a newer message retained meanwhile from another worker's batch.
+    for (auto& expired : engine_.retained().take_expired()) {
+      if (engine_.store()) batch_.delete_retained(std::move(expired.topic), expired.id);
+    }
   }
 }
 
@@ -1049,7 +1054,7 @@ void WorkerCore::warn_store_failure(const Status& status, std::string_view conse
 }
 
 void WorkerCore::retain(const MessagePtr& message) {
-  auto result = engine_.retained().set(message);
+  auto result = engine_.retained().set(message, engine_.now_ms());
   if (result == RetainedStore::SetResult::Full && retained_warning_.allow(engine_.now_ms())) {
     // The message still reaches its subscribers; only its retained copy is not kept. Said at
     // most once a second: a flood of new topics would otherwise flood the log.

@@ -105,7 +105,9 @@ class WriteBatch {
   struct PutDelivery { StoredDelivery delivery; };
   struct DeleteDelivery { std::string client_id; std::uint64_t message_id; std::uint32_t shared_tag; };
   struct PutRetained { StoredMessage message; };  // keyed by message.message.topic
-  struct DeleteRetained { std::string topic; };
+  // only_id != 0: deletes the record only while it holds that message (an expired one), so a
+  // newer message retained meanwhile from another worker's batch stays.
+  struct DeleteRetained { std::string topic; std::uint64_t only_id = 0; };
   struct AppendLog { StoredMessage message; };
   using Op = std::variant<PutSession, DeleteSession, PutMessage, DeleteMessage, PutDelivery,
                           DeleteDelivery, PutRetained, DeleteRetained, AppendLog>;
@@ -119,7 +121,9 @@ class WriteBatch {
     ops_.emplace_back(DeleteDelivery{std::move(client_id), message_id, shared_tag});
   }
   void put_retained(StoredMessage m) { ops_.emplace_back(PutRetained{std::move(m)}); }
-  void delete_retained(std::string topic) { ops_.emplace_back(DeleteRetained{std::move(topic)}); }
+  void delete_retained(std::string topic, std::uint64_t only_id = 0) {
+    ops_.emplace_back(DeleteRetained{std::move(topic), only_id});
+  }
   void append_log(StoredMessage m) { ops_.emplace_back(AppendLog{std::move(m)}); }
 
   bool empty() const noexcept { return ops_.empty(); }

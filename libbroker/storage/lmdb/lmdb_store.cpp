@@ -529,6 +529,14 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteRetained>) {
           const std::string key = retained_key(o.topic);
           if (Status st = check_key(key, "retained topic"); !st) return st;
+          if (o.only_id != 0) {
+            MDB_val k = to_val(key), v{};
+            const int rc = mdb_get(txn, dbi_.retained, &k, &v);
+            if (rc == MDB_NOTFOUND) return Status::ok();
+            if (rc != 0) return lmdb_status(rc, "read retained");
+            auto held = decode_message(from_val(v));
+            if (!held || held.value().id != o.only_id) return Status::ok();  // replaced since
+          }
           return del(txn, dbi_.retained, key);
         } else {
           static_assert(std::is_same_v<T, WriteBatch::AppendLog>);

@@ -121,7 +121,10 @@ class MemoryStore final : public Store {
     deliveries_.erase(DeliveryKey{op.client_id, op.message_id, op.shared_tag});
   }
   void apply(const WriteBatch::PutRetained& op) { retained_[op.message.message.topic] = op.message; }
-  void apply(const WriteBatch::DeleteRetained& op) { retained_.erase(op.topic); }
+  void apply(const WriteBatch::DeleteRetained& op) {
+    auto it = retained_.find(op.topic);
+    if (it != retained_.end() && (op.only_id == 0 || it->second.id == op.only_id)) retained_.erase(it);
+  }
   void apply(const WriteBatch::AppendLog& op) {
     std::uint64_t seq = next_sequence_++;
     log_[seq] = LogRecord{seq, op.message};

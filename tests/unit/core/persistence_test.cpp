@@ -284,6 +284,23 @@ TEST_CASE("persistence: retained messages survive a restart; clearing removes th
   CHECK(sub->received().empty());
 }
 
+TEST_CASE("persistence: an expired retained message leaves the store while the broker runs", "[persistence]") {
+  // Alerts retained on rotating topics with an expiry must not fill the disk until a restart.
+  auto store = make_memory_store();
+  CoreHarness h({}, 2, store.get());
+  auto pub = h.connect("alerts");
+  for (std::uint16_t i = 1; i <= 3; ++i) {
+    auto p = publish("alert/" + std::to_string(i), "a", 1, i, true);
+    p.properties.message_expiry_interval = 5;
+    pub->send(p);
+  }
+  pub->send(publish("alert/keep", "k", 1, 4, true));
+  h.settle();
+  CHECK(count(*store).retained == 4);
+  h.advance(61000);  // past the expiry and the minute's purge
+  CHECK(count(*store).retained == 1);
+}
+
 TEST_CASE("persistence: clean sessions write nothing", "[persistence]") {
   auto store = make_memory_store();
   {

@@ -14,11 +14,14 @@ using Result = RetainedStore::SetResult;
 
 namespace {
 
-MessagePtr msg(std::string topic, std::string payload = "x", std::uint64_t expires_at_ms = 0) {
+MessagePtr msg(std::string topic, std::string payload = "x", std::uint64_t expires_at_ms = 0,
+               std::uint64_t id = 0, broker::Durability durability = broker::Durability::Durable) {
   auto m = Message::create(topic, "", nullptr);
   m->payload = broker::protocol::Payload::copy_of(payload);
   m->retain = true;
   m->expires_at_ms = expires_at_ms;
+  m->id = id;
+  m->durability = durability;
   return m;
 }
 
@@ -142,6 +145,20 @@ TEST_CASE("retained: a Message Expiry Interval of 0 replaces the retained messag
   CHECK(store.set(zero) == Result::Cleared);
   CHECK(store.size() == 0);
   CHECK(store.set(zero) == Result::NothingToClear);
+}
+
+TEST_CASE("retained: expired messages do not hold places in a full store; take_expired names them") {
+  RetainedStore store(2);
+  REQUIRE(store.set(msg("a/old", "x", 1500, 11), 0) == Result::Stored);
+  REQUIRE(store.set(msg("b/old", "x", 1500, 12, broker::Durability::Memory), 0) == Result::Stored);
+  CHECK(store.set(msg("c/new"), 1000) == Result::Full);  // purged, but nothing had expired
+  CHECK(store.set(msg("c/new"), 1999) == Result::Full);  // expired, but one purge a second
+  CHECK(store.set(msg("c/new"), 2000) == Result::Stored);
+  CHECK(topics(store, "#", 2000) == V{"c/new"});
+  const auto expired = store.take_expired();  // the memory-only one has no record
+  REQUIRE(expired.size() == 1);
+  CHECK((expired[0].topic == "a/old" && expired[0].id == 11));
+  CHECK(store.take_expired().empty());
 }
 
 TEST_CASE("retained: purge_expired removes every expired message and prunes its branch") {

@@ -150,6 +150,25 @@ TEMPLATE_TEST_CASE("store contract: later operations in a batch win", "[storage]
   CHECK(c.deliveries[0].message_id == 2);
 }
 
+TEMPLATE_TEST_CASE("store contract: a DeleteRetained with only_id spares a newer message", "[storage]",
+                   MemoryStoreKind, LmdbStoreKind) {
+  TempDir dir;
+  StorePtr store = TestType::open(dir);
+  WriteBatch put;
+  put.put_retained(make_message(1, "expired", "old"));
+  put.put_retained(make_message(3, "replaced", "newer"));  // message 2 expired, 3 replaced it
+  REQUIRE(submit_and_wait(*store, std::move(put)));
+  WriteBatch purge;
+  purge.delete_retained("expired", 1);
+  purge.delete_retained("replaced", 2);
+  purge.delete_retained("absent", 7);
+  REQUIRE(submit_and_wait(*store, std::move(purge)));
+  Collector c = load_all(*store);
+  REQUIRE(c.retained.size() == 1);
+  CHECK(c.retained[0].message.topic == "replaced");
+  CHECK(c.retained[0].id == 3);
+}
+
 TEMPLATE_TEST_CASE("store contract: DeleteSession removes that session's deliveries only",
                    "[storage]", MemoryStoreKind, LmdbStoreKind) {
   TempDir dir;

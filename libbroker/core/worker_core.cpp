@@ -976,12 +976,11 @@ void WorkerCore::expire_sessions(std::uint64_t now_ms) {
 bool WorkerCore::will_skips_delay(const Session& session) const {
   // With a store, a stop is like a crash for a delayed will: it waits in the session's record
   // (restore_session schedules it), and a client back within the delay cancels it.
-  const bool stopping = draining_ || stopping_wills_;
-  return session.expiry_interval == 0 || (stopping && !engine_.store());
+  return session.expiry_interval == 0 || (stopping_ && !engine_.store());
 }
 
 void WorkerCore::publish_stop_wills() {
-  stopping_wills_ = true;
+  stopping_ = true;
   // A connected session's will goes out as if its connection had already closed; one waiting
   // for its delay after an earlier disconnect only if nothing outlives the stop.
   auto publish_if_due = [this](Session& session, bool connected) {

@@ -320,7 +320,7 @@ class WorkerCore {
   std::vector<std::uint64_t> unsaved_sessions_;
   std::mt19937_64 rng_;
   bool draining_ = false;
-  bool stopping_wills_ = false;  // publish_stop_wills() ran: the stop has begun
+  bool stopping_ = false;  // publish_stop_wills() ran: the stop has begun (before draining_)
 
   // Back-pressure. Subscriber side: sessions Congested or Stuck, with when they last made
   // progress and their backlog then. Publisher side: connections held, and what the current

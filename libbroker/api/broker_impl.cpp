@@ -43,6 +43,11 @@ bool numeric_address(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), &any) == 1 || inet_pton(AF_INET6, host.c_str(), &any) == 1;
 }
 
+// A topic filter an option may name: valid and not shared.
+bool plain_filter(const std::string& filter) {
+  return protocol::valid_topic_filter(filter) && !protocol::is_shared_filter(filter);
+}
+
 Status check_options(const Options& options) {
   const Limits& l = options.limits;
   if (options.listeners.empty()) return Status::invalid_argument("listeners: at least one is needed");
@@ -75,19 +80,19 @@ Status check_options(const Options& options) {
       return Status::invalid_argument("listener host \"" + listener.host + "\" is not a numeric IPv4 or IPv6 address");
   }
   for (const auto& rule : options.durability_rules) {
-    if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))
+    if (!plain_filter(rule.filter))
       return Status::invalid_argument("durability_rules: \"" + rule.filter + "\" is not a topic filter");
     if (!durability_ok(rule.mode))
       return Status::invalid_argument("durability_rules: \"" + rule.filter + "\" has no valid mode");
   }
   for (const auto& rule : options.message_ttl_rules) {
-    if (!protocol::valid_topic_filter(rule.filter) || protocol::is_shared_filter(rule.filter))
+    if (!plain_filter(rule.filter))
       return Status::invalid_argument("message_ttl_rules: \"" + rule.filter + "\" is not a topic filter");
     if (rule.seconds == 0)
       return Status::invalid_argument("message_ttl_rules: \"" + rule.filter + "\" needs at least 1 second");
   }
   for (const auto& filter : options.persisted_filters) {
-    if (!protocol::valid_topic_filter(filter) || protocol::is_shared_filter(filter))
+    if (!plain_filter(filter))
       return Status::invalid_argument("persisted_filters: \"" + filter + "\" is not a topic filter");
   }
   return Status::ok();

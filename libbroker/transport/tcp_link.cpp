@@ -254,13 +254,21 @@ void TcpLink::on_shutdown(uv_shutdown_t* req, int status) {
   self->close_when_sent();
 }
 
+bool TcpLink::output_taken() const {
+  // After shutdown() the send queue also counts our FIN, one unit of sequence space. Only the
+  // FIN left means the peer's kernel holds every byte; closing now cannot discard them (Linux
+  // keeps received data readable after an RST), and waiting for the FIN's acknowledgement cost
+  // every ordinary disconnect two epoll changes, a read and a loop turn.
+  return unsent_in_kernel() <= 1;
+}
+
 void TcpLink::close_when_sent() {
   // Closing a socket with unread input makes the kernel answer with RST and throw away what it
   // still has to send: the last messages and the DISCONNECT with its reason code, for a client
-  // that is behind reading and still sending. So while output (or our FIN) is unacknowledged,
-  // the link reads and discards until the peer closes, the output is taken, or the linger time
-  // runs out (check_linger).
-  if (unsent_in_kernel() == 0 ||
+  // that is behind reading and still sending. So while output is unacknowledged, the link
+  // reads and discards until the peer closes, the output is taken, or the linger time runs out
+  // (check_linger).
+  if (output_taken() ||
       uv_read_start(stream(), on_alloc, on_read_after_shutdown) < 0) {
     force_close();
     return;
@@ -270,7 +278,7 @@ void TcpLink::close_when_sent() {
 
 void TcpLink::on_read_after_shutdown(uv_stream_t* stream, ssize_t nread, const uv_buf_t* /*buf*/) {
   auto* self = static_cast<TcpLink*>(stream->data);
-  if (nread < 0 || self->unsent_in_kernel() == 0) self->force_close();  // end of stream, error, done
+  if (nread < 0 || self->output_taken()) self->force_close();  // end of stream, error, done
 }
 
 void TcpLink::move_socket() {
@@ -343,7 +351,7 @@ void TcpLink::read_pending(std::size_t limit) {
 
 void TcpLink::check_linger(std::uint64_t now_ms, std::uint64_t linger_ms) {
   if (state_ != State::Closing && state_ != State::HandingOver) return;
-  if (lingering_ && unsent_in_kernel() == 0) {  // the peer took everything and reads no more
+  if (lingering_ && output_taken()) {  // the peer took everything and reads no more
     force_close();
     return;
   }

@@ -96,6 +96,8 @@ class TcpLink final : public core::Link {
   static void on_shutdown(uv_shutdown_t* req, int status);
   static void on_read_after_shutdown(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_close(uv_handle_t* handle);
+  // After shutdown(): the peer's kernel acknowledged all output but perhaps our FIN.
+  bool output_taken() const;
 
   uv_stream_t* stream() noexcept { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   void mark_dirty();

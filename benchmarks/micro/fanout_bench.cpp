@@ -73,7 +73,7 @@ class CountingLink final : public core::Link {
     bytes += head.size() + (payload ? payload->size() : 0);
   }
   void close() override { closed = true; }
-  void hand_over(unsigned, std::string&&) override { std::abort(); }  // opened on the home worker
+  bool hand_over(unsigned, std::string&&) override { std::abort(); }  // opened on the home worker
   std::size_t pending_bytes() const override { return 0; }
   const std::string& peer() const override { return peer_; }
 

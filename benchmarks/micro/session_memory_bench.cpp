@@ -46,7 +46,7 @@ class NullLink final : public core::Link {
   void pause_reading() override {}
   void resume_reading() override {}
   void close() override {}
-  void hand_over(unsigned, std::string&&) override { std::abort(); }  // never: home worker
+  bool hand_over(unsigned, std::string&&) override { std::abort(); }  // never: home worker
   std::size_t pending_bytes() const override { return 0; }
   const std::string& peer() const override { return peer_; }
   std::unique_ptr<core::ConnectionHandler> handler;

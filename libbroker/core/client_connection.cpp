@@ -258,9 +258,13 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   } else {
     unsigned home = engine.home_worker(client_id);
     if (home != worker_.index()) {
-      state_ = State::Closed;
-      // on_bytes, which called us, reads nothing more from these bytes (state_ is Closed).
-      link_.hand_over(home, take_connect_bytes());
+      std::string received = take_connect_bytes();
+      if (!link_.hand_over(home, std::move(received))) {
+        // Out of file descriptors: the client hears "busy, try again later", not a silent close.
+        reject_connect(ReasonCode::ServerBusy, "the connection cannot move to its session's worker");
+        return;
+      }
+      state_ = State::Closed;  // on_bytes, which called us, reads nothing more of these bytes
       return;
     }
   }

@@ -30,7 +30,9 @@ class Link {
   // Moves the socket to worker `worker` (a session lives on the worker its client id hashes
   // to). `received` holds every byte read so far, which the new worker feeds to a fresh
   // handler. The current handler gets no on_closed() and is destroyed by the transport.
-  virtual void hand_over(unsigned worker, std::string&& received) = 0;
+  // Returns false, with the link unchanged and `received` untouched, when the socket cannot
+  // move now (no file descriptor left to carry it): the caller answers the client itself.
+  virtual bool hand_over(unsigned worker, std::string&& received) = 0;
 
   // Bytes queued and not yet accepted by the kernel (for back-pressure decisions).
   virtual std::size_t pending_bytes() const = 0;

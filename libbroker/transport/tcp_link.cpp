@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "transport/socket.hpp"
@@ -123,13 +125,27 @@ void TcpLink::close() {
   mark_dirty();  // the flush at the end of this turn continues the close
 }
 
-void TcpLink::hand_over(unsigned worker, std::string&& received) {
-  if (state_ != State::Open) return;
+bool TcpLink::hand_over(unsigned worker, std::string&& received) {
+  if (state_ != State::Open) return true;
+  WorkerCounters& counters = worker_.counters();
   if (worker >= worker_.pool().worker_count()) {
-    log::error("{}: hand-over to worker {} of {}: no such worker; closing", peer(), worker,
+    counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
+    log::error("{}: hand-over to worker {} of {}: no such worker", peer(), worker,
                worker_.pool().worker_count());
-    close();
-    return;
+    return false;
+  }
+  // The copy is made before anything changes: at the process's fd limit the client can still
+  // be told why it is refused, on the socket it has.
+  uv_os_fd_t fd = -1;
+  UniqueFd copy;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
+    copy = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  }
+  if (!copy.valid()) {
+    counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
+    log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket: {}", peer(), worker,
+              std::strerror(errno));
+    return false;
   }
   state_ = State::HandingOver;
   suppress_on_closed_ = true;
@@ -137,8 +153,10 @@ void TcpLink::hand_over(unsigned worker, std::string&& received) {
   ending_->since_ms = uv_now(&worker_.loop());
   ending_->hand_over_target = worker;
   ending_->hand_over_bytes = std::move(received);
+  ending_->hand_over_fd = std::move(copy);
   uv_read_stop(stream());  // later bytes stay in the kernel for the new worker to read
   mark_dirty();
+  return true;
 }
 
 void TcpLink::mark_dirty() {
@@ -283,20 +301,8 @@ void TcpLink::on_read_after_shutdown(uv_stream_t* stream, ssize_t nread, const u
 
 void TcpLink::move_socket() {
   WorkerCounters& counters = worker_.counters();
-  uv_os_fd_t fd = -1;
-  int copy = -1;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
-    copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  }
-  if (copy < 0) {
-    counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
-    log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket; dropping it",
-              peer(), ending_->hand_over_target);
-    force_close();
-    return;
-  }
   auto moved = std::make_shared<MovedSocket>();
-  moved->fd = UniqueFd(copy);
+  moved->fd = std::move(ending_->hand_over_fd);
   moved->received = std::move(ending_->hand_over_bytes);
   const unsigned target_index = ending_->hand_over_target;
   // Closing our handle first removes the fd from this loop's epoll set; only then may the

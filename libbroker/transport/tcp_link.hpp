@@ -24,6 +24,7 @@
 
 #include "core/link.hpp"
 #include "protocol/packet.hpp"
+#include "transport/socket.hpp"
 
 namespace broker::transport {
 
@@ -41,12 +42,13 @@ class TcpLink final : public core::Link {
   // Idempotent. Stops reading now; queued data is flushed (for at most
   // PoolOptions::close_linger_ms), then the socket is shut down and closed.
   void close() override;
-  // Stops reading now; data already queued is flushed first, then the socket moves. A
-  // `worker` out of range closes the link instead (with on_closed()). Ignored after close().
-  // If the move fails (out of fds for dup(), target worker stopping or its inbox full, write
-  // error before the move) the connection is dropped and counted in hand_overs_failed; the
-  // handler still gets no on_closed() (as if the client vanished right after the move).
-  void hand_over(unsigned worker, std::string&& received) override;
+  // Stops reading now; data already queued is flushed first, then the socket moves. The copy
+  // of the fd the move carries is made now: out of fds (or a `worker` out of range) it
+  // returns false and the link stays open. Ignored (true) after close(). If the move fails
+  // later (target worker stopping or its inbox full, write error before the move) the
+  // connection is dropped; the handler still gets no on_closed() (as if the client vanished
+  // right after the move). Both failures count in hand_overs_failed.
+  bool hand_over(unsigned worker, std::string&& received) override;
   // What libuv has not written yet of the write in flight, not its whole size: the core
   // judges a reader's progress by it while a large write drains.
   std::size_t pending_bytes() const override {
@@ -128,6 +130,7 @@ class TcpLink final : public core::Link {
     std::uint64_t since_ms = 0;
     unsigned hand_over_target = 0;
     std::string hand_over_bytes;
+    UniqueFd hand_over_fd;  // the socket's copy, which outlives our handle
   };
 
   Worker& worker_;

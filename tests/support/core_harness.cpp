@@ -42,7 +42,8 @@ void VirtualClient::write(std::string_view head, const protocol::PayloadPtr& pay
   }
 }
 
-void VirtualClient::hand_over(unsigned worker, std::string&& received) {
+bool VirtualClient::hand_over(unsigned worker, std::string&& received) {
+  if (hand_over_refused_) return false;
   // The handler that called us is replaced after it returns, as the transport does.
   retired_ = std::move(handler_);
   worker_ = worker;
@@ -51,6 +52,7 @@ void VirtualClient::hand_over(unsigned worker, std::string&& received) {
     handler_ = harness_.engine().worker(worker_).open(*this);
     handler_->on_bytes(bytes.data(), bytes.size());
   });
+  return true;
 }
 
 void VirtualClient::resume_reading() {

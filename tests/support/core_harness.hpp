@@ -50,7 +50,7 @@ class VirtualClient final : public core::Link {
   // Link
   void write(std::string_view head, const protocol::PayloadPtr& payload) override;
   void close() override { close_requested_ = true; }
-  void hand_over(unsigned worker, std::string&& received) override;
+  bool hand_over(unsigned worker, std::string&& received) override;
   std::size_t pending_bytes() const override { return pending_bytes_; }
   std::size_t unsent_in_kernel() const override { return unsent_in_kernel_; }
   const std::string& peer() const override { return peer_; }
@@ -74,6 +74,8 @@ class VirtualClient final : public core::Link {
   void set_pending_bytes(std::size_t bytes) { pending_bytes_ = bytes; }
   // What the kernel holds for a client that reads slowly (the socket's send queue).
   void set_unsent_in_kernel(std::size_t bytes) { unsent_in_kernel_ = bytes; }
+  // The process is out of file descriptors: the socket cannot move to another worker.
+  void refuse_hand_over() { hand_over_refused_ = true; }
   bool reading_paused() const { return reading_paused_; }
   unsigned worker() const { return worker_; }
 
@@ -92,6 +94,7 @@ class VirtualClient final : public core::Link {
   std::string unread_;  // sent while reading was paused
   std::size_t pending_bytes_ = 0;
   std::size_t unsent_in_kernel_ = 0;
+  bool hand_over_refused_ = false;
   std::string peer_ = "virtual";
 };
 

@@ -96,6 +96,29 @@ TEST_CASE("core: a client is handed over to its client id's home worker", "[core
   CHECK(h.engine().worker(home).session_count() == 1);
 }
 
+TEST_CASE("core: a client that cannot move to its home worker is told the server is busy", "[core]") {
+  // At the process's fd limit the socket cannot be copied for the move.
+  CoreHarness h;
+  std::string id = "stuck";
+  unsigned home = h.engine().home_worker(id);
+  for (auto version : {ProtocolVersion::V5, ProtocolVersion::V311}) {
+    auto c = h.open(version, home == 0 ? 1 : 0);
+    c->refuse_hand_over();
+    Connect connect;
+    connect.version = version;
+    connect.client_id = id;
+    c->send(connect);
+    auto connack = c->take<Connack>();
+    // 3.1.1 has no "busy": it hears 0x03, Server unavailable.
+    CHECK(connack.reason ==
+          (version == ProtocolVersion::V5 ? ReasonCode::ServerBusy : ReasonCode::ServerUnavailable));
+    CHECK_FALSE(connack.session_present);
+    CHECK(c->closed_by_broker());
+    CHECK(c->worker() != home);
+  }
+  CHECK(h.engine().worker(home).session_count() == 0);
+}
+
 TEST_CASE("core: publish reaches a subscriber on another worker", "[core]") {
   CoreHarness h;
   auto [a, b] = ids_on_two_workers(h);

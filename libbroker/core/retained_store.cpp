@@ -1,6 +1,7 @@
 // Retained messages: a level trie of topic names under a std::shared_mutex (see the header).
 #include "core/retained_store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <mutex>
@@ -64,6 +65,9 @@ struct RetainedStore::Impl {
     return true;
   }
 
+  // The node of `topic`, or null. REQUIRES: mu_ held.
+  const Node* find(std::string_view topic) const;
+
   // Removes the trailing nodes of `path` that hold nothing any more.
   static void prune(const std::vector<Node*>& path) noexcept {
     for (std::size_t i = path.size() - 1; i > 0; --i) {
@@ -88,8 +92,17 @@ struct RetainedStore::Impl {
     if (m.durability != Durability::Memory) expired_.push_back({std::string(m.topic()), m.id});
   }
 
+  // Notes when `m` expires, for purge's shortcut. REQUIRES: mu_ held.
+  void track_expiry(const Message& m) noexcept {
+    if (m.expires_at_ms != 0) next_expiry_ms_ = std::min(next_expiry_ms_, m.expires_at_ms);
+  }
+
   // Removes every message expired at `now_ms`; returns how many. REQUIRES: mu_ held.
   std::uint64_t purge(std::uint64_t now_ms) {
+    // Nothing can have expired yet: no walk. A million retained topics take a worker a few
+    // hundred milliseconds to walk, every minute and, when the store is full, every second.
+    if (now_ms < next_expiry_ms_) return 0;
+    next_expiry_ms_ = kNever;
     // Pre-order list of (node, parent); walking it backwards visits children before parents,
     // so a branch emptied by expiry is pruned bottom-up in one pass.
     std::vector<std::pair<Node*, Node*>> order;
@@ -105,6 +118,8 @@ struct RetainedStore::Impl {
         note_expired(*n->message);
         n->message.reset();
         ++removed;
+      } else if (n->message) {
+        track_expiry(*n->message);
       }
       if (n->unused()) {
         parent->children.erase(n->key());
@@ -121,6 +136,9 @@ struct RetainedStore::Impl {
   std::atomic<std::uint64_t> count_{0};
   std::vector<Expired> expired_;     // guarded by mu_: dropped, record not yet deleted
   std::uint64_t full_purge_ms_ = 0;  // guarded by mu_: when a full store last purged
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};
+  // guarded by mu_: no message expires before this (a bound: cleared ones are not taken out)
+  std::uint64_t next_expiry_ms_ = kNever;
 };
 
 RetainedStore::RetainedStore(std::uint64_t max_messages)
@@ -146,6 +164,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
   }
   if (existing != nullptr && existing->message) {  // replaces it [MQTT-3.3.1-5]
     existing->message = message;
+    impl.track_expiry(*message);
     return SetResult::Replaced;
   }
   const auto full = [&] { return impl.count_.load(std::memory_order_relaxed) >= impl.max_messages_; };
@@ -169,21 +188,32 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
     pos = next;
   }
   n->message = message;
+  impl.track_expiry(*message);
   impl.count_.fetch_add(1, std::memory_order_relaxed);
   return SetResult::Stored;
 }
 
-bool RetainedStore::holds(const Message& message) const {
-  const Impl& impl = *impl_;
-  std::shared_lock lock(impl.mu_);
-  const Node* n = &impl.root_;
-  const std::string_view topic = message.topic();
+const Node* RetainedStore::Impl::find(std::string_view topic) const {
+  const Node* n = &root_;
   for (std::size_t pos = 0; pos != kEnd && n != nullptr;) {
     auto [level, next] = level_at(topic, pos);
     n = n->children.find(level);
     pos = next;
   }
+  return n;
+}
+
+bool RetainedStore::holds(const Message& message) const {
+  std::shared_lock lock(impl_->mu_);
+  const Node* n = impl_->find(message.topic());
   return n != nullptr && n->message.get() == &message;
+}
+
+MessagePtr RetainedStore::current(std::string_view topic, std::uint64_t now_ms) const {
+  std::shared_lock lock(impl_->mu_);
+  const Node* n = impl_->find(topic);
+  if (n == nullptr || !n->message || is_expired(*n->message, now_ms)) return nullptr;
+  return n->message;
 }
 
 void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,

@@ -38,6 +38,8 @@ class RetainedStore {
 
   // Whether `message` is still the one retained under its topic.
   bool holds(const Message& message) const;
+  // The message retained under `topic` and not expired at `now_ms`, or null.
+  MessagePtr current(std::string_view topic, std::uint64_t now_ms) const;
 
   // Removes every message expired at `now_ms`; returns how many.
   std::uint64_t purge_expired(std::uint64_t now_ms);

@@ -696,6 +696,8 @@ void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog,
       backlog.live_bytes + size > kHeldOutputFactor * limits.max_queued_bytes) {
     Counters::add(counters_.messages_dropped);
     unpersist_delivery(session, delivery);
+    if (delivery.message->retain && backlog.dropped_retained.size() < limits.max_retained_messages)
+      backlog.dropped_retained.emplace(delivery.message->topic());
     return;
   }
   if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
@@ -715,16 +717,21 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
   std::uint64_t output_room = limits.max_pending_output_bytes / 2;
   if (limits.output_high_water_bytes != 0) output_room = std::min(output_room, limits.output_high_water_bytes / 2);
   bool moved = false;
-  while (!backlog.entries.empty() && session.queue.size() < std::max<std::size_t>(1, limits.max_queued_messages / 2) &&
-         session.queued_bytes <= limits.max_queued_bytes / 2 &&
-         (connection.pending_bytes() == 0 || connection.pending_bytes() < output_room)) {
+  for (;;) {
+    if (backlog.entries.empty()) requeue_dropped_retained(session, backlog);
+    if (backlog.entries.empty() || session.queue.size() >= std::max<std::size_t>(1, limits.max_queued_messages / 2) ||
+        session.queued_bytes > limits.max_queued_bytes / 2 ||
+        (connection.pending_bytes() != 0 && connection.pending_bytes() >= output_room))
+      break;
     auto [delivery, live] = std::move(backlog.entries.front());
     backlog.entries.pop_front();
     if (live) {
       --backlog.live;
       backlog.live_bytes -= queued_size(delivery);
     } else if (!engine_.retained().holds(*delivery.message)) {
-      continue;  // replaced or cleared since the subscribe: its successor is behind it
+      // Replaced or cleared since the subscribe: its successor is behind it, or was dropped
+      // and its topic's current message follows the backlog.
+      continue;
     } else {
       store_delivery_for(*session.subscriber, delivery);
     }
@@ -734,6 +741,27 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
   }
   if (backlog.entries.empty()) retained_backlogs_.erase(it);
   return moved;
+}
+
+void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklog& backlog) {
+  const std::uint64_t now = engine_.now_ms();
+  for (const std::string& topic : backlog.dropped_retained) {
+    MessagePtr current = engine_.retained().current(topic, now);
+    if (!current) continue;  // cleared or expired since: nothing is retained to send
+    Delivery delivery;
+    int granted = -1;  // as routing would give it: the best matching subscription's QoS
+    for (const auto& [filter, options] : session.subscriptions) {
+      if (protocol::is_shared_filter(filter) || !protocol::topic_matches(filter, topic)) continue;
+      granted = std::max<int>(granted, options.qos);
+      if (options.subscription_id) delivery.subscription_ids.push_back(options.subscription_id);
+    }
+    if (granted < 0) continue;  // unsubscribed meanwhile
+    delivery.qos = static_cast<std::uint8_t>(std::min<int>(granted, current->qos));
+    delivery.retain = true;
+    delivery.message = std::move(current);
+    backlog.entries.push_back({std::move(delivery), false});
+  }
+  backlog.dropped_retained.clear();
 }
 
 void WorkerCore::feed_retained_backlogs() {

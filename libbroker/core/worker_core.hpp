@@ -219,7 +219,14 @@ class WorkerCore {
     std::deque<Entry> entries;
     std::uint64_t live = 0;        // live entries: bounded like a session queue
     std::uint64_t live_bytes = 0;  // their payload bytes
+    // Topics whose live retained message was dropped at that bound. The snapshot entries it
+    // replaced are skipped, so once the backlog is through, each topic's current retained
+    // message follows (requeue_dropped_retained); at most max_retained_messages topics.
+    std::unordered_set<std::string> dropped_retained;
   };
+  // Appends to the backlog, as snapshot entries, the current retained messages of its
+  // dropped_retained topics that the session's subscriptions still match.
+  void requeue_dropped_retained(const Session& session, RetainedBacklog& backlog);
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);

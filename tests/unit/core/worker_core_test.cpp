@@ -1,5 +1,6 @@
 // Session and routing semantics of the core, driven in memory (no sockets, fake time).
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -849,6 +850,35 @@ TEST_CASE("core: a retained backlog waits for the client's output; live messages
   CHECK(got[19] == "bl/7=new");
   CHECK(got[20] == "bl/3=live");
   CHECK(std::find(got.begin(), got.end(), "bl/3=old") < got.end() - 2);
+}
+
+TEST_CASE("core: a snapshot ends on each topic's latest retained value when live updates overflow its backlog",
+          "[core]") {
+  Options o;
+  o.limits.max_queued_messages = 4;  // live messages behind a backlog: at most 16 x 4
+  o.limits.max_pending_output_bytes = 1000;
+  CoreHarness h(o);
+  auto pub = h.connect("dr-pub");
+  const auto retain_all = [&](const std::string& value) {
+    for (int i = 0; i < 20; ++i) pub->send(publish("dr/" + std::to_string(i), value, 0, 0, true));
+  };
+  retain_all("old");
+  auto sub = h.connect("dr-sub");
+  sub->set_pending_bytes(600);  // it does not read: the snapshot waits
+  subscribe_ok(*sub, "dr/+", 0);
+  retain_all("v1");  // replaces every snapshot entry; the live copies wait behind the backlog
+  for (int i = 0; i < 50; ++i) pub->send(publish("dr/noise", "n", 0, 0, false));
+  retain_all("v2");  // past the bound: these live copies are dropped
+  sub->set_pending_bytes(0);
+  std::map<std::string, std::string> last;
+  for (int turn = 0; turn < 50; ++turn) {
+    h.advance(10);
+    while (!sub->received().empty()) {
+      auto p = sub->take<Publish>();
+      last[p.topic] = std::string(*p.payload);
+    }
+  }
+  for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == "v2");
 }
 
 TEST_CASE("core: a client held for its output stays connected while it takes that output", "[core]") {

@@ -92,6 +92,20 @@ struct RetainedStore::Impl {
     if (m.durability != Durability::Memory) expired_.push_back({std::string(m.topic()), m.id});
   }
 
+  bool full() const noexcept { return count_.load(std::memory_order_relaxed) >= max_messages_; }
+
+  // Whether the store is full once what expired is dropped (a walk at most once a second).
+  // `purged`: that walk removed something, so it may have pruned nodes of a path the caller
+  // holds. REQUIRES: mu_ held exclusively.
+  bool purge_if_full(std::uint64_t now_ms, bool& purged) {
+    purged = false;
+    if (full() && now_ms >= full_purge_ms_ + 1000) {
+      full_purge_ms_ = now_ms;
+      purged = purge(now_ms) != 0;
+    }
+    return full();
+  }
+
   // Notes when `m` expires, for purge's shortcut. REQUIRES: mu_ held.
   void track_expiry(const Message& m) noexcept {
     if (m.expires_at_ms != 0) next_expiry_ms_ = std::min(next_expiry_ms_, m.expires_at_ms);
@@ -167,13 +181,9 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
     impl.track_expiry(*message);
     return SetResult::Replaced;
   }
-  const auto full = [&] { return impl.count_.load(std::memory_order_relaxed) >= impl.max_messages_; };
-  if (full() && now_ms >= impl.full_purge_ms_ + 1000) {
-    impl.full_purge_ms_ = now_ms;
-    // The walk may prune nodes of this topic's path: look it up again.
-    if (impl.purge(now_ms) != 0) impl.find_path(message->topic(), path);
-  }
-  if (full()) return SetResult::Full;
+  bool purged = false;
+  if (impl.purge_if_full(now_ms, purged)) return SetResult::Full;
+  if (purged) impl.find_path(message->topic(), path);  // the walk may have pruned part of it
   // Create the missing tail of the path; find_path stopped at the deepest existing node.
   Node* n = path.back();
   std::size_t pos = 0;
@@ -201,6 +211,16 @@ const Node* RetainedStore::Impl::find(std::string_view topic) const {
     pos = next;
   }
   return n;
+}
+
+bool RetainedStore::refuses(std::string_view topic, std::uint64_t now_ms) {
+  Impl& impl = *impl_;
+  if (!impl.full()) return false;  // the common case, without the lock
+  std::unique_lock lock(impl.mu_);
+  const Node* n = impl.find(topic);
+  if (n != nullptr && n->message) return false;  // a replacement always fits
+  bool purged = false;
+  return impl.purge_if_full(now_ms, purged);
 }
 
 bool RetainedStore::holds(const Message& message) const {

@@ -32,6 +32,12 @@ class RetainedStore {
   // messages do not hold places under max_messages.
   SetResult set(const MessagePtr& message, std::uint64_t now_ms = 0);
 
+  // Whether set() would now refuse a message that retains something on `topic`: the store is
+  // full, even once what expired is dropped, and `topic` holds no message to replace. A
+  // publisher can then be told before its message goes anywhere; another worker's set() may
+  // still take the last place first.
+  bool refuses(std::string_view topic, std::uint64_t now_ms);
+
   // Appends the retained messages whose topic matches `filter` (valid, not shared) and that are
   // not expired at `now_ms`.
   void match(std::string_view filter, std::uint64_t now_ms, std::vector<MessagePtr>& out) const;

@@ -377,6 +377,42 @@ TEST_CASE("core: retained message is delivered on subscribe and cleared by an em
   CHECK(late->received().empty());
 }
 
+TEST_CASE("core: past max_retained_messages a 5.0 publisher hears Quota exceeded for a new topic", "[core]") {
+  Options o;
+  o.limits.max_retained_messages = 2;
+  CoreHarness h(o);
+  auto sub = h.connect("quota-sub");
+  subscribe_ok(*sub, "q/#", 1);
+  auto pub = h.connect("quota-pub");
+  const auto puback = [&](const std::string& topic, const std::string& payload, std::uint16_t id) {
+    pub->send(publish(topic, payload, 1, id, true));
+    return pub->take<Ack>().reason;
+  };
+  CHECK(puback("q/a", "1", 1) == ReasonCode::Success);
+  CHECK(puback("q/b", "1", 2) == ReasonCode::Success);
+  CHECK(puback("q/c", "1", 3) == ReasonCode::QuotaExceeded);  // refused whole: not forwarded
+  CHECK(puback("q/a", "2", 4) == ReasonCode::Success);        // a replacement fits
+  CHECK(puback("q/b", "", 5) == ReasonCode::Success);         // a clear frees a place
+  CHECK(puback("q/c", "2", 6) == ReasonCode::Success);
+  std::vector<std::string> live;
+  while (!sub->received().empty()) {
+    auto p = sub->take<Publish>();
+    live.push_back(p.topic + "=" + std::string(*p.payload));
+    sub->send(ack(PacketType::Puback, p.packet_id));
+  }
+  CHECK(live == std::vector<std::string>{"q/a=1", "q/b=1", "q/a=2", "q/b=", "q/c=2"});
+  // 3.1.1 has no failure code: its message goes to subscribers, not into the full store.
+  auto old = h.connect("quota-311", ProtocolVersion::V311);
+  old->send(publish("q/d", "1", 1, 1, true));
+  CHECK(old->take<Ack>().reason == ReasonCode::Success);
+  CHECK(sub->take<Publish>().topic == "q/d");
+  auto late = h.connect("quota-late");
+  subscribe_ok(*late, "q/#", 0);
+  std::set<std::string> retained;
+  while (!late->received().empty()) retained.insert(late->take<Publish>().topic);
+  CHECK(retained == std::set<std::string>{"q/a", "q/c"});
+}
+
 TEST_CASE("core: retain handling 2 sends no retained messages [MQTT-3.3.1-11]", "[core]") {
   CoreHarness h;
   auto pub = h.connect("rh-pub");

@@ -170,6 +170,8 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   // Overlapping subscriptions of one session give one delivery with the highest QoS and all
   // subscription identifiers [MQTT-3.3.4-2], [MQTT-3.3.4-3]; group them by session (a
   // broadcast from one subscriber list has nothing to group: no sort of a million matches).
+  // A retained message matched both with and without Retain As Published goes twice, RETAIN 1
+  // and RETAIN 0, each copy with its subscriptions' identifiers [MQTT-3.3.1-12, 3.3.1-13].
   if (!distinct) {
     std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
       if (a.shared != b.shared) return a.shared < b.shared;
@@ -191,22 +193,28 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   std::size_t i = 0;
   while (i < matches.size() && !matches[i].shared) {
     std::size_t j = i;
-    Delivery delivery;
-    bool any = false;
+    Delivery copies[2];  // [0]: RETAIN 0; [1]: retained as published
+    bool wanted[2] = {false, false};
     for (; j < matches.size() && !matches[j].shared && matches[j].key == matches[i].key; ++j) {
       const auto& o = matches[j].options;
       if (o.no_local && self && *self == matches[j].key) continue;  // [MQTT-3.8.3-3]
-      any = true;
+      const int as_published = o.retain_as_published && message->retain ? 1 : 0;
+      Delivery& delivery = copies[as_published];
+      wanted[as_published] = true;
       delivery.qos = std::max(delivery.qos, std::min(o.qos, message->qos));
-      if (o.retain_as_published && message->retain) delivery.retain = true;  // [MQTT-3.3.1-12]
       if (o.subscription_id) delivery.subscription_ids.push_back(o.subscription_id);
     }
-    if (any) {
+    if (wanted[0] || wanted[1]) {
       watch_flow(matches[i]);
+      ++receivers;
+    }
+    for (int k = 0; k < 2; ++k) {
+      if (!wanted[k]) continue;
+      Delivery& delivery = copies[k];
+      delivery.retain = k == 1;
       delivery.message = message;
       if (matches[i].subscriber) store_delivery_for(*matches[i].subscriber, delivery);
       send_to(matches[i].key, std::move(delivery));
-      ++receivers;
     }
     i = j;
   }

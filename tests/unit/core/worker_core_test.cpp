@@ -160,6 +160,35 @@ TEST_CASE("core: overlapping subscriptions give one message with max QoS and all
   CHECK(sub->received().empty());
 }
 
+TEST_CASE("core: overlapping subscriptions that differ in Retain As Published get a copy each [MQTT-3.3.1-12]",
+          "[core]") {
+  CoreHarness h;
+  auto sub = h.connect("rap-overlap");
+  Subscribe keep = subscribe(1, "r/x", 1, 1);
+  keep.entries[0].retain_as_published = true;
+  sub->send(keep);
+  sub->take<Suback>();
+  subscribe_ok(*sub, "r/+", 0, 2);
+  auto pub = h.connect("rap-pub");
+  pub->send(publish("r/x", "state", 1, 1, true));
+  pub->take<Ack>();
+  std::map<bool, std::pair<std::uint8_t, std::vector<std::uint32_t>>> copies;  // retain -> qos, ids
+  while (!sub->received().empty()) {
+    auto p = sub->take<Publish>();
+    copies[p.retain] = {p.qos, p.properties.subscription_identifiers};
+    if (p.qos) sub->send(ack(PacketType::Puback, p.packet_id));
+  }
+  REQUIRE(copies.size() == 2);
+  CHECK(copies[true] == std::pair<std::uint8_t, std::vector<std::uint32_t>>{1, {1}});
+  CHECK(copies[false] == std::pair<std::uint8_t, std::vector<std::uint32_t>>{0, {2}});
+  pub->send(publish("r/x", "live", 1, 2, false));  // not retained: one copy, RETAIN 0, both ids
+  pub->take<Ack>();
+  auto live = sub->take<Publish>();
+  CHECK_FALSE(live.retain);
+  CHECK(live.properties.subscription_identifiers.size() == 2);
+  CHECK(sub->received().empty());
+}
+
 TEST_CASE("core: No Local keeps a client's own messages from it [MQTT-3.8.3-3]", "[core]") {
   CoreHarness h;
   auto c = h.connect("self");

@@ -715,16 +715,7 @@ bool ClientConnection::send_after_session_commit(protocol::Packet&& packet) {
 void ClientConnection::deliver_retained(const std::string& filter, const SubscriptionOptions& options) {
   std::vector<MessagePtr> messages;
   worker_.engine().retained().match(filter, worker_.engine().now_ms(), messages);
-  std::vector<Delivery> deliveries;
-  deliveries.reserve(messages.size());
-  for (auto& message : messages) {
-    Delivery& delivery = deliveries.emplace_back();
-    delivery.qos = std::min(options.qos, message->qos);
-    delivery.retain = true;  // [MQTT-3.3.1-8]
-    if (options.subscription_id) delivery.subscription_ids.push_back(options.subscription_id);
-    delivery.message = std::move(message);
-  }
-  worker_.queue_retained(*session_, std::move(deliveries));
+  worker_.queue_retained(*session_, messages, options);
 }
 
 void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscribe) {

@@ -75,6 +75,10 @@ class Message {
   // Its publisher was refused it (the store could not write it): deliveries not yet sent are
   // dropped, so that the publisher's retry is not a second copy. Those already sent stay sent.
   mutable std::atomic<bool> refused{false};
+  // Set by the retained store when this message, retained under its topic, is replaced,
+  // cleared or expired there: a subscribe's snapshot entry for it is stale (checked once per
+  // entry, so without a lookup).
+  mutable std::atomic<bool> unretained{false};
 
  private:
   template <typename>

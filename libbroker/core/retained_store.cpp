@@ -34,6 +34,12 @@ struct Node {
 
 bool empty_payload(const Message& m) noexcept { return !m.payload || m.payload->empty(); }
 
+// Empties a node's slot, telling its message that it is no longer the retained one.
+void vacate(MessagePtr& slot) noexcept {
+  slot->unretained.store(true, std::memory_order_release);
+  slot.reset();
+}
+
 }  // namespace
 
 struct RetainedStore::Impl {
@@ -83,7 +89,7 @@ struct RetainedStore::Impl {
     std::vector<Node*> path;
     if (!find_path(m->topic(), path) || path.back()->message != m) return;
     note_expired(*m);
-    path.back()->message.reset();
+    vacate(path.back()->message);
     count_.fetch_sub(1, std::memory_order_relaxed);
     prune(path);
   }
@@ -130,7 +136,7 @@ struct RetainedStore::Impl {
       auto [n, parent] = order[i];
       if (n->message && is_expired(*n->message, now_ms)) {
         note_expired(*n->message);
-        n->message.reset();
+        vacate(n->message);
         ++removed;
       } else if (n->message) {
         track_expiry(*n->message);
@@ -171,12 +177,13 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
   // so does a Message Expiry Interval of 0, which replaces it and expires at once.
   if (empty_payload(*message) || lives_no_time(*message)) {
     if (existing == nullptr || !existing->message) return SetResult::NothingToClear;
-    existing->message.reset();
+    vacate(existing->message);
     impl.count_.fetch_sub(1, std::memory_order_relaxed);
     impl.prune(path);
     return SetResult::Cleared;
   }
   if (existing != nullptr && existing->message) {  // replaces it [MQTT-3.3.1-5]
+    if (existing->message != message) existing->message->unretained.store(true, std::memory_order_release);
     existing->message = message;
     impl.track_expiry(*message);
     return SetResult::Replaced;
@@ -224,9 +231,7 @@ bool RetainedStore::refuses(std::string_view topic, std::uint64_t now_ms) {
 }
 
 bool RetainedStore::holds(const Message& message) const {
-  std::shared_lock lock(impl_->mu_);
-  const Node* n = impl_->find(message.topic());
-  return n != nullptr && n->message.get() == &message;
+  return !message.unretained.load(std::memory_order_acquire);
 }
 
 MessagePtr RetainedStore::current(std::string_view topic, std::uint64_t now_ms) const {

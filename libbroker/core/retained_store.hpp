@@ -42,7 +42,7 @@ class RetainedStore {
   // not expired at `now_ms`.
   void match(std::string_view filter, std::uint64_t now_ms, std::vector<MessagePtr>& out) const;
 
-  // Whether `message` is still the one retained under its topic.
+  // Whether `message`, which match() returned, is still the one retained under its topic.
   bool holds(const Message& message) const;
   // The message retained under `topic` and not expired at `now_ms`, or null.
   MessagePtr current(std::string_view topic, std::uint64_t now_ms) const;

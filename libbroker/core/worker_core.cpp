@@ -679,17 +679,22 @@ void WorkerCore::pump(Session& session) {
   check_output(session, *connection);
 }
 
-void WorkerCore::queue_retained(Session& session, std::vector<Delivery>&& deliveries) {
-  if (deliveries.empty()) return;
+void WorkerCore::queue_retained(Session& session, std::vector<MessagePtr>& messages,
+                                const SubscriptionOptions& options) {
+  if (messages.empty()) return;
   RetainedBacklog& backlog = retained_backlogs_[session.id()];
   // At most a whole retained store's worth waits per session, however many SUBSCRIBEs ask.
   const std::uint64_t cap = engine_.limits().max_retained_messages;
-  for (auto& delivery : deliveries) {
+  for (auto& message : messages) {
     if (backlog.entries.size() - backlog.live >= cap) {
       Counters::add(counters_.messages_dropped);
       continue;
     }
-    backlog.entries.push_back({std::move(delivery), false});
+    Delivery& delivery = backlog.entries.emplace_back(RetainedBacklog::Entry{{}, false}).delivery;
+    delivery.qos = std::min(options.qos, message->qos);
+    delivery.retain = true;  // [MQTT-3.3.1-8]
+    if (options.subscription_id) delivery.subscription_ids.push_back(options.subscription_id);
+    delivery.message = std::move(message);
   }
   if (backlog.entries.empty()) retained_backlogs_.erase(session.id());
   pump(session);

@@ -105,7 +105,8 @@ class WorkerCore {
   // in a backlog that feeds the session's queue at the pace the client takes them, so that
   // neither the queue's bounds (meant for live traffic) drop any nor the broker holds them
   // all as unsent output; a message replaced meanwhile is skipped.
-  void queue_retained(Session& session, std::vector<Delivery>&& deliveries);
+  // `options`: the subscription's, which give each its QoS and identifier.
+  void queue_retained(Session& session, std::vector<MessagePtr>& messages, const SubscriptionOptions& options);
   // A session resumed on a new connection [MQTT-4.4.0-1]: resends its unacknowledged PUBREL
   // packets now and holds its unacknowledged PUBLISH packets, which pump() resends (DUP, in
   // order) as the client's Receive Maximum allows [MQTT-3.3.4-9]: it may be lower than the

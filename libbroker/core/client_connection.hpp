@@ -58,6 +58,7 @@ class ClientConnection final : public ConnectionHandler {
   // Link::pending_bytes, for back-pressure on QoS 0.
   std::size_t pending_bytes() const { return link_.pending_bytes(); }
   std::size_t unsent_in_kernel() const { return link_.unsent_in_kernel(); }
+  std::size_t unread_in_kernel() const { return link_.unread_in_kernel(); }
   // Publisher back-pressure (WorkerCore holds and releases): stop reading the client; go on,
   // first handling `input`, the bytes read before the hold and not handled yet.
   // `for_output`: held because it does not read its own answers (WorkerCore::hold_reader);

@@ -40,6 +40,9 @@ class Link {
   // Bytes the kernel accepted that the peer has not taken yet (the socket's send queue); 0
   // where no kernel is involved. A system call: read now and then, not per message.
   virtual std::size_t unsent_in_kernel() const { return 0; }
+  // Bytes the peer sent that wait unread in the kernel (the receive queue), as while reading
+  // is paused; 0 where no kernel is involved. A system call, like unsent_in_kernel().
+  virtual std::size_t unread_in_kernel() const { return 0; }
 
   // Publisher back-pressure: stop taking bytes from the peer until resume_reading(); what it
   // sends meanwhile waits in the kernel, whose flow control slows the peer. The handler gets

@@ -392,10 +392,18 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
     if (now_ms - held.since_ms >= max_pause) held.blockers.inboxes = 0;
     drop_drained(held.blockers);
     if (held.own_output) {
-      // A client that takes its output is alive even though its own packets wait unread.
+      // A client that takes its output is alive even though its own packets wait unread; so is
+      // one whose packets (a PINGREQ on time) keep arriving while it is not read: keep alive
+      // must not close it for a silence the broker made [MQTT-3.1.2-24].
       const std::size_t pending = connection->pending_bytes();
       if (pending < held.output_then) connection->output_taken(now_ms, false);
       held.output_then = pending;
+      if (now_ms - held.unread_seen_ms >= 1000) {
+        const std::size_t unread = connection->unread_in_kernel();
+        if (unread > held.unread_then) connection->output_taken(now_ms, false);
+        held.unread_then = unread;
+        held.unread_seen_ms = now_ms;
+      }
       if (pending > engine_.limits().output_low_water_bytes) continue;
       held.own_output = false;
       connection->output_taken(now_ms, true);  // only its publishing is held now, if anything

@@ -338,6 +338,8 @@ class WorkerCore {
     std::uint64_t since_ms = 0;
     bool own_output = false;  // also until its own output drains (hold_reader)
     std::size_t output_then = 0;  // its unsent bytes at the last look (progress: it reads)
+    std::size_t unread_then = 0;  // what it sent that waits unread, at the last look
+    std::uint64_t unread_seen_ms = 0;  // that look (a system call: once a second)
     // Read but not yet handled: kept here, not in the connection, so only held ones pay.
     std::string input;
   };

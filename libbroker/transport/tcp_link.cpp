@@ -56,6 +56,14 @@ std::size_t TcpLink::unsent_in_kernel() const {
   return static_cast<std::size_t>(queued);
 }
 
+std::size_t TcpLink::unread_in_kernel() const {
+  uv_os_fd_t fd = -1;
+  int queued = 0;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return 0;
+  if (::ioctl(fd, SIOCINQ, &queued) != 0 || queued < 0) return 0;
+  return static_cast<std::size_t>(queued);
+}
+
 void TcpLink::pause_reading() {
   if (read_paused_) return;
   read_paused_ = true;

@@ -55,6 +55,7 @@ class TcpLink final : public core::Link {
     return (queue_ ? queue_->bytes : 0) + (write_ ? tcp_.write_queue_size : 0);
   }
   std::size_t unsent_in_kernel() const override;
+  std::size_t unread_in_kernel() const override;
   void pause_reading() override;
   void resume_reading() override;
   // Read from the socket on each call (it is for logs): the text is valid until the next

@@ -53,6 +53,7 @@ class VirtualClient final : public core::Link {
   bool hand_over(unsigned worker, std::string&& received) override;
   std::size_t pending_bytes() const override { return pending_bytes_; }
   std::size_t unsent_in_kernel() const override { return unsent_in_kernel_; }
+  std::size_t unread_in_kernel() const override { return unread_.size(); }
   const std::string& peer() const override { return peer_; }
   // Like the kernel: what the test sends while reading is paused waits, and arrives (in a
   // task, as the next loop turn would bring it) once reading resumes.

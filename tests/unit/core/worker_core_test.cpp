@@ -946,6 +946,30 @@ TEST_CASE("core: a snapshot ends on each topic's latest retained value when live
   for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == "v2");
 }
 
+TEST_CASE("core: a client held for its output that still sends PINGREQs is not closed by keep alive",
+          "[core]") {
+  // Its zero window holds it (nothing of its is read), but its packets keep arriving: the
+  // silence is the broker's [MQTT-3.1.2-24].
+  CoreHarness h;
+  auto c = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.client_id = "pinging-deaf";
+  connect.keep_alive = 2;
+  c->send(connect);
+  c->take<Connack>();
+  c->set_pending_bytes(4 * 1024 * 1024);  // takes nothing of its output
+  c->send(Pingreq{});                     // answered; then it is not read any more
+  c->take<Pingresp>();
+  REQUIRE(c->reading_paused());
+  for (int i = 0; i < 8; ++i) {  // 8 s, past 1.5 x its keep alive, a PINGREQ every second
+    c->send(Pingreq{});
+    h.advance(1000);
+  }
+  CHECK_FALSE(c->closed_by_broker());
+  h.advance(3100);  // now it sends nothing either: keep alive runs out
+  CHECK(c->closed_by_broker());
+}
+
 TEST_CASE("core: a client held for its output stays connected while it takes that output", "[core]") {
   CoreHarness h;
   auto c = h.open(ProtocolVersion::V311);

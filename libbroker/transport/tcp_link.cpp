@@ -48,21 +48,17 @@ void TcpLink::attach(std::unique_ptr<core::ConnectionHandler> handler,
   if (int rc = uv_read_start(stream(), on_alloc, on_read); rc < 0) fail(rc, "read start");
 }
 
-std::size_t TcpLink::unsent_in_kernel() const {
+std::size_t TcpLink::kernel_queue(unsigned long request) const {
   uv_os_fd_t fd = -1;
   int queued = 0;
   if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return 0;
-  if (::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+  if (::ioctl(fd, request, &queued) != 0 || queued < 0) return 0;
   return static_cast<std::size_t>(queued);
 }
 
-std::size_t TcpLink::unread_in_kernel() const {
-  uv_os_fd_t fd = -1;
-  int queued = 0;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return 0;
-  if (::ioctl(fd, SIOCINQ, &queued) != 0 || queued < 0) return 0;
-  return static_cast<std::size_t>(queued);
-}
+std::size_t TcpLink::unsent_in_kernel() const { return kernel_queue(SIOCOUTQ); }
+
+std::size_t TcpLink::unread_in_kernel() const { return kernel_queue(SIOCINQ); }
 
 void TcpLink::pause_reading() {
   if (read_paused_) return;

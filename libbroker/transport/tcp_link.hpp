@@ -99,6 +99,8 @@ class TcpLink final : public core::Link {
   static void on_shutdown(uv_shutdown_t* req, int status);
   static void on_read_after_shutdown(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_close(uv_handle_t* handle);
+  // The socket's send (SIOCOUTQ) or receive (SIOCINQ) queue in bytes; 0 once closed.
+  std::size_t kernel_queue(unsigned long request) const;
   // After shutdown(): the peer's kernel acknowledged all output but perhaps our FIN.
   bool output_taken() const;
 

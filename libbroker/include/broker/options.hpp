@@ -108,7 +108,9 @@ struct Limits {
   std::uint8_t max_qos = 2;
   // Whether retained messages are kept. Default: true.
   bool retain_available = true;
-  // Retained messages kept broker-wide; past it new topics are refused (counted). Default: 1,000,000.
+  // Retained messages kept broker-wide; past it new topics are refused (counted): a 5.0 QoS 1/2
+  // publisher hears 0x97 and its message goes nowhere, others are forwarded without being
+  // retained. Default: 1,000,000.
   std::uint64_t max_retained_messages = 1000000;
 };
 

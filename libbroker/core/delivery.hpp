@@ -23,8 +23,13 @@ struct Delivery {
   // Which shared subscription (shared_subscription_tag): a session in two groups whose filters
   // match the topic holds a copy for each and hands each back to its own group. Stored with the
   // delivery; 0 only in records written before format version 2, then the first matching
-  // group takes it.
+  // group takes it. Not shared: 0, or kRetainZeroCopyTag.
   std::uint32_t shared_tag = 0;
 };
+
+// The shared_tag of the RETAIN 0 copy of a retained message whose RETAIN 1 copy goes to the
+// same session (overlapping subscriptions that differ in Retain As Published): it gives that
+// copy a stored record of its own, so that both come back after a restart.
+inline constexpr std::uint32_t kRetainZeroCopyTag = 1;
 
 }  // namespace broker::core

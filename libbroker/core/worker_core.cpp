@@ -212,6 +212,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
       if (!wanted[k]) continue;
       Delivery& delivery = copies[k];
       delivery.retain = k == 1;
+      if (k == 0 && wanted[1]) delivery.shared_tag = kRetainZeroCopyTag;
       delivery.message = message;
       if (matches[i].subscriber) store_delivery_for(*matches[i].subscriber, delivery);
       send_to(matches[i].key, std::move(delivery));

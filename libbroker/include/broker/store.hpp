@@ -81,7 +81,9 @@ struct StoredDelivery {
   bool shared = false;  // came through a shared subscription
   // Which shared subscription (a hash of its group and filter; 0 = not shared). Part of the
   // delivery's identity: a session in two groups that both match, or in a group and a plain
-  // subscription, holds one copy of the message per subscription.
+  // subscription, holds one copy of the message per subscription. Not shared, 1 names the
+  // RETAIN 0 copy of a message the session also holds with RETAIN 1 (subscriptions differing in
+  // Retain As Published).
   std::uint32_t shared_tag = 0;
   std::vector<std::uint32_t> subscription_ids;
   DeliveryState state = DeliveryState::Queued;

@@ -119,6 +119,32 @@ TEST_CASE("persistence: a session in two shared groups keeps both copies of a me
   CHECK(publishes(*x) == std::multiset<std::string>{"m", "m", "m"});  // one per subscription
 }
 
+TEST_CASE("persistence: both copies for subscriptions that differ in Retain As Published survive a restart",
+          "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto x = h.connect("rap", ProtocolVersion::V5, true, 3600);
+    Subscribe keep = subscribe_packet("r/a", 1);
+    keep.entries[0].retain_as_published = true;
+    x->send(keep);
+    x->take<Suback>();
+    subscribe(*x, "r/+", 1);
+    x->drop();
+    auto pub = h.connect("pub");
+    pub->send(publish("r/a", "m", 1, 1, true));
+    CHECK(pub->take<Ack>().type == PacketType::Puback);
+  }
+  CoreHarness h({}, 2, store.get());
+  auto x = h.open(ProtocolVersion::V5);
+  x->send(connect_packet("rap", ProtocolVersion::V5, false, 3600));
+  CHECK(x->take<Connack>().session_present);
+  std::multiset<bool> retain_flags;
+  for (const auto& packet : x->received())
+    if (auto* p = std::get_if<Publish>(&packet)) retain_flags.insert(p->retain);
+  CHECK(retain_flags == std::multiset<bool>{false, true});
+}
+
 TEST_CASE("persistence: a stop keeps each member's unacknowledged shared messages with its own session", "[persistence]") {
   // At a stop every member goes offline in turn: handing messages to members not yet closed
   // would leave each message with several members for the restart.

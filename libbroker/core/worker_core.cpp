@@ -718,8 +718,11 @@ void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog,
       backlog.live_bytes + size > kHeldOutputFactor * limits.max_queued_bytes) {
     Counters::add(counters_.messages_dropped);
     unpersist_delivery(session, delivery);
-    if (delivery.message->retain && backlog.dropped_retained.size() < limits.max_retained_messages)
-      backlog.dropped_retained.emplace(delivery.message->topic());
+    if (delivery.message->retain && backlog.dropped_retained.size() < limits.max_retained_messages) {
+      std::string topic(delivery.message->topic());
+      if (delivery.message->payload->size() != 0) delivery.message = nullptr;  // not a clear
+      backlog.dropped_retained.insert_or_assign(std::move(topic), std::move(delivery));
+    }
     return;
   }
   if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
@@ -767,9 +770,17 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
 
 void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklog& backlog) {
   const std::uint64_t now = engine_.now_ms();
-  for (const std::string& topic : backlog.dropped_retained) {
+  for (auto& [topic, dropped] : backlog.dropped_retained) {
     MessagePtr current = engine_.retained().current(topic, now);
-    if (!current) continue;  // cleared or expired since: nothing is retained to send
+    if (!current) {
+      // Cleared since: the clear itself goes, as it would have, so a value sent before it
+      // does not stand. Expired since: nothing.
+      if (dropped.message) {
+        dropped.stored = false;
+        backlog.entries.push_back({std::move(dropped), false});
+      }
+      continue;
+    }
     Delivery delivery;
     int granted = -1;  // as routing would give it: the best matching subscription's QoS
     for (const auto& [filter, options] : session.subscriptions) {

@@ -222,11 +222,12 @@ class WorkerCore {
     std::uint64_t live_bytes = 0;  // their payload bytes
     // Topics whose live retained message was dropped at that bound. The snapshot entries it
     // replaced are skipped, so once the backlog is through, each topic's current retained
-    // message follows (requeue_dropped_retained); at most max_retained_messages topics.
-    std::unordered_set<std::string> dropped_retained;
+    // message follows (requeue_dropped_retained), or, for a topic cleared since, the dropped
+    // clear (kept only then: the others' messages are not held). At most max_retained_messages.
+    std::unordered_map<std::string, Delivery> dropped_retained;
   };
   // Appends to the backlog, as snapshot entries, the current retained messages of its
-  // dropped_retained topics that the session's subscriptions still match.
+  // dropped_retained topics that the session's subscriptions still match, or their clears.
   void requeue_dropped_retained(const Session& session, RetainedBacklog& backlog);
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.

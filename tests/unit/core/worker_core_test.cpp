@@ -934,6 +934,7 @@ TEST_CASE("core: a snapshot ends on each topic's latest retained value when live
   retain_all("v1");  // replaces every snapshot entry; the live copies wait behind the backlog
   for (int i = 0; i < 50; ++i) pub->send(publish("dr/noise", "n", 0, 0, false));
   retain_all("v2");  // past the bound: these live copies are dropped
+  for (int i = 0; i < 5; ++i) pub->send(publish("dr/" + std::to_string(i), "", 0, 0, true));  // and these clears
   sub->set_pending_bytes(0);
   std::map<std::string, std::string> last;
   for (int turn = 0; turn < 50; ++turn) {
@@ -943,7 +944,7 @@ TEST_CASE("core: a snapshot ends on each topic's latest retained value when live
       last[p.topic] = std::string(*p.payload);
     }
   }
-  for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == "v2");
+  for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == (i < 5 ? "" : "v2"));
 }
 
 TEST_CASE("core: a client held for its output that still sends PINGREQs is not closed by keep alive",

@@ -142,13 +142,15 @@ bool TcpLink::hand_over(unsigned worker, std::string&& received) {
   // be told why it is refused, on the socket it has.
   uv_os_fd_t fd = -1;
   UniqueFd copy;
+  int err = EBADF;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
     copy = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    err = errno;  // before peer() below, a system call of its own
   }
   if (!copy.valid()) {
     counters.hand_overs_failed.fetch_add(1, std::memory_order_relaxed);
     log::warn("{}: hand-over to worker {} failed: cannot duplicate the socket: {}", peer(), worker,
-              std::strerror(errno));
+              std::strerror(err));
     return false;
   }
   state_ = State::HandingOver;

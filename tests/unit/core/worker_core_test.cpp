@@ -947,21 +947,30 @@ TEST_CASE("core: a snapshot ends on each topic's latest retained value when live
   for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == (i < 5 ? "" : "v2"));
 }
 
+// A 3.1.1 client with keep alive 2 s and 4 MiB of output it has not taken, held after the
+// PINGREQ it sent then (answered): the broker reads nothing more of it.
+namespace {
+std::unique_ptr<VirtualClient> held_for_output(CoreHarness& h, const std::string& id) {
+  auto c = h.open(ProtocolVersion::V311);
+  Connect connect;
+  connect.client_id = id;
+  connect.keep_alive = 2;
+  c->send(connect);
+  c->take<Connack>();
+  c->set_pending_bytes(4 * 1024 * 1024);
+  c->send(Pingreq{});
+  c->take<Pingresp>();
+  REQUIRE(c->reading_paused());
+  return c;
+}
+}  // namespace
+
 TEST_CASE("core: a client held for its output that still sends PINGREQs is not closed by keep alive",
           "[core]") {
   // Its zero window holds it (nothing of its is read), but its packets keep arriving: the
   // silence is the broker's [MQTT-3.1.2-24].
   CoreHarness h;
-  auto c = h.open(ProtocolVersion::V311);
-  Connect connect;
-  connect.client_id = "pinging-deaf";
-  connect.keep_alive = 2;
-  c->send(connect);
-  c->take<Connack>();
-  c->set_pending_bytes(4 * 1024 * 1024);  // takes nothing of its output
-  c->send(Pingreq{});                     // answered; then it is not read any more
-  c->take<Pingresp>();
-  REQUIRE(c->reading_paused());
+  auto c = held_for_output(h, "pinging-deaf");
   for (int i = 0; i < 8; ++i) {  // 8 s, past 1.5 x its keep alive, a PINGREQ every second
     c->send(Pingreq{});
     h.advance(1000);
@@ -973,15 +982,7 @@ TEST_CASE("core: a client held for its output that still sends PINGREQs is not c
 
 TEST_CASE("core: a client held for its output stays connected while it takes that output", "[core]") {
   CoreHarness h;
-  auto c = h.open(ProtocolVersion::V311);
-  Connect connect;
-  connect.client_id = "slow-reader";
-  connect.keep_alive = 2;
-  c->send(connect);
-  c->take<Connack>();
-  c->set_pending_bytes(4 * 1024 * 1024);  // a large message on its way, slowly
-  c->send(Pingreq{});                     // answered; then it is not read any more
-  c->take<Pingresp>();
+  auto c = held_for_output(h, "slow-reader");  // a large message on its way, slowly
   for (int i = 1; i <= 8; ++i) {  // 8 s, past 1.5 x its keep alive: it keeps taking output
     c->set_pending_bytes(static_cast<std::size_t>(40 - 4 * i) * 1024 * 1024 / 10);
     h.advance(1000);

@@ -483,16 +483,6 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
       queue_ack(ack_type, publish.packet_id, is_v5() ? ReasonCode::NotAuthorized : ReasonCode::Success);
     return;
   }
-  const bool clears = publish.payload->empty() || props.message_expiry_interval == std::optional<std::uint32_t>(0);
-  if (publish.retain && publish.qos != 0 && is_v5() && limits.retain_available && !clears &&
-      engine.retained().refuses(publish.topic, engine.now_ms())) {
-    // max_retained_messages reached and the topic is new. Told before the message goes
-    // anywhere, the platform knows it was not kept for vehicles that connect later and can
-    // send it again once there is room, without a second copy to those online now. 3.1.1 (no
-    // failure code) and QoS 0 (no acknowledgement) are forwarded, not retained, and logged.
-    queue_ack(ack_type, publish.packet_id, ReasonCode::QuotaExceeded);
-    return;
-  }
 
   // Copied, not moved: the packet keeps its topic string's capacity for the next PUBLISH
   // decoded from the same read.
@@ -504,6 +494,15 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   message->qos = publish.qos;
   message->retain = publish.retain;
   if (is_v5()) message->set_properties(std::move(props));
+  if (publish.retain && publish.qos != 0 && is_v5() && limits.retain_available &&
+      engine.retained().refuses(*message, engine.now_ms())) {
+    // max_retained_messages reached and the topic is new. Told before the message goes
+    // anywhere, the platform knows it was not kept for vehicles that connect later and can
+    // send it again once there is room, without a second copy to those online now. 3.1.1 (no
+    // failure code) and QoS 0 (no acknowledgement) are forwarded, not retained, and logged.
+    queue_ack(ack_type, publish.packet_id, ReasonCode::QuotaExceeded);
+    return;
+  }
   auto [receivers, ack_after_commit, routed] = worker_.publish(std::move(message), session_);
   if (worker_.publisher_blocked()) worker_.hold_publisher(*this);
 
@@ -966,9 +965,9 @@ void ClientConnection::hold(bool for_output) {
   link_.pause_reading();
 }
 
-void ClientConnection::output_taken(std::uint64_t now_ms, bool all) {
+void ClientConnection::alive_while_held(std::uint64_t now_ms, bool output_drained) {
   last_packet_ms_ = now_ms;
-  if (all) held_for_output_ = false;
+  if (output_drained) held_for_output_ = false;
 }
 
 void ClientConnection::release(std::string&& input) {

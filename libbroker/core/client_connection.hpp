@@ -65,9 +65,10 @@ class ClientConnection final : public ConnectionHandler {
   // keep alive still runs then, as it takes nothing from the client.
   void hold(bool for_output = false);
   void release(std::string&& input);
-  // Held for its output: it took some, or (`all`) enough of it that it is held, if at all,
-  // as a publisher only. Either way it is alive: keep alive counts from `now_ms`.
-  void output_taken(std::uint64_t now_ms, bool all);
+  // Held for its output, it showed life: it took some output, or sent bytes that wait unread.
+  // Keep alive counts from `now_ms`. `output_drained`: it took enough that it is held, if at
+  // all, as a publisher only.
+  void alive_while_held(std::uint64_t now_ms, bool output_drained);
   // Another connection with the same client id arrived [MQTT-3.1.4-3]: DISCONNECT 0x8E to a
   // 5.0 client, then close. The will goes out unless it is delayed and the session goes on.
   void take_over(bool session_continues);

@@ -32,7 +32,6 @@ struct Node {
   bool unused() const noexcept { return !message && children.empty(); }
 };
 
-bool empty_payload(const Message& m) noexcept { return !m.payload || m.payload->empty(); }
 
 // Empties a node's slot, telling its message that it is no longer the retained one.
 void vacate(MessagePtr& slot) noexcept {
@@ -100,14 +99,12 @@ struct RetainedStore::Impl {
 
   bool full() const noexcept { return count_.load(std::memory_order_relaxed) >= max_messages_; }
 
-  // Whether the store is full once what expired is dropped (a walk at most once a second).
-  // `purged`: that walk removed something, so it may have pruned nodes of a path the caller
-  // holds. REQUIRES: mu_ held exclusively.
-  bool purge_if_full(std::uint64_t now_ms, bool& purged) {
-    purged = false;
-    if (full() && now_ms >= full_purge_ms_ + 1000) {
+  // Whether the full store stays full once what expired is dropped (a walk at most once a
+  // second, which may prune nodes of a path the caller holds). REQUIRES: mu_ held exclusively.
+  bool still_full(std::uint64_t now_ms) {
+    if (now_ms >= full_purge_ms_ + 1000) {
       full_purge_ms_ = now_ms;
-      purged = purge(now_ms) != 0;
+      purge(now_ms);
     }
     return full();
   }
@@ -173,9 +170,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
   std::vector<Node*> path;
   const bool found = impl.find_path(message->topic(), path);
   Node* existing = found ? path.back() : nullptr;
-  // An empty payload removes the retained message and is not stored [MQTT-3.3.1-6, 3.3.1-7];
-  // so does a Message Expiry Interval of 0, which replaces it and expires at once.
-  if (empty_payload(*message) || lives_no_time(*message)) {
+  if (clears(*message)) {
     if (existing == nullptr || !existing->message) return SetResult::NothingToClear;
     vacate(existing->message);
     impl.count_.fetch_sub(1, std::memory_order_relaxed);
@@ -188,9 +183,10 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
     impl.track_expiry(*message);
     return SetResult::Replaced;
   }
-  bool purged = false;
-  if (impl.purge_if_full(now_ms, purged)) return SetResult::Full;
-  if (purged) impl.find_path(message->topic(), path);  // the walk may have pruned part of it
+  if (impl.full()) {
+    if (impl.still_full(now_ms)) return SetResult::Full;
+    impl.find_path(message->topic(), path);  // the walk may have pruned part of it
+  }
   // Create the missing tail of the path; find_path stopped at the deepest existing node.
   Node* n = path.back();
   std::size_t pos = 0;
@@ -220,14 +216,17 @@ const Node* RetainedStore::Impl::find(std::string_view topic) const {
   return n;
 }
 
-bool RetainedStore::refuses(std::string_view topic, std::uint64_t now_ms) {
+bool RetainedStore::clears(const Message& message) noexcept {
+  return !message.payload || message.payload->empty() || lives_no_time(message);
+}
+
+bool RetainedStore::refuses(const Message& message, std::uint64_t now_ms) {
   Impl& impl = *impl_;
-  if (!impl.full()) return false;  // the common case, without the lock
+  if (!impl.full() || clears(message)) return false;  // the common case, without the lock
   std::unique_lock lock(impl.mu_);
-  const Node* n = impl.find(topic);
+  const Node* n = impl.find(message.topic());
   if (n != nullptr && n->message) return false;  // a replacement always fits
-  bool purged = false;
-  return impl.purge_if_full(now_ms, purged);
+  return impl.still_full(now_ms);
 }
 
 bool RetainedStore::holds(const Message& message) const {

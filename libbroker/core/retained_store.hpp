@@ -26,17 +26,19 @@ class RetainedStore {
   RetainedStore& operator=(const RetainedStore&) = delete;
 
   enum class SetResult { Stored, Replaced, Cleared, NothingToClear, Full };
-  // Stores `message` under its topic, replacing the previous one; an empty payload, or a
-  // Message Expiry Interval of 0, clears it [MQTT-3.3.1-6, 3.3.1-7].
+  // Whether retaining `message` clears its topic instead: an empty payload [MQTT-3.3.1-6,
+  // 3.3.1-7], or a Message Expiry Interval of 0, which replaces it and expires at once.
+  static bool clears(const Message& message) noexcept;
+  // Stores `message` under its topic, replacing the previous one, or clears the topic (clears()).
   // `now_ms`: a full store first drops what expired (at most once a second), so expired
   // messages do not hold places under max_messages.
   SetResult set(const MessagePtr& message, std::uint64_t now_ms = 0);
 
-  // Whether set() would now refuse a message that retains something on `topic`: the store is
-  // full, even once what expired is dropped, and `topic` holds no message to replace. A
-  // publisher can then be told before its message goes anywhere; another worker's set() may
-  // still take the last place first.
-  bool refuses(std::string_view topic, std::uint64_t now_ms);
+  // Whether set() would now refuse `message`: it does not clear, the store is full even once
+  // what expired is dropped, and its topic holds no message to replace. A publisher can then
+  // be told before its message goes anywhere; another worker's set() may still take the last
+  // place first.
+  bool refuses(const Message& message, std::uint64_t now_ms);
 
   // Appends the retained messages whose topic matches `filter` (valid, not shared) and that are
   // not expired at `now_ms`.

@@ -397,17 +397,17 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
       // one whose packets (a PINGREQ on time) keep arriving while it is not read: keep alive
       // must not close it for a silence the broker made [MQTT-3.1.2-24].
       const std::size_t pending = connection->pending_bytes();
-      if (pending < held.output_then) connection->output_taken(now_ms, false);
+      if (pending < held.output_then) connection->alive_while_held(now_ms, false);
       held.output_then = pending;
       if (now_ms - held.unread_seen_ms >= 1000) {
         const std::size_t unread = connection->unread_in_kernel();
-        if (unread > held.unread_then) connection->output_taken(now_ms, false);
+        if (unread > held.unread_then) connection->alive_while_held(now_ms, false);
         held.unread_then = unread;
         held.unread_seen_ms = now_ms;
       }
       if (pending > engine_.limits().output_low_water_bytes) continue;
       held.own_output = false;
-      connection->output_taken(now_ms, true);  // only its publishing is held now, if anything
+      connection->alive_while_held(now_ms, true);  // only its publishing is held now, if anything
     }
     if (held.blockers.empty()) ready.push_back(connection);
   }
@@ -720,7 +720,7 @@ void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog,
     unpersist_delivery(session, delivery);
     if (delivery.message->retain && backlog.dropped_retained.size() < limits.max_retained_messages) {
       std::string topic(delivery.message->topic());
-      if (delivery.message->payload->size() != 0) delivery.message = nullptr;  // not a clear
+      if (!RetainedStore::clears(*delivery.message)) delivery.message = nullptr;
       backlog.dropped_retained.insert_or_assign(std::move(topic), std::move(delivery));
     }
     return;

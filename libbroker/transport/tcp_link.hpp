@@ -8,8 +8,8 @@
 // collect for the next one.
 //
 // States: Open -> Closing (close(): flush, shutdown, close) -> Closed, or Open -> HandingOver
-// (hand_over(): flush, dup the fd, close the handle, post the fd to the target worker) ->
-// Closed. EOF, a reset or a write error closes at once, dropping what is queued. The handler's
+// (hand_over(): dup the fd; then flush, close the handle, post the copy to the target worker)
+// -> Closed. EOF, a reset or a write error closes at once, dropping what is queued. The handler's
 // on_closed() runs exactly once, from the handle's close callback, unless hand_over() was
 // accepted; the handler is destroyed right after (never inside one of its own calls).
 //

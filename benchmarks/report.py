@@ -226,7 +226,7 @@ def main():
     out.append(text.split("\n", 1)[1] if text.startswith("# ") else text)
     out.append("\n## Durability's cost (benchmarks/load/durability.sh)\n")
     out.append("QoS 1 p2p, 16 publishers -> 16 persistent subscribers (clean session 0), flat out, window 32, "
-               "100-byte payloads; brokerd `--workers 2`, modes alternating within a repetition.\n")
+               "100-byte payloads; brokerd with its default worker count, modes alternating within a repetition.\n")
     out.append(Path(a.durability).read_text())
     out.append("\n## In-process benchmarks (no sockets)\n")
     for name, m in micro.items():

@@ -377,6 +377,7 @@ const std::vector<Field>& fields() {
               }
             }},
       BROKER_UNSIGNED_FIELD("workers", workers, 0, kMaxWorkers),
+      BROKER_UNSIGNED_FIELD("wake_up_coalesce_us", wake_up_coalesce_us, 0, 10000),
       Field{"data_dir", Kind::String, 0, 0, [](const Options& o) { return Json(o.data_dir); },
             [](Options& o, const Json& v) { o.data_dir = v.get<std::string>(); }},
       BROKER_UNSIGNED_FIELD("store_map_size", store_map_size, 1ull << 20, kU64Max),
@@ -1122,7 +1123,7 @@ std::string usage_text(std::string_view program) {
       "                          replaces the configured list (IPv6: [::]:1883).\n"
       "                          Default: 0.0.0.0:1883\n"
       "      --data-dir DIR      directory for durable state. Default: ./data\n"
-      "      --workers N         worker threads; 0 = one per core. Default: 0\n"
+      "      --workers N         worker threads; 0 = one per core, less one. Default: 0\n"
       "      --log-level LEVEL   trace|debug|info|warn|error|off. Default: info\n"
       "      --print-config      print the effective config as JSON and exit\n"
       "  -h, --help              print this help and exit\n"

@@ -135,7 +135,7 @@ done
 
 machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r), $(free -g | awk '/Mem:/ {print $2}') GiB"
 /usr/bin/python3 - "$RUNS" "$machine" "$REPS" "$QUICK" "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" \
-  "$(mosquitto -h 2>/dev/null | head -n 1)" "$BROKERD (source tree at $SOURCE_REV)" "$(date -u +%Y-%m-%dT%H:%MZ)" \
+  "$(mosquitto -h 2>/dev/null | head -n 1)" "$BROKERD (source tree at $SOURCE_REV), \`--workers ${BROKER_WORKERS:-0}\` ($(workers_text))" "$(date -u +%Y-%m-%dT%H:%MZ)" \
   >"$WORK/report.md" <<'PY'
 import json, statistics, sys
 runs_path, machine, reps, quick, loadavg, mosq, brokerd, when = sys.argv[1:9]
@@ -160,7 +160,7 @@ out.append("# Load comparison: brokerd vs mosquitto\n")
 out.append(f"- Run {when}. Machine: {machine}")
 out.append(f"- Load average (1/5/15 min) at start / end: {loadavg} (other work on the machine shares the CPUs)")
 out.append(f"- Peer: {mosq or 'mosquitto'} (Debian), `max_queued_messages 1000`, `max_queued_bytes 8 MiB`, `max_inflight_messages 64`, persistence off")
-out.append(f"- brokerd: {brokerd}, `--workers 2`, defaults (queue 1000 msgs / 8 MiB drop_oldest, max_inflight 64)")
+out.append(f"- brokerd: {brokerd}, defaults (queue 1000 msgs / 8 MiB drop_oldest, max_inflight 64)")
 out.append(f"- {'quick mode, ' if quick == '1' else ''}{reps} repetition(s), medians; broker order alternates per repetition; fresh broker per scenario")
 out.append("- Generator: `benchmarks/load/mqtt_load` (one epoll thread per process, same machine, competes for the same CPUs)")
 out.append("- CPU/M = broker CPU seconds (utime+stime over the whole scenario, connects included) per million delivered messages\n")

@@ -9,7 +9,7 @@ start_brokerd() {
   mkdir -p "$dir"
   # A stale log would hand us the previous broker's port before the new one truncates it.
   rm -f "$log"
-  setsid "$bin" --listen 127.0.0.1:0 --data-dir "$dir" --workers "${BROKER_WORKERS:-2}" \
+  setsid "$bin" --listen 127.0.0.1:0 --data-dir "$dir" --workers "${BROKER_WORKERS:-0}" \
     --log-level info >"$log" 2>&1 </dev/null &
   BROKER_PID=$!
   BROKER_PORT=""
@@ -23,6 +23,17 @@ start_brokerd() {
   echo "brokerd did not start; log:" >&2
   cat "$log" >&2
   return 1
+}
+
+# workers_text: what --workers ${BROKER_WORKERS:-0} means on this machine, for reports.
+workers_text() {
+  local n=${BROKER_WORKERS:-0} cores
+  cores=$(nproc)
+  if [ "$n" = 0 ]; then
+    echo "automatic: $((cores > 2 ? cores - 1 : 1)) of $cores cores"
+  else
+    echo "$n workers on $cores cores"
+  fi
 }
 
 # free_port: a port nothing listens on right now (for mosquitto, which cannot pick one).

@@ -68,6 +68,8 @@ Status check_options(const Options& options) {
   if (l.output_high_water_bytes != 0 && l.output_low_water_bytes > l.output_high_water_bytes)
     return Status::invalid_argument("limits.output_low_water_bytes must not exceed limits.output_high_water_bytes");
   if (options.workers > 1024) return Status::invalid_argument("workers must be from 0 to 1024");
+  if (options.wake_up_coalesce_us > 10000)
+    return Status::invalid_argument("wake_up_coalesce_us must be from 0 to 10000");
   if (options.store_map_size < (1u << 20)) return Status::invalid_argument("store_map_size must be at least 1 MiB");
   // Enumerations set from integers by an embedder must name a value.
   const auto durability_ok = [](Durability d) { return d <= Durability::Memory; };
@@ -102,13 +104,13 @@ class BrokerImpl final : public Broker {
  public:
   explicit BrokerImpl(const Options& options)
       : options_(options),
-        worker_count_(options.workers != 0 ? options.workers
-                                           : std::max(1u, std::thread::hardware_concurrency())) {
+        worker_count_(options.workers != 0 ? options.workers : transport::automatic_worker_count()) {
     sem_init(&stop_request_, 0, 0);
     transport::PoolOptions pool_options;
     pool_options.workers = worker_count_;
     pool_options.max_inbox = options.limits.max_worker_inbox;
     pool_options.tick_interval_ms = kTickIntervalMs;
+    pool_options.wake_up_coalesce_us = options.wake_up_coalesce_us;
     transport::WorkerCallbacks callbacks;
     callbacks.open = [this](unsigned w, core::Link& link) { return engine_->worker(w).open(link); };
     callbacks.hand_off = [this](unsigned w) { engine_->worker(w).hand_off(); };

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
+#include <utility>
 
 #include "transport/tcp_link.hpp"
 #include "util/log.hpp"
@@ -31,6 +33,8 @@ constexpr std::uint64_t kAcceptLogIntervalMs = 1000;
 constexpr std::size_t kSpareBuffers = 32;
 constexpr std::size_t kMinSpareBuffer = 1024;
 constexpr std::size_t kMaxSpareBuffer = 128 * 1024;
+// A turn with this many events shares its wake-up enough; sleeping after it only adds latency.
+constexpr std::uint64_t kCoalesceMaxEvents = 16;
 
 std::uint64_t wall_clock_ms() {
   using namespace std::chrono;
@@ -194,6 +198,7 @@ void Worker::run_inbox() {
     std::lock_guard lock(inbox_mutex_);
     running_.swap(inbox_);
   }
+  events_this_turn_ += running_.size();
   for (auto& task : running_) {
     if (task) task();
   }
@@ -267,6 +272,24 @@ void Worker::on_check(uv_check_t* handle) {
   for (TcpLink* link : self->flushing_) link->flush();
   self->flushing_.clear();
   if (self->callbacks().end_of_turn) self->callbacks().end_of_turn(self->index_);
+  self->coalesce_wake_ups();
+}
+
+void Worker::coalesce_wake_ups() {
+  const std::uint64_t events = std::exchange(events_this_turn_, 0);
+  const std::uint64_t window_ns = std::uint64_t{options().wake_up_coalesce_us} * 1000;
+  if (window_ns == 0) return;
+  const std::uint64_t now = uv_hrtime();
+  const bool dense = now - last_turn_end_ns_ < window_ns;
+  last_turn_end_ns_ = now;
+  // Nothing may wait for the sleep: no unflushed link, no work queued for the next turn.
+  if (!dense || events == 0 || events >= kCoalesceMaxEvents || !dirty_.empty() ||
+      uv_is_active(reinterpret_cast<const uv_handle_t*>(&idle_)) || draining_ || stopping_)
+    return;
+  timespec pause{0, static_cast<long>(window_ns)};
+  (void)::nanosleep(&pause, nullptr);  // a signal cutting it short is harmless
+  counters_.coalescing_pauses.fetch_add(1, std::memory_order_relaxed);
+  last_turn_end_ns_ = uv_hrtime();
 }
 
 void Worker::on_idle(uv_idle_t* /*handle*/) {}

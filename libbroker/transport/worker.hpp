@@ -96,6 +96,8 @@ class Worker {
   std::string take_buffer();
   void give_buffer(std::string&& buffer);
   void mark_dirty(TcpLink& link);
+  // From a link that read bytes: one event of this turn (see coalesce_wake_ups).
+  void note_event() { ++events_this_turn_; }
   // From a link's close callback: forgets and frees it.
   void destroy_link(TcpLink& link);
   // A connected socket arrives (accept or hand-over): makes a link, asks callbacks.open for a
@@ -117,6 +119,14 @@ class Worker {
   static void on_accept_resume(uv_timer_t* handle);
 
   void run_inbox();
+  // End of a turn. Waking from epoll costs more than handling the packet that woke it: at 10K
+  // msg/s QoS 1 on two cores, the switch back into the worker was 30 % of brokerd's CPU, one
+  // per event. When this turn came soon after the last one (events are arriving closer than
+  // the window) and handled only a few, the worker sleeps for the window, and its next poll
+  // returns everything that arrived meanwhile: one wake-up for several events. The first
+  // event after a quiet spell is handled at once; a busy turn (many events) does not sleep,
+  // its wake-up is already shared. Costs up to the window in latency while traffic is dense.
+  void coalesce_wake_ups();
   void begin_drain();
   void begin_stop();
   void close_own_handles();
@@ -148,6 +158,8 @@ class Worker {
   std::vector<TcpLink*> flushing_;
   std::vector<uv_buf_t> scratch_bufs_;
   std::vector<std::string> spare_buffers_;
+  std::uint64_t events_this_turn_ = 0;   // reads and posted tasks handled
+  std::uint64_t last_turn_end_ns_ = 0;   // uv_hrtime() when the last turn ended
   std::unique_ptr<char[]> read_buffer_;
 
   bool draining_ = false;         // phase 1 begun

@@ -1,5 +1,7 @@
 #include "transport/worker_pool.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <system_error>
@@ -8,6 +10,15 @@
 #include "util/log.hpp"
 
 namespace broker::transport {
+
+unsigned automatic_worker_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int cores = ::sched_getaffinity(0, sizeof set, &set) == 0
+                  ? CPU_COUNT(&set)
+                  : static_cast<int>(std::thread::hardware_concurrency());
+  return cores > 2 ? static_cast<unsigned>(cores - 1) : 1u;
+}
 
 WorkerPool::WorkerPool(const PoolOptions& options, WorkerCallbacks callbacks)
     : options_(options), callbacks_(std::move(callbacks)) {
@@ -147,6 +158,7 @@ TransportStats WorkerPool::stats() const {
     s.inbox_drops += get(c.inbox_drops);
     s.hand_overs += get(c.hand_overs);
     s.hand_overs_failed += get(c.hand_overs_failed);
+    s.coalescing_pauses += get(c.coalescing_pauses);
   }
   return s;
 }

@@ -131,9 +131,17 @@ struct DurabilityRule {
 struct Options {
   // MQTT over TCP listeners. Default: one on 0.0.0.0:1883.
   std::vector<ListenerOptions> listeners = {ListenerOptions{}};
-  // Worker threads, each with its own event loop and listener socket. 0 = one per core.
-  // Default: 0.
+  // Worker threads, each with its own event loop and listener socket. 0 = automatic: one per
+  // core this process may run on, less one left to the kernel's network work, at least one
+  // (on two cores, one worker took less CPU per message than two in every benchmark, and
+  // delivered more). Default: 0.
   unsigned workers = 0;
+  // While packets arrive closer together than this, a worker that handled only a few of them
+  // in a loop turn sleeps this long (plus the kernel's timer slack, 50 us by default) before
+  // polling again, so that one wake-up serves several: at 10K msg/s QoS 1 on two cores, 0.5
+  // context switches per message instead of 1.1 and a fifth less CPU, for about 0.1 ms more
+  // latency. Only while traffic is dense; 0 = off. 0..10,000. Default: 50 us.
+  std::uint32_t wake_up_coalesce_us = 50;
   // Directory for durable state (the LMDB store). Default: "./data".
   std::string data_dir = "./data";
   // Default: Durable.

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -457,6 +458,62 @@ TEST_CASE("WorkerPool: inbox is bounded and drops are counted", "[transport]") {
   f.pool->stop();
   CHECK(ran == 3);
   CHECK_FALSE(f.pool->post(0, [] {}));  // stopped
+}
+
+// One line at a time, each sent after the last echo came back: every turn of the worker has
+// one event, and the turns follow each other closely.
+int ping_pong(Client& c, int rounds) {
+  int echoed = 0;
+  for (int i = 0; i < rounds; ++i) {
+    if (!c.send("p" + std::to_string(i) + "\n")) break;
+    if (c.read_line().substr(2) != ":p" + std::to_string(i)) break;
+    ++echoed;
+  }
+  return echoed;
+}
+
+TEST_CASE("WorkerPool: a worker fed events close together sleeps between turns", "[transport]") {
+  PoolOptions opt;
+  opt.wake_up_coalesce_us = 2000;
+  Fixture f(opt);
+  REQUIRE(f.pool->start().is_ok());
+  Client c(f.port);
+  REQUIRE(c.connected());
+  CHECK(ping_pong(c, 100) == 100);  // nothing is lost or left unflushed by the pauses
+  CHECK(f.pool->stats().coalescing_pauses > 0);
+  // A quiet link: the worker blocks in its poll, the first line after the pause is handled.
+  std::this_thread::sleep_for(50ms);
+  CHECK(ping_pong(c, 1) == 1);
+  f.pool->stop();  // stop requests wait at most one pause
+}
+
+TEST_CASE("WorkerPool: coalescing off, a worker never sleeps", "[transport]") {
+  Fixture f;  // wake_up_coalesce_us = 0
+  REQUIRE(f.pool->start().is_ok());
+  Client c(f.port);
+  REQUIRE(c.connected());
+  CHECK(ping_pong(c, 100) == 100);
+  CHECK(f.pool->stats().coalescing_pauses == 0);
+}
+
+TEST_CASE("automatic_worker_count leaves a core to the kernel, keeps at least one", "[transport]") {
+  cpu_set_t all;
+  REQUIRE(::sched_getaffinity(0, sizeof all, &all) == 0);
+  const unsigned cores = static_cast<unsigned>(CPU_COUNT(&all));
+  CHECK(automatic_worker_count() == (cores > 2 ? cores - 1 : 1));
+  // A container (or taskset) that grants one core gets one worker, whatever the machine has.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &all)) {
+      CPU_SET(cpu, &one);
+      break;
+    }
+  }
+  REQUIRE(::sched_setaffinity(0, sizeof one, &one) == 0);
+  const unsigned narrowed = automatic_worker_count();
+  REQUIRE(::sched_setaffinity(0, sizeof all, &all) == 0);
+  CHECK(narrowed == 1);
 }
 
 TEST_CASE("WorkerPool: ticks and end-of-turn run on every worker", "[transport]") {

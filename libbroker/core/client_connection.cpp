@@ -743,6 +743,7 @@ void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscri
     session.subscriptions.erase(it);
     unsuback.reasons.push_back(ReasonCode::Success);
   }
+  worker_.unsubscribed(session);
   worker_.persist_session(session);
   send_after_session_commit(std::move(unsuback));
 }

@@ -757,6 +757,8 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
       // Replaced or cleared since the subscribe: its successor is behind it, or was dropped
       // and its topic's current message follows the backlog.
       continue;
+    } else if (backlog.unsubscribed && !subscribed_to(session, delivery.message->topic())) {
+      continue;
     } else {
       store_delivery_for(*session.subscriber, delivery);
     }
@@ -766,6 +768,19 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
   }
   if (backlog.entries.empty()) retained_backlogs_.erase(it);
   return moved;
+}
+
+void WorkerCore::unsubscribed(const Session& session) {
+  if (retained_backlogs_.empty()) return;
+  if (auto it = retained_backlogs_.find(session.id()); it != retained_backlogs_.end())
+    it->second.unsubscribed = true;
+}
+
+bool WorkerCore::subscribed_to(const Session& session, std::string_view topic) {
+  // Shared subscriptions get no retained messages: only the others count.
+  return std::any_of(session.subscriptions.begin(), session.subscriptions.end(), [&](const auto& entry) {
+    return !protocol::is_shared_filter(entry.first) && protocol::topic_matches(entry.first, topic);
+  });
 }
 
 void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklog& backlog) {

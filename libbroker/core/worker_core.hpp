@@ -204,6 +204,9 @@ class WorkerCore {
     Delivery delivery;
   };
   void receive_batch(std::vector<BatchItem>&& batch);
+  // After an UNSUBSCRIBE removed some of `session`'s filters: the retained messages still
+  // waiting to be sent for those filters alone are not sent.
+  void unsubscribed(const Session& session);
 
   std::size_t session_count() const noexcept { return sessions_.size(); }
   // A string to encode one packet into before Link::write copies it (kept: no allocation).
@@ -225,10 +228,17 @@ class WorkerCore {
     // message follows (requeue_dropped_retained), or, for a topic cleared since, the dropped
     // clear (kept only then: the others' messages are not held). At most max_retained_messages.
     std::unordered_map<std::string, Delivery> dropped_retained;
+    // A filter went since the snapshot was taken: its entries no subscription still matches
+    // are skipped, not sent. The spec lets them go ("MAY continue to deliver any existing
+    // messages buffered", 3.10.4), but a vehicle that unsubscribed from a million retained
+    // topics should not be sent the rest of them.
+    bool unsubscribed = false;
   };
   // Appends to the backlog, as snapshot entries, the current retained messages of its
   // dropped_retained topics that the session's subscriptions still match, or their clears.
   void requeue_dropped_retained(const Session& session, RetainedBacklog& backlog);
+  // Whether one of the session's subscriptions that get retained messages matches `topic`.
+  static bool subscribed_to(const Session& session, std::string_view topic);
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);

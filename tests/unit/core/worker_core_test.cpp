@@ -947,6 +947,37 @@ TEST_CASE("core: a snapshot ends on each topic's latest retained value when live
   for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == (i < 5 ? "" : "v2"));
 }
 
+TEST_CASE("core: retained messages waiting for a filter the client unsubscribed are not sent", "[core]") {
+  Options o;
+  o.limits.max_pending_output_bytes = 1000;
+  CoreHarness h(o);
+  auto pub = h.connect("us-pub");
+  for (int i = 0; i < 20; ++i) {
+    pub->send(publish("poi/" + std::to_string(i), "p", 0, 0, true));
+    pub->send(publish("cfg/" + std::to_string(i), "c", 0, 0, true));
+  }
+  auto sub = h.connect("us-sub");
+  sub->set_pending_bytes(600);  // it does not read: both snapshots wait
+  subscribe_ok(*sub, "poi/+", 0);
+  subscribe_ok(*sub, "cfg/+", 0);
+  subscribe_ok(*sub, "poi/7", 0);  // overlaps one poi topic: that one still goes
+  pub->send(publish("poi/live", "l", 0, 0, false));  // routed while subscribed: waits behind
+  Unsubscribe u;
+  u.packet_id = 9;
+  u.filters.push_back("poi/+");
+  sub->send(u);
+  CHECK(sub->take<Unsuback>().packet_id == 9);
+  sub->set_pending_bytes(0);
+  std::set<std::string> got;
+  for (int turn = 0; turn < 20; ++turn) {
+    h.advance(10);
+    while (!sub->received().empty()) got.insert(sub->take<Publish>().topic);
+  }
+  std::set<std::string> expected{"poi/7", "poi/live"};
+  for (int i = 0; i < 20; ++i) expected.insert("cfg/" + std::to_string(i));
+  CHECK(got == expected);
+}
+
 // A 3.1.1 client with keep alive 2 s and 4 MiB of output it has not taken, held after the
 // PINGREQ it sent then (answered): the broker reads nothing more of it.
 namespace {

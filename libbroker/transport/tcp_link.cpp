@@ -389,7 +389,7 @@ void TcpLink::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
                                                   std::memory_order_relaxed);
     // After close() or hand_over() from an earlier on_bytes, nothing more is delivered.
     if (self->state_ != State::Open || !self->handler_) return;
-    self->worker_.note_event();
+    self->worker_.note_read(static_cast<std::size_t>(nread));
     self->handler_->on_bytes(buf->base, static_cast<std::size_t>(nread));
     return;
   }

@@ -96,8 +96,11 @@ class Worker {
   std::string take_buffer();
   void give_buffer(std::string&& buffer);
   void mark_dirty(TcpLink& link);
-  // From a link that read bytes: one event of this turn (see coalesce_wake_ups).
-  void note_event() { ++events_this_turn_; }
+  // From a link that read `bytes`: one event of this turn (see coalesce_wake_ups).
+  void note_read(std::size_t bytes) {
+    ++events_this_turn_;
+    bytes_this_turn_ += bytes;
+  }
   // From a link's close callback: forgets and frees it.
   void destroy_link(TcpLink& link);
   // A connected socket arrives (accept or hand-over): makes a link, asks callbacks.open for a
@@ -124,8 +127,8 @@ class Worker {
   // per event. When this turn came soon after the last one (events are arriving closer than
   // the window) and handled only a few, the worker sleeps for the window, and its next poll
   // returns everything that arrived meanwhile: one wake-up for several events. The first
-  // event after a quiet spell is handled at once; a busy turn (many events) does not sleep,
-  // its wake-up is already shared. Costs up to the window in latency while traffic is dense.
+  // event after a quiet spell is handled at once; a busy turn (many events or bytes) does not
+  // sleep, its wake-up is already shared. Costs up to the window in latency while traffic is dense.
   void coalesce_wake_ups();
   void begin_drain();
   void begin_stop();
@@ -159,6 +162,7 @@ class Worker {
   std::vector<uv_buf_t> scratch_bufs_;
   std::vector<std::string> spare_buffers_;
   std::uint64_t events_this_turn_ = 0;   // reads and posted tasks handled
+  std::uint64_t bytes_this_turn_ = 0;    // bytes those reads returned
   std::uint64_t last_turn_end_ns_ = 0;   // uv_hrtime() when the last turn ended
   std::unique_ptr<char[]> read_buffer_;
 

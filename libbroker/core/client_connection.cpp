@@ -714,7 +714,7 @@ bool ClientConnection::send_after_session_commit(protocol::Packet&& packet) {
 void ClientConnection::deliver_retained(const std::string& filter, const SubscriptionOptions& options) {
   std::vector<MessagePtr> messages;
   worker_.engine().retained().match(filter, worker_.engine().now_ms(), messages);
-  worker_.queue_retained(*session_, messages, options);
+  worker_.queue_retained(*session_, messages, filter, options);
 }
 
 void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscribe) {
@@ -741,9 +741,9 @@ void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscri
     }
     worker_.engine().index().unsubscribe(session.subscriber->key, filter);
     session.subscriptions.erase(it);
+    worker_.unsubscribed(session, filter);
     unsuback.reasons.push_back(ReasonCode::Success);
   }
-  worker_.unsubscribed(session);
   worker_.persist_session(session);
   send_after_session_commit(std::move(unsuback));
 }

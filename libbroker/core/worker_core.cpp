@@ -689,9 +689,12 @@ void WorkerCore::pump(Session& session) {
 }
 
 void WorkerCore::queue_retained(Session& session, std::vector<MessagePtr>& messages,
-                                const SubscriptionOptions& options) {
+                                const std::string& filter, const SubscriptionOptions& options) {
   if (messages.empty()) return;
   RetainedBacklog& backlog = retained_backlogs_[session.id()];
+  backlog.cancel_snapshots(filter);
+  const auto snapshot = static_cast<std::uint32_t>(backlog.snapshots.size());
+  backlog.snapshots.push_back(filter);
   // At most a whole retained store's worth waits per session, however many SUBSCRIBEs ask.
   const std::uint64_t cap = engine_.limits().max_retained_messages;
   for (auto& message : messages) {
@@ -699,7 +702,7 @@ void WorkerCore::queue_retained(Session& session, std::vector<MessagePtr>& messa
       Counters::add(counters_.messages_dropped);
       continue;
     }
-    Delivery& delivery = backlog.entries.emplace_back(RetainedBacklog::Entry{{}, false}).delivery;
+    Delivery& delivery = backlog.entries.emplace_back(RetainedBacklog::Entry{{}, false, snapshot}).delivery;
     delivery.qos = std::min(options.qos, message->qos);
     delivery.retain = true;  // [MQTT-3.3.1-8]
     if (options.subscription_id) delivery.subscription_ids.push_back(options.subscription_id);
@@ -728,7 +731,7 @@ void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog,
   if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
   backlog.live_bytes += size;
   ++backlog.live;
-  backlog.entries.push_back({std::move(delivery), true});
+  backlog.entries.push_back({std::move(delivery), true, 0});
 }
 
 bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connection) {
@@ -748,7 +751,7 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
         session.queued_bytes > limits.max_queued_bytes / 2 ||
         (connection.pending_bytes() != 0 && connection.pending_bytes() >= output_room))
       break;
-    auto [delivery, live] = std::move(backlog.entries.front());
+    auto [delivery, live, snapshot] = std::move(backlog.entries.front());
     backlog.entries.pop_front();
     if (live) {
       --backlog.live;
@@ -757,8 +760,8 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
       // Replaced or cleared since the subscribe: its successor is behind it, or was dropped
       // and its topic's current message follows the backlog.
       continue;
-    } else if (backlog.unsubscribed && !subscribed_to(session, delivery.message->topic())) {
-      continue;
+    } else if (snapshot != RetainedBacklog::kRequeued && backlog.snapshots[snapshot].empty()) {
+      continue;  // its subscription is gone (or was made anew, with a snapshot of its own)
     } else {
       store_delivery_for(*session.subscriber, delivery);
     }
@@ -770,17 +773,10 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
   return moved;
 }
 
-void WorkerCore::unsubscribed(const Session& session) {
+void WorkerCore::unsubscribed(const Session& session, const std::string& filter) {
   if (retained_backlogs_.empty()) return;
   if (auto it = retained_backlogs_.find(session.id()); it != retained_backlogs_.end())
-    it->second.unsubscribed = true;
-}
-
-bool WorkerCore::subscribed_to(const Session& session, std::string_view topic) {
-  // Shared subscriptions get no retained messages: only the others count.
-  return std::any_of(session.subscriptions.begin(), session.subscriptions.end(), [&](const auto& entry) {
-    return !protocol::is_shared_filter(entry.first) && protocol::topic_matches(entry.first, topic);
-  });
+    it->second.cancel_snapshots(filter);
 }
 
 void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklog& backlog) {
@@ -792,7 +788,7 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
       // does not stand. Expired since: nothing.
       if (dropped.message) {
         dropped.stored = false;
-        backlog.entries.push_back({std::move(dropped), false});
+        backlog.entries.push_back({std::move(dropped), false, RetainedBacklog::kRequeued});
       }
       continue;
     }
@@ -807,7 +803,7 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
     delivery.qos = static_cast<std::uint8_t>(std::min<int>(granted, current->qos));
     delivery.retain = true;
     delivery.message = std::move(current);
-    backlog.entries.push_back({std::move(delivery), false});
+    backlog.entries.push_back({std::move(delivery), false, RetainedBacklog::kRequeued});
   }
   backlog.dropped_retained.clear();
 }

@@ -105,8 +105,11 @@ class WorkerCore {
   // in a backlog that feeds the session's queue at the pace the client takes them, so that
   // neither the queue's bounds (meant for live traffic) drop any nor the broker holds them
   // all as unsent output; a message replaced meanwhile is skipped.
-  // `options`: the subscription's, which give each its QoS and identifier.
-  void queue_retained(Session& session, std::vector<MessagePtr>& messages, const SubscriptionOptions& options);
+  // `filter`, `options`: the subscription's, which give each its QoS and identifier. Those
+  // still waiting from an earlier SUBSCRIBE to the same filter are not sent: these replace
+  // them [MQTT-3.8.4-3].
+  void queue_retained(Session& session, std::vector<MessagePtr>& messages, const std::string& filter,
+                      const SubscriptionOptions& options);
   // A session resumed on a new connection [MQTT-4.4.0-1]: resends its unacknowledged PUBREL
   // packets now and holds its unacknowledged PUBLISH packets, which pump() resends (DUP, in
   // order) as the client's Receive Maximum allows [MQTT-3.3.4-9]: it may be lower than the
@@ -204,9 +207,12 @@ class WorkerCore {
     Delivery delivery;
   };
   void receive_batch(std::vector<BatchItem>&& batch);
-  // After an UNSUBSCRIBE removed some of `session`'s filters: the retained messages still
-  // waiting to be sent for those filters alone are not sent.
-  void unsubscribed(const Session& session);
+  // After an UNSUBSCRIBE removed `filter` from `session`: the retained messages still waiting
+  // to be sent for that subscription are not sent. The spec lets them go ("MAY continue to
+  // deliver any existing messages buffered", 3.10.4), but a vehicle that unsubscribed from a
+  // million retained topics should not be sent the rest of them, tagged with the identifier
+  // of a subscription it no longer has. Another subscription's copies are its own.
+  void unsubscribed(const Session& session, const std::string& filter);
 
   std::size_t session_count() const noexcept { return sessions_.size(); }
   // A string to encode one packet into before Link::write copies it (kept: no allocation).
@@ -218,8 +224,12 @@ class WorkerCore {
   struct RetainedBacklog {
     struct Entry {
       Delivery delivery;
-      bool live;  // routed after the subscribe, not part of the retained snapshot
+      bool live;               // routed after the subscribe, not part of the retained snapshot
+      std::uint32_t snapshot;  // not live: the SUBSCRIBE it came from, an index in `snapshots`
     };
+    // Entry::snapshot of what requeue_dropped_retained adds: matched against the
+    // subscriptions of the moment, it belongs to none of the snapshots.
+    static constexpr std::uint32_t kRequeued = UINT32_MAX;
     std::deque<Entry> entries;
     std::uint64_t live = 0;        // live entries: bounded like a session queue
     std::uint64_t live_bytes = 0;  // their payload bytes
@@ -228,17 +238,17 @@ class WorkerCore {
     // message follows (requeue_dropped_retained), or, for a topic cleared since, the dropped
     // clear (kept only then: the others' messages are not held). At most max_retained_messages.
     std::unordered_map<std::string, Delivery> dropped_retained;
-    // A filter went since the snapshot was taken: its entries no subscription still matches
-    // are skipped, not sent. The spec lets them go ("MAY continue to deliver any existing
-    // messages buffered", 3.10.4), but a vehicle that unsubscribed from a million retained
-    // topics should not be sent the rest of them.
-    bool unsubscribed = false;
+    // The filter of each snapshot queued (one per SUBSCRIBE that matched retained messages),
+    // or "" once unsubscribed or subscribed again: its waiting entries are skipped.
+    std::vector<std::string> snapshots;
+    void cancel_snapshots(const std::string& filter) {
+      for (auto& f : snapshots)
+        if (f == filter) f.clear();
+    }
   };
   // Appends to the backlog, as snapshot entries, the current retained messages of its
   // dropped_retained topics that the session's subscriptions still match, or their clears.
   void requeue_dropped_retained(const Session& session, RetainedBacklog& backlog);
-  // Whether one of the session's subscriptions that get retained messages matches `topic`.
-  static bool subscribed_to(const Session& session, std::string_view topic);
   // pump()'s first step: resends held PUBLISH packets, in order, while fewer than `window`
   // are unacknowledged.
   void send_held(Session& session, ClientConnection& connection, std::size_t window);

@@ -947,35 +947,84 @@ TEST_CASE("core: a snapshot ends on each topic's latest retained value when live
   for (int i = 0; i < 20; ++i) CHECK(last["dr/" + std::to_string(i)] == (i < 5 ? "" : "v2"));
 }
 
-TEST_CASE("core: retained messages waiting for a filter the client unsubscribed are not sent", "[core]") {
-  Options o;
-  o.limits.max_pending_output_bytes = 1000;
-  CoreHarness h(o);
-  auto pub = h.connect("us-pub");
+namespace {
+// A client that does not read (its output is past half of max_pending_output_bytes = 1000):
+// the retained messages its SUBSCRIBEs match wait in its backlog.
+std::unique_ptr<VirtualClient> stalled_subscriber(CoreHarness& h, const std::string& id) {
+  auto pub = h.connect(id + "-pub");
   for (int i = 0; i < 20; ++i) {
     pub->send(publish("poi/" + std::to_string(i), "p", 0, 0, true));
     pub->send(publish("cfg/" + std::to_string(i), "c", 0, 0, true));
   }
-  auto sub = h.connect("us-sub");
-  sub->set_pending_bytes(600);  // it does not read: both snapshots wait
-  subscribe_ok(*sub, "poi/+", 0);
-  subscribe_ok(*sub, "cfg/+", 0);
-  subscribe_ok(*sub, "poi/7", 0);  // overlaps one poi topic: that one still goes
-  pub->send(publish("poi/live", "l", 0, 0, false));  // routed while subscribed: waits behind
+  auto sub = h.connect(id);
+  sub->set_pending_bytes(600);
+  return sub;
+}
+
+void unsubscribe(VirtualClient& c, const std::string& filter, std::uint16_t packet_id) {
   Unsubscribe u;
-  u.packet_id = 9;
-  u.filters.push_back("poi/+");
-  sub->send(u);
-  CHECK(sub->take<Unsuback>().packet_id == 9);
-  sub->set_pending_bytes(0);
-  std::set<std::string> got;
+  u.packet_id = packet_id;
+  u.filters.push_back(filter);
+  c.send(u);
+  CHECK(c.take<Unsuback>().packet_id == packet_id);
+}
+
+// Lets the client read, and counts each topic it is sent.
+std::map<std::string, int> read_all(CoreHarness& h, VirtualClient& c) {
+  c.set_pending_bytes(0);
+  std::map<std::string, int> got;
   for (int turn = 0; turn < 20; ++turn) {
     h.advance(10);
-    while (!sub->received().empty()) got.insert(sub->take<Publish>().topic);
+    while (!c.received().empty()) ++got[c.take<Publish>().topic];
   }
-  std::set<std::string> expected{"poi/7", "poi/live"};
-  for (int i = 0; i < 20; ++i) expected.insert("cfg/" + std::to_string(i));
-  CHECK(got == expected);
+  return got;
+}
+
+std::map<std::string, int> each_poi_once() {
+  std::map<std::string, int> expected;
+  for (int i = 0; i < 20; ++i) expected["poi/" + std::to_string(i)] = 1;
+  return expected;
+}
+
+Options backlog_options() {
+  Options o;
+  o.limits.max_pending_output_bytes = 1000;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("core: retained messages waiting for a filter the client unsubscribed are not sent", "[core]") {
+  CoreHarness h(backlog_options());
+  auto sub = stalled_subscriber(h, "us-sub");
+  subscribe_ok(*sub, "poi/+", 0);
+  subscribe_ok(*sub, "cfg/+", 0);
+  subscribe_ok(*sub, "poi/7", 0);  // a subscription of its own: its retained message still goes
+  h.connect("us-live")->send(publish("poi/live", "l", 0, 0, false));  // routed while subscribed
+  unsubscribe(*sub, "poi/+", 9);
+  std::map<std::string, int> expected{{"poi/7", 1}, {"poi/live", 1}};
+  for (int i = 0; i < 20; ++i) expected["cfg/" + std::to_string(i)] = 1;
+  CHECK(read_all(h, *sub) == expected);
+}
+
+TEST_CASE("core: a filter subscribed again gets its retained messages once, not the old backlog too",
+          "[core]") {
+  CoreHarness h(backlog_options());
+  auto sub = stalled_subscriber(h, "rs-sub");
+  subscribe_ok(*sub, "poi/+", 0);
+  SECTION("after an UNSUBSCRIBE") { unsubscribe(*sub, "poi/+", 9); }
+  SECTION("replacing the subscription [MQTT-3.8.4-3]") {}
+  subscribe_ok(*sub, "poi/+", 0);
+  CHECK(read_all(h, *sub) == each_poi_once());
+}
+
+TEST_CASE("core: an overlapping subscription keeps its own retained messages, not the removed one's",
+          "[core]") {
+  CoreHarness h(backlog_options());
+  auto sub = stalled_subscriber(h, "ov-sub");
+  subscribe_ok(*sub, "poi/#", 0);
+  subscribe_ok(*sub, "poi/+", 0);  // the same twenty again, for this subscription
+  unsubscribe(*sub, "poi/+", 9);
+  CHECK(read_all(h, *sub) == each_poi_once());
 }
 
 // A 3.1.1 client with keep alive 2 s and 4 MiB of output it has not taken, held after the

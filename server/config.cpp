@@ -377,7 +377,7 @@ const std::vector<Field>& fields() {
               }
             }},
       BROKER_UNSIGNED_FIELD("workers", workers, 0, kMaxWorkers),
-      BROKER_UNSIGNED_FIELD("wake_up_coalesce_us", wake_up_coalesce_us, 0, 10000),
+      BROKER_UNSIGNED_FIELD("wake_up_coalesce_us", wake_up_coalesce_us, 0, 1000),
       Field{"data_dir", Kind::String, 0, 0, [](const Options& o) { return Json(o.data_dir); },
             [](Options& o, const Json& v) { o.data_dir = v.get<std::string>(); }},
       BROKER_UNSIGNED_FIELD("store_map_size", store_map_size, 1ull << 20, kU64Max),

@@ -68,8 +68,8 @@ Status check_options(const Options& options) {
   if (l.output_high_water_bytes != 0 && l.output_low_water_bytes > l.output_high_water_bytes)
     return Status::invalid_argument("limits.output_low_water_bytes must not exceed limits.output_high_water_bytes");
   if (options.workers > 1024) return Status::invalid_argument("workers must be from 0 to 1024");
-  if (options.wake_up_coalesce_us > 10000)
-    return Status::invalid_argument("wake_up_coalesce_us must be from 0 to 10000");
+  if (options.wake_up_coalesce_us > 1000)
+    return Status::invalid_argument("wake_up_coalesce_us must be from 0 to 1000");
   if (options.store_map_size < (1u << 20)) return Status::invalid_argument("store_map_size must be at least 1 MiB");
   // Enumerations set from integers by an embedder must name a value.
   const auto durability_ok = [](Durability d) { return d <= Durability::Memory; };

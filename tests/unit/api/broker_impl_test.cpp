@@ -137,7 +137,7 @@ TEST_CASE("Broker::create refuses options an embedder can set but nothing can me
   CHECK(refused([](broker::Options& o) { o.limits.max_queued_bytes = 0; }));
   CHECK(refused([](broker::Options& o) { o.log_max_bytes = 0; }));
   CHECK(refused([](broker::Options& o) { o.message_ttl_rules = {{"v/poi", 0}}; }));
-  CHECK(refused([](broker::Options& o) { o.wake_up_coalesce_us = 10001; }));  // 10 ms at most
-  CHECK_FALSE(refused([](broker::Options& o) { o.wake_up_coalesce_us = 10000; }));
+  CHECK(refused([](broker::Options& o) { o.wake_up_coalesce_us = 1001; }));  // 1 ms at most
+  CHECK_FALSE(refused([](broker::Options& o) { o.wake_up_coalesce_us = 1000; }));
   CHECK_FALSE(refused([](broker::Options& o) { o.listeners[0].host = "::1"; }));
 }

@@ -134,8 +134,8 @@ TEST_CASE("config: errors name the line, the key and the allowed range", "[serve
         "config.json:1: \"workers\" must be an integer from 0 to 1024, got 1.5");
   CHECK(file_error("{\"workers\": \"4\"}") ==
         "config.json:1: \"workers\" must be an integer from 0 to 1024, got \"4\"");
-  CHECK(file_error("{\"wake_up_coalesce_us\": 20000}") ==
-        "config.json:1: \"wake_up_coalesce_us\" must be an integer from 0 to 10000, got 20000");
+  CHECK(file_error("{\"wake_up_coalesce_us\": 5000}") ==
+        "config.json:1: \"wake_up_coalesce_us\" must be an integer from 0 to 1000, got 5000");
   CHECK(file_error("{\"limits\": {\"max_qos\": 3}}") ==
         "config.json:1: \"limits.max_qos\" must be an integer from 0 to 2, got 3");
   CHECK(file_error("{\"limits\": {\"retain_available\": 1}}") ==

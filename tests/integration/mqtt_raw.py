@@ -787,7 +787,16 @@ class Client:
         return self.expect(PINGRESP)
 
     def disconnect(self, rc=None, props=None):
+        """Sends DISCONNECT, then closes once the broker has closed its side (at most 2 s):
+        the broker has then handled it, so a message published next by another connection
+        cannot race it to this session (it would be sent here and held, unacknowledged)."""
         self.send_quietly(disconnect(rc, props, self.version))
+        try:
+            self.sock.settimeout(2.0)
+            while self.sock.recv(4096):
+                pass
+        except OSError:
+            pass
         self.close()
 
 

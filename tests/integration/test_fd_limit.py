@@ -50,6 +50,12 @@ def test_connects_at_the_fd_limit_are_answered(version):
         broker.start()
         try:
             pid = broker.proc.pid
+            with open("/proc/%d/maps" % pid) as maps:
+                if "libubsan" in maps.read():
+                    # Its vptr check tests memory through a pipe, which cannot be made at the
+                    # fd limit: it then reports a sound object as corrupt ("invalid vptr",
+                    # "memory cannot be printed") and stops the broker.
+                    pytest.skip("UBSan cannot check memory at the open-file limit")
             open_fds = len(os.listdir("/proc/%d/fd" % pid))
             soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds + SPARE_FDS, hard))

@@ -177,6 +177,27 @@ class ChildSet {
     }
   }
 
+  // Slot positions, for visiting the children a slice at a time: for_each_in(begin, end, f)
+  // visits those in slots [begin, end) of slot_count(). A position holds only while the set
+  // does not change: an erase, or an insert that grows the set (insert_moves()), may move any.
+  std::size_t slot_count() const noexcept { return cap_ == 0 || cap_ <= kLinearMax ? size_ : cap_; }
+  template <typename F>
+  void for_each_in(std::size_t begin, std::size_t end, F&& f) const {
+    end = std::min(end, slot_count());
+    if (cap_ == 0) {
+      if (begin < end) f(node_of(one_));
+      return;
+    }
+    for (std::size_t i = begin; i < end; ++i) {
+      if (many_[i] != 0) f(node_of(many_[i]));
+    }
+  }
+  bool insert_moves() const noexcept {
+    if (cap_ == 0) return size_ == 1;
+    if (cap_ <= kLinearMax) return size_ == cap_;
+    return (size_ + 1) * 4 > cap_ * 3;
+  }
+
   // Forgets every child without freeing them (the owner frees the nodes).
   void release(Alloc& a) noexcept {
     if (cap_ != 0) deallocate(a, many_, cap_);

@@ -693,7 +693,7 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
   // packets may come before the SUBACK [MQTT-3.8.4], and queueing them later would let live
   // messages routed meanwhile pass older retained ones.
   if (send_after_session_commit(std::move(suback))) return;  // too large for the client: closed
-  for (const auto& work : retained_work) deliver_retained(work.filter, work.options);
+  for (const auto& work : retained_work) worker_.queue_retained(*session_, work.filter, work.options);
 }
 
 bool ClientConnection::send_after_session_commit(protocol::Packet&& packet) {
@@ -709,12 +709,6 @@ bool ClientConnection::send_after_session_commit(protocol::Packet&& packet) {
     if (worker->connection_alive(self, serial)) self->send(p);
   });
   return false;
-}
-
-void ClientConnection::deliver_retained(const std::string& filter, const SubscriptionOptions& options) {
-  std::vector<MessagePtr> messages;
-  worker_.engine().retained().match(filter, worker_.engine().now_ms(), messages);
-  worker_.queue_retained(*session_, messages, filter, options);
 }
 
 void ClientConnection::handle_unsubscribe(const protocol::Unsubscribe& unsubscribe) {

@@ -104,7 +104,6 @@ class ClientConnection final : public ConnectionHandler {
   // QoS 1 and 2 PUBLISH packets from the client not yet answered by PUBACK or PUBCOMP: what
   // the Receive Maximum it was given bounds [MQTT-3.3.4-9].
   std::size_t unacknowledged_publishes() const;
-  void deliver_retained(const std::string& filter, const SubscriptionOptions& options);
   // The bytes read before CONNECT, taken out of the connection and of the worker's budget.
   std::string take_connect_bytes();
   void end_session_link(bool publish_will);

@@ -72,6 +72,11 @@ class Engine final : private MessageReleaser {
   MessageReleaser* message_releaser() noexcept { return store_ ? this : nullptr; }
   // Broker-wide unique, increasing message id (also unique across restarts).
   std::uint64_t next_message_id() noexcept { return next_message_id_.fetch_add(1, std::memory_order_relaxed); }
+  // The id the next message will get: a message with this id or a later one was made after
+  // the call, so its routing sees a subscription made before it (the index's lock orders them).
+  std::uint64_t first_unassigned_message_id() const noexcept {
+    return next_message_id_.load(std::memory_order_relaxed);
+  }
   void raise_message_id_floor(std::uint64_t above) noexcept;
   // Shutdown keeps persisted messages: their in-memory release must not delete records.
   void keep_persisted_messages() noexcept { delete_released_.store(false); }

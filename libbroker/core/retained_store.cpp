@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <deque>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <utility>
@@ -22,7 +24,17 @@ std::pair<std::string_view, std::size_t> level_at(std::string_view s, std::size_
   return {s.substr(pos, slash - pos), slash + 1};
 }
 
-struct Node {
+// Walk::stack_ marks: emit the node; emit it and everything below it; the next slice of the
+// walk's Slices (the node is theirs).
+constexpr std::size_t kSubtree = kEnd - 1;
+constexpr std::size_t kSlice = kEnd - 2;
+// Children a node needs for a walk to take them a slice at a time, and a slice's table slots.
+constexpr std::size_t kSlicedChildren = 4096;
+constexpr std::size_t kSliceSlots = 4096;
+
+}  // namespace
+
+struct RetainedStore::Node {
   explicit Node(std::string_view k) : name(k) {}
   std::string name;  // this level
   ChildSet<Node> children;
@@ -32,6 +44,9 @@ struct Node {
   bool unused() const noexcept { return !message && children.empty(); }
 };
 
+namespace {
+
+using Node = RetainedStore::Node;
 
 // Empties a node's slot, telling its message that it is no longer the retained one.
 void vacate(MessagePtr& slot) noexcept {
@@ -53,6 +68,7 @@ struct RetainedStore::Impl {
       n->children.for_each([&](Node* c) { todo.push_back(c); });
       delete n;
     }
+    for (auto& [n, serial] : retired_) delete n;  // no walk is open: none may outlive the store
   }
 
   // Fills `path` (root first) with the nodes of `topic`; false when one is missing.
@@ -74,12 +90,23 @@ struct RetainedStore::Impl {
   const Node* find(std::string_view topic) const;
 
   // Removes the trailing nodes of `path` that hold nothing any more.
-  static void prune(const std::vector<Node*>& path) noexcept {
+  void prune(const std::vector<Node*>& path) {
     for (std::size_t i = path.size() - 1; i > 0; --i) {
       Node* n = path[i];
       if (!n->unused()) return;
+      freeze(path[i - 1]);
       path[i - 1]->children.erase(n->key());
+      retire(n);
+    }
+  }
+
+  // Frees a node taken out of the trie, or keeps it while a walk that may hold it is open.
+  // REQUIRES: mu_ held exclusively.
+  void retire(Node* n) {
+    if (open_walks_.empty()) {
       delete n;
+    } else {
+      retired_.emplace_back(n, walk_serial_);
     }
   }
 
@@ -139,8 +166,9 @@ struct RetainedStore::Impl {
         track_expiry(*n->message);
       }
       if (n->unused()) {
+        freeze(parent);
         parent->children.erase(n->key());
-        delete n;
+        retire(n);
       }
     }
     count_.fetch_sub(removed, std::memory_order_relaxed);
@@ -154,6 +182,40 @@ struct RetainedStore::Impl {
   std::vector<Expired> expired_;     // guarded by mu_: dropped, record not yet deleted
   std::uint64_t full_purge_ms_ = 0;  // guarded by mu_: when a full store last purged
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
+  // Walks: their serials, in start order, of those open (guarded by mu_); nodes taken out of
+  // the trie while one was open, each with the newest walk's serial then (only walks up to
+  // it may hold the node), freed once every such walk closed.
+  std::uint64_t walk_serial_ = 0;
+  std::set<std::uint64_t> open_walks_;
+  std::deque<std::pair<Node*, std::uint64_t>> retired_;
+  // Walks going through a node's table in slices. Changed by steps, which hold mu_ shared,
+  // under slicing_mu_; writers (mu_ exclusive) read it without.
+  std::mutex slicing_mu_;
+  std::vector<Walk*> slicing_;
+
+  // Before `n`'s children change (REQUIRES: mu_ held exclusively): the walks going through its
+  // table take a copy of the children they have not reached.
+  void freeze(const Node* n) {
+    if (slicing_.empty()) return;
+    std::erase_if(slicing_, [n](Walk* w) {
+      auto& sl = w->slices_;
+      if (sl.node != n) return false;
+      sl.frozen = true;
+      n->children.for_each_in(sl.next_slot, n->children.slot_count(),
+                              [&](const Node* c) { sl.rest.push_back(c); });
+      return true;
+    });
+  }
+
+  // Visits Walk::stack_'s nodes until about `budget` are counted. REQUIRES: mu_ held.
+  std::size_t step(Walk& walk, std::uint64_t now_ms, std::size_t budget, std::vector<MessagePtr>& out,
+                   std::vector<MessagePtr>& expired);
+  // Drops what a step met expired (as a writer: rare, once per expired message).
+  void drop_all_expired(const std::vector<MessagePtr>& expired) {
+    if (expired.empty()) return;
+    std::unique_lock lock(mu_);
+    for (const auto& m : expired) drop_expired(m);
+  }
   // guarded by mu_: no message expires before this (a bound: cleared ones are not taken out)
   std::uint64_t next_expiry_ms_ = kNever;
 };
@@ -196,6 +258,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
   while (pos != kEnd) {
     auto [level, next] = level_at(message->topic(), pos);
     auto child = std::make_unique<Node>(level);
+    if (n->children.insert_moves()) impl.freeze(n);
     n->children.insert(child.get());
     n = child.release();
     pos = next;
@@ -240,62 +303,134 @@ MessagePtr RetainedStore::current(std::string_view topic, std::uint64_t now_ms) 
   return n->message;
 }
 
-void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
-                          std::vector<MessagePtr>& out) const {
-  Impl& impl = *impl_;
-  std::vector<MessagePtr> expired;
-  {
-    std::shared_lock lock(impl.mu_);
-    auto emit = [&](const Node& n) {
-      if (!n.message) return;
-      if (is_expired(*n.message, now_ms)) {
-        expired.push_back(n.message);
+RetainedStore::Walk::Walk(RetainedStore::Impl& store, std::string_view filter, bool registered)
+    : store_(store),
+      filter_(filter),
+      serial_(registered ? ++store.walk_serial_ : 0),
+      stack_{{&store.root_, 0}} {
+  if (registered) store_.open_walks_.insert(serial_);
+}
+
+RetainedStore::Walk::~Walk() {
+  if (serial_ == 0) return;
+  std::unique_lock lock(store_.mu_);
+  std::erase(store_.slicing_, this);
+  store_.open_walks_.erase(serial_);
+  auto& retired = store_.retired_;
+  while (!retired.empty() &&
+         (store_.open_walks_.empty() || retired.front().second < *store_.open_walks_.begin())) {
+    delete retired.front().first;
+    retired.pop_front();
+  }
+}
+
+std::unique_ptr<RetainedStore::Walk> RetainedStore::start_walk(std::string_view filter) {
+  std::unique_lock lock(impl_->mu_);
+  return std::unique_ptr<Walk>(new Walk(*impl_, filter, true));
+}
+
+std::size_t RetainedStore::Impl::step(Walk& walk, std::uint64_t now_ms, std::size_t budget,
+                                      std::vector<MessagePtr>& out, std::vector<MessagePtr>& expired) {
+  auto emit = [&](const Node& n) {
+    if (!n.message) return;
+    if (is_expired(*n.message, now_ms)) {
+      expired.push_back(n.message);
+    } else {
+      out.push_back(n.message);
+    }
+  };
+  // A wildcard first level never matches a topic starting with '$' [MQTT-4.7.2-1].
+  auto visible = [&](const Node& parent, const Node& child) {
+    return &parent != &root_ || child.name.empty() || child.name.front() != '$';
+  };
+  auto& stack = walk.stack_;
+  auto& slices = walk.slices_;
+  const std::string_view filter = walk.filter_;
+  std::size_t counted = 0;
+  // Puts `n`'s children on the stack, each with `pos`; a registered walk with no slices in
+  // progress takes a node with thousands of them a slice at a time instead.
+  auto expand = [&](const Node* n, std::size_t pos) {
+    if (n->children.size() >= kSlicedChildren && slices.node == nullptr && walk.serial_ != 0) {
+      slices = {n, pos, 0, false, {}};
+      std::lock_guard registry(slicing_mu_);
+      slicing_.push_back(&walk);
+      stack.emplace_back(n, kSlice);
+      return;
+    }
+    counted += n->children.size();
+    n->children.for_each([&](const Node* c) {
+      if (visible(*n, *c)) stack.emplace_back(c, pos);
+    });
+  };
+  while (!stack.empty() && counted < budget) {
+    const Node* n = stack.back().first;  // not a structured binding: lambdas below use it
+    const std::size_t pos = stack.back().second;
+    stack.pop_back();
+    ++counted;
+    if (pos == kEnd) {
+      emit(*n);
+    } else if (pos == kSubtree) {
+      emit(*n);
+      expand(n, kSubtree);
+    } else if (pos == kSlice) {
+      // The next slice goes above the mark, so it is walked before the slice after it.
+      const std::size_t below = stack.size();
+      stack.emplace_back(n, kSlice);
+      auto take = [&](const Node* c) {
+        if (visible(*n, *c)) stack.emplace_back(c, slices.pos);
+      };
+      if (slices.frozen) {
+        const std::size_t k = std::min(kSliceSlots, slices.rest.size());
+        std::for_each(slices.rest.end() - static_cast<std::ptrdiff_t>(k), slices.rest.end(), take);
+        slices.rest.resize(slices.rest.size() - k);
       } else {
-        out.push_back(n.message);
+        n->children.for_each_in(slices.next_slot, slices.next_slot + kSliceSlots, take);
+        slices.next_slot += kSliceSlots;
       }
-    };
-    // A wildcard first level never matches a topic starting with '$' [MQTT-4.7.2-1].
-    auto visible = [&](const Node& parent, const Node& child) {
-      return &parent != &impl.root_ || child.name.empty() || child.name.front() != '$';
-    };
-    std::vector<std::pair<const Node*, std::size_t>> stack{{&impl.root_, 0}};
-    std::vector<const Node*> subtree;
-    while (!stack.empty()) {
-      const Node* n = stack.back().first;
-      const std::size_t pos = stack.back().second;
-      stack.pop_back();
-      if (pos == kEnd) {
-        emit(*n);
-        continue;
+      counted += kSliceSlots;
+      if (slices.frozen ? slices.rest.empty() : slices.next_slot >= n->children.slot_count()) {
+        stack.erase(stack.begin() + static_cast<std::ptrdiff_t>(below));  // the mark: no slice left
+        std::lock_guard registry(slicing_mu_);
+        std::erase(slicing_, &walk);
+        slices = {};
       }
+    } else {
       const auto [level, next_pos] = level_at(filter, pos);
-      const std::size_t next = next_pos;  // a lambda below can't capture a structured binding
       if (level == "#") {
         // This level's parent ("sport/#" matches "sport") and everything below.
-        if (n != &impl.root_) emit(*n);
-        subtree.clear();
-        n->children.for_each([&](const Node* c) {
-          if (visible(*n, *c)) subtree.push_back(c);
-        });
-        while (!subtree.empty()) {
-          const Node* d = subtree.back();
-          subtree.pop_back();
-          emit(*d);
-          d->children.for_each([&](const Node* c) { subtree.push_back(c); });
-        }
+        if (n != &root_) emit(*n);
+        expand(n, kSubtree);
       } else if (level == "+") {
-        n->children.for_each([&](const Node* c) {
-          if (visible(*n, *c)) stack.emplace_back(c, next);
-        });
+        expand(n, next_pos);
       } else if (const Node* c = n->children.find(level)) {
-        stack.emplace_back(c, next);
+        stack.emplace_back(c, next_pos);
       }
     }
   }
-  if (expired.empty()) return;
-  // Dropped lazily when met: retaking the lock as a writer is rare (once per expired message).
-  std::unique_lock lock(impl.mu_);
-  for (const auto& m : expired) impl.drop_expired(m);
+  return counted;
+}
+
+std::size_t RetainedStore::walk(Walk& walk, std::uint64_t now_ms, std::size_t budget,
+                                std::vector<MessagePtr>& out) {
+  std::vector<MessagePtr> expired;
+  std::size_t counted = 0;
+  {
+    std::shared_lock lock(impl_->mu_);
+    counted = impl_->step(walk, now_ms, budget, out, expired);
+  }
+  impl_->drop_all_expired(expired);
+  return counted;
+}
+
+void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
+                          std::vector<MessagePtr>& out) const {
+  std::vector<MessagePtr> expired;
+  {
+    std::shared_lock lock(impl_->mu_);
+    Walk walk(*impl_, filter, false);
+    impl_->step(walk, now_ms, ~std::size_t{0}, out, expired);
+  }
+  impl_->drop_all_expired(expired);
 }
 
 std::uint64_t RetainedStore::purge_expired(std::uint64_t now_ms) {

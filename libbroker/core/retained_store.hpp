@@ -7,10 +7,12 @@
 // by set() when the store is full; take_expired() then tells which records to delete.
 //
 // Thread safety: all methods are safe from any thread.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/message.hpp"
@@ -40,8 +42,54 @@ class RetainedStore {
   // place first.
   bool refuses(const Message& message, std::uint64_t now_ms);
 
-  // Appends the retained messages whose topic matches `filter` (valid, not shared) and that are
-  // not expired at `now_ms`.
+  struct Node;  // opaque here, like Impl: defined in the .cpp
+  struct Impl;
+
+  // A match taken a bounded number of trie nodes at a time (walk()), so that a wildcard
+  // subscription over a million retained topics does not hold its worker, and the store's
+  // writers, for the whole match. Messages retained under new topics after it began may be
+  // missed; the subscription made before it receives those live. Nodes taken out of the trie
+  // while a walk that may hold them is open are freed once it closes, so a walk never reads
+  // freed memory. It must not outlive its store.
+  class Walk {
+   public:
+    ~Walk();
+    Walk(const Walk&) = delete;
+    Walk& operator=(const Walk&) = delete;
+    bool done() const noexcept { return stack_.empty(); }
+
+   private:
+    friend class RetainedStore;
+    friend struct RetainedStore::Impl;
+    // `registered`: taken in several steps (REQUIRES: the store's lock held exclusively); not
+    // registered: taken whole under one lock, so no node can be taken out meanwhile.
+    Walk(RetainedStore::Impl& store, std::string_view filter, bool registered);
+    RetainedStore::Impl& store_;
+    const std::string filter_;
+    const std::uint64_t serial_;  // registered walks' start order (from 1), for freeing nodes
+    // Nodes still to visit, each with where its level is in filter_ (or kEnd, kSubtree, kSlice).
+    std::vector<std::pair<const Node*, std::size_t>> stack_;
+    // A node with thousands of children (a per-vehicle level) is walked through its own table,
+    // a slice a step, so that a step never copies a million of them; a writer about to change
+    // that table copies the children not reached yet into `rest` first (Impl::freeze).
+    struct Slices {
+      const Node* node = nullptr;  // null: none in progress
+      std::size_t pos = 0;         // the children's place in filter_
+      std::size_t next_slot = 0;   // not frozen: the table's next slot
+      bool frozen = false;
+      std::vector<const Node*> rest;  // frozen: the children still to visit
+    };
+    Slices slices_;
+  };
+  // A walk of the retained messages whose topic matches `filter` (valid, not shared).
+  std::unique_ptr<Walk> start_walk(std::string_view filter);
+  // Appends to `out` the matching messages not expired at `now_ms` that the walk meets in about
+  // `budget` nodes (a node with a million children counts them all, but is taken whole);
+  // returns the nodes it counted. Until walk.done().
+  std::size_t walk(Walk& walk, std::uint64_t now_ms, std::size_t budget, std::vector<MessagePtr>& out);
+
+  // The whole walk at once: appends the retained messages whose topic matches `filter` (valid,
+  // not shared) and that are not expired at `now_ms`.
   void match(std::string_view filter, std::uint64_t now_ms, std::vector<MessagePtr>& out) const;
 
   // Whether `message`, which match() returned, is still the one retained under its topic.
@@ -63,7 +111,6 @@ class RetainedStore {
   std::uint64_t size() const noexcept;
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -429,15 +429,17 @@ void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
   outgoing_[key.worker].push_back(BatchItem{key.session_id, std::move(delivery)});
 }
 
-void WorkerCore::end_of_turn() {
+bool WorkerCore::end_of_turn() {
   if (!congested_.empty() || !held_.empty()) {
     const std::uint64_t now = engine_.now_ms();
     update_congested(now);
     // Every turn, not only on a wake-up: cheap, and a hold can never outlive its cause.
     if (!held_.empty()) recheck_held(now);
   }
-  if (!retained_backlogs_.empty()) feed_retained_backlogs();
+  const bool walking = !retained_backlogs_.empty() && feed_retained_backlogs();
+  walk_budget_ = kWalkNodesPerTurn;  // for the next turn's SUBSCRIBEs
   hand_off();
+  return walking;
 }
 
 void WorkerCore::hand_off() {
@@ -688,28 +690,47 @@ void WorkerCore::pump(Session& session) {
   check_output(session, *connection);
 }
 
-void WorkerCore::queue_retained(Session& session, std::vector<MessagePtr>& messages,
-                                const std::string& filter, const SubscriptionOptions& options) {
-  if (messages.empty()) return;
+void WorkerCore::queue_retained(Session& session, const std::string& filter,
+                                const SubscriptionOptions& options) {
+  const std::uint64_t first_live_id = engine_.first_unassigned_message_id();
+  RetainedBacklog::Snapshot snapshot;
+  if (filter.find_first_of("+#") == std::string::npos) {
+    // One topic: a lookup, not a walk.
+    MessagePtr message = engine_.retained().current(filter, engine_.now_ms());
+    if (message && message->id < first_live_id) snapshot.messages.push_back(std::move(message));
+    if (snapshot.messages.empty() && !retained_backlogs_.contains(session.id())) return;
+  } else {
+    snapshot.walk = engine_.retained().start_walk(filter);
+  }
   RetainedBacklog& backlog = retained_backlogs_[session.id()];
   backlog.cancel_snapshots(filter);
-  const auto snapshot = static_cast<std::uint32_t>(backlog.snapshots.size());
-  backlog.snapshots.push_back(filter);
-  // At most a whole retained store's worth waits per session, however many SUBSCRIBEs ask.
-  const std::uint64_t cap = engine_.limits().max_retained_messages;
-  for (auto& message : messages) {
-    if (backlog.entries.size() - backlog.live >= cap) {
-      Counters::add(counters_.messages_dropped);
-      continue;
-    }
-    Delivery& delivery = backlog.entries.emplace_back(RetainedBacklog::Entry{{}, false, snapshot}).delivery;
-    delivery.qos = std::min(options.qos, message->qos);
-    delivery.retain = true;  // [MQTT-3.3.1-8]
-    if (options.subscription_id) delivery.subscription_ids.push_back(options.subscription_id);
-    delivery.message = std::move(message);
-  }
-  if (backlog.entries.empty()) retained_backlogs_.erase(session.id());
+  snapshot.filter = filter;
+  snapshot.options = options;
+  snapshot.first_live_id = first_live_id;
+  backlog.snapshot_waiting += snapshot.messages.size();
+  const auto index = static_cast<std::uint32_t>(backlog.snapshots.size());
+  backlog.entries.push_back({{}, false, index});
+  advance_walk(backlog, backlog.snapshots.emplace_back(std::move(snapshot)));
   pump(session);
+}
+
+void WorkerCore::advance_walk(RetainedBacklog& backlog, RetainedBacklog::Snapshot& snapshot) {
+  const std::uint64_t cap = engine_.limits().max_retained_messages;
+  while (snapshot.walk && walk_budget_ > 0) {
+    walked_.clear();
+    const std::size_t counted = engine_.retained().walk(*snapshot.walk, engine_.now_ms(), walk_budget_, walked_);
+    walk_budget_ -= std::min(walk_budget_, counted);
+    if (snapshot.walk->done()) snapshot.walk.reset();
+    for (auto& message : walked_) {
+      if (message->id >= snapshot.first_live_id) continue;  // routed to the subscription live
+      if (backlog.snapshot_waiting >= cap) {
+        Counters::add(counters_.messages_dropped);
+        continue;
+      }
+      ++backlog.snapshot_waiting;
+      snapshot.messages.push_back(std::move(message));
+    }
+  }
 }
 
 void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery) {
@@ -751,18 +772,36 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
         session.queued_bytes > limits.max_queued_bytes / 2 ||
         (connection.pending_bytes() != 0 && connection.pending_bytes() >= output_room))
       break;
-    auto [delivery, live, snapshot] = std::move(backlog.entries.front());
-    backlog.entries.pop_front();
-    if (live) {
+    Delivery delivery;
+    RetainedBacklog::Entry& front = backlog.entries.front();
+    if (front.live) {
+      delivery = std::move(front.delivery);
+      backlog.entries.pop_front();
       --backlog.live;
       backlog.live_bytes -= queued_size(delivery);
-    } else if (!engine_.retained().holds(*delivery.message)) {
+    } else {
+      if (front.snapshot == RetainedBacklog::kRequeued) {
+        delivery = std::move(front.delivery);
+        backlog.entries.pop_front();
+      } else {
+        // A snapshot cancelled (its subscription is gone, or was made anew with a snapshot of
+        // its own) has no messages left and no walk.
+        RetainedBacklog::Snapshot& snapshot = backlog.snapshots[front.snapshot];
+        if (snapshot.messages.empty()) {
+          if (snapshot.walk) break;  // its walk goes on at the end of the turn; the rest waits
+          backlog.entries.pop_front();
+          continue;
+        }
+        --backlog.snapshot_waiting;
+        delivery.message = std::move(snapshot.messages.front());
+        snapshot.messages.pop_front();
+        delivery.qos = std::min(snapshot.options.qos, delivery.message->qos);
+        delivery.retain = true;  // [MQTT-3.3.1-8]
+        if (const std::uint32_t id = snapshot.options.subscription_id) delivery.subscription_ids.push_back(id);
+      }
       // Replaced or cleared since the subscribe: its successor is behind it, or was dropped
       // and its topic's current message follows the backlog.
-      continue;
-    } else if (snapshot != RetainedBacklog::kRequeued && backlog.snapshots[snapshot].empty()) {
-      continue;  // its subscription is gone (or was made anew, with a snapshot of its own)
-    } else {
+      if (!engine_.retained().holds(*delivery.message)) continue;
       store_delivery_for(*session.subscriber, delivery);
     }
     session.queued_bytes += queued_size(delivery);
@@ -808,16 +847,25 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
   backlog.dropped_retained.clear();
 }
 
-void WorkerCore::feed_retained_backlogs() {
+bool WorkerCore::feed_retained_backlogs() {
+  walk_budget_ = kWalkNodesPerTurn;
+  bool walking = false;
   backlog_ids_.clear();
   for (const auto& entry : retained_backlogs_) backlog_ids_.push_back(entry.first);
   for (const std::uint64_t id : backlog_ids_) {
-    if (Session* session = sessions_by_id_.find(id)) {
-      pump(*session);  // takes more once the client took what it had
-    } else {
+    Session* session = sessions_by_id_.find(id);
+    if (session == nullptr) {
       retained_backlogs_.erase(id);
+      continue;
     }
+    RetainedBacklog& backlog = retained_backlogs_.at(id);
+    for (auto& snapshot : backlog.snapshots) {
+      advance_walk(backlog, snapshot);
+      walking = walking || snapshot.walk;
+    }
+    pump(*session);  // takes more once the client took what it had, or the walk met more
   }
+  return walking;
 }
 
 void WorkerCore::send_queued(Session& session, ClientConnection& connection, std::size_t window) {

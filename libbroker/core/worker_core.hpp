@@ -6,6 +6,7 @@
 // writes, tick() periodically, drain() at shutdown.
 //
 // Thread safety: every method runs on the owning worker's thread.
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -23,6 +24,7 @@
 #include "core/delivery.hpp"
 #include "core/flow_control.hpp"
 #include "core/link.hpp"
+#include "core/retained_store.hpp"
 #include "core/session.hpp"
 #include "core/slot_map.hpp"
 #include "util/log_throttle.hpp"
@@ -49,8 +51,9 @@ class WorkerCore {
   // Submits the turn's store writes and posts its cross-worker deliveries: before the turn's
   // own writes, so other workers start on them while this one is in the kernel.
   void hand_off();
-  // Back-pressure bookkeeping, then hand_off() for whatever that released.
-  void end_of_turn();
+  // Back-pressure bookkeeping and retained walks, then hand_off() for whatever that released.
+  // True while a retained walk is not through: the transport then polls without blocking.
+  bool end_of_turn();
   void tick(std::uint64_t now_ms);
   // Shutdown, step 1 (before any client is disconnected, so that every one still connected can
   // receive them): publishes the wills the stop triggers [MQTT-3.1.2-8], those of connected
@@ -101,15 +104,16 @@ class WorkerCore {
   // unacknowledged PUBLISH packets held back at reconnect (resume_inflight), then, as the
   // queue and the client's unsent output leave room, its retained backlog (queue_retained).
   void pump(Session& session);
-  // The retained messages a subscription matched, to send in order [MQTT-3.3.1-9]. They wait
-  // in a backlog that feeds the session's queue at the pace the client takes them, so that
-  // neither the queue's bounds (meant for live traffic) drop any nor the broker holds them
-  // all as unsent output; a message replaced meanwhile is skipped.
-  // `filter`, `options`: the subscription's, which give each its QoS and identifier. Those
-  // still waiting from an earlier SUBSCRIBE to the same filter are not sent: these replace
-  // them [MQTT-3.8.4-3].
-  void queue_retained(Session& session, std::vector<MessagePtr>& messages, const std::string& filter,
-                      const SubscriptionOptions& options);
+  // Sends, in order [MQTT-3.3.1-9], the retained messages a new subscription matches. The
+  // store is walked a bounded number of trie nodes a turn (RetainedStore::Walk), so that a
+  // wildcard over a million retained topics does not hold the worker; what the walk meets
+  // waits in a backlog that feeds the session's queue at the pace the client takes them, so
+  // that neither the queue's bounds (meant for live traffic) drop any nor the broker holds
+  // them all as unsent output; a message replaced meanwhile is skipped.
+  // `filter`, `options`: the subscription's (made already), which give each its QoS and
+  // identifier. Those still waiting from an earlier SUBSCRIBE to the same filter are not
+  // sent: these replace them [MQTT-3.8.4-3].
+  void queue_retained(Session& session, const std::string& filter, const SubscriptionOptions& options);
   // A session resumed on a new connection [MQTT-4.4.0-1]: resends its unacknowledged PUBREL
   // packets now and holds its unacknowledged PUBLISH packets, which pump() resends (DUP, in
   // order) as the client's Receive Maximum allows [MQTT-3.3.4-9]: it may be lower than the
@@ -222,10 +226,19 @@ class WorkerCore {
   // A session's retained messages matched at subscribe time and not yet queued, then the
   // live messages that came after them (waiting behind, in order).
   struct RetainedBacklog {
+    // One SUBSCRIBE's retained messages, as its walk meets them.
+    struct Snapshot {
+      std::string filter;  // "" once unsubscribed or subscribed again: the rest is not sent
+      SubscriptionOptions options;
+      // Messages from this id on came after the subscription was made: it receives them live.
+      std::uint64_t first_live_id = 0;
+      std::unique_ptr<RetainedStore::Walk> walk;  // null once through
+      std::deque<MessagePtr> messages;            // met, not yet queued
+    };
     struct Entry {
-      Delivery delivery;
+      Delivery delivery;       // live and requeued entries
       bool live;               // routed after the subscribe, not part of the retained snapshot
-      std::uint32_t snapshot;  // not live: the SUBSCRIBE it came from, an index in `snapshots`
+      std::uint32_t snapshot;  // neither: its Snapshot's index, whose messages it stands for
     };
     // Entry::snapshot of what requeue_dropped_retained adds: matched against the
     // subscriptions of the moment, it belongs to none of the snapshots.
@@ -233,19 +246,27 @@ class WorkerCore {
     std::deque<Entry> entries;
     std::uint64_t live = 0;        // live entries: bounded like a session queue
     std::uint64_t live_bytes = 0;  // their payload bytes
+    // Snapshot messages met and not yet queued: at most max_retained_messages, however many
+    // SUBSCRIBEs ask.
+    std::uint64_t snapshot_waiting = 0;
     // Topics whose live retained message was dropped at that bound. The snapshot entries it
     // replaced are skipped, so once the backlog is through, each topic's current retained
     // message follows (requeue_dropped_retained), or, for a topic cleared since, the dropped
     // clear (kept only then: the others' messages are not held). At most max_retained_messages.
     std::unordered_map<std::string, Delivery> dropped_retained;
-    // The filter of each snapshot queued (one per SUBSCRIBE that matched retained messages),
-    // or "" once unsubscribed or subscribed again: its waiting entries are skipped.
-    std::vector<std::string> snapshots;
+    std::vector<Snapshot> snapshots;  // one per SUBSCRIBE since the backlog began
     void cancel_snapshots(const std::string& filter) {
-      for (auto& f : snapshots)
-        if (f == filter) f.clear();
+      for (auto& s : snapshots) {
+        if (s.filter != filter) continue;
+        s.filter.clear();
+        s.walk.reset();
+        snapshot_waiting -= s.messages.size();
+        s.messages = {};
+      }
     }
   };
+  // Walks `snapshot` on while the turn's walk budget lasts.
+  void advance_walk(RetainedBacklog& backlog, RetainedBacklog::Snapshot& snapshot);
   // Appends to the backlog, as snapshot entries, the current retained messages of its
   // dropped_retained topics that the session's subscriptions still match, or their clears.
   void requeue_dropped_retained(const Session& session, RetainedBacklog& backlog);
@@ -259,7 +280,8 @@ class WorkerCore {
   // (true when it moved any); every backlog once a turn, as output drains without an event.
   void send_queued(Session& session, ClientConnection& connection, std::size_t window);
   bool refill_from_backlog(Session& session, ClientConnection& connection);
-  void feed_retained_backlogs();
+  // Once a turn: walks on and pumps every backlog; true while some walk is not through.
+  bool feed_retained_backlogs();
   void wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery);
   // Some inflight PUBLISH or PUBREL waits for the store before it is sent.
   static bool waiting_for_store(Session& session);
@@ -375,6 +397,11 @@ class WorkerCore {
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
   std::unordered_map<std::uint64_t, RetainedBacklog> retained_backlogs_;  // by session id (rare)
   std::vector<std::uint64_t> backlog_ids_;  // feed_retained_backlogs' scratch
+  // Trie nodes the worker may still walk this turn for retained snapshots: a turn spends at
+  // most this on SUBSCRIBEs and as much again on the walks that go on (about a millisecond).
+  static constexpr std::size_t kWalkNodesPerTurn = 8192;
+  std::size_t walk_budget_ = kWalkNodesPerTurn;
+  std::vector<MessagePtr> walked_;  // advance_walk's scratch
   Blockers route_blockers_;  // what the last route() found (read by hold_publisher)
 };
 

@@ -274,7 +274,8 @@ void Worker::on_check(uv_check_t* handle) {
   self->flushing_.swap(self->dirty_);
   for (TcpLink* link : self->flushing_) link->flush();
   self->flushing_.clear();
-  if (self->callbacks().end_of_turn) self->callbacks().end_of_turn(self->index_);
+  const bool more_work = self->callbacks().end_of_turn && self->callbacks().end_of_turn(self->index_);
+  if (more_work && !self->handles_closed_) uv_idle_start(&self->idle_, on_idle);  // poll, don't block
   self->coalesce_wake_ups();
 }
 

@@ -54,8 +54,9 @@ struct WorkerCallbacks {
   // it while this one writes.
   std::function<void(unsigned worker)> hand_off;
   // Once per loop turn, after the turn's writes were flushed (it sees what the kernel did
-  // not take): the place for back-pressure decisions.
-  std::function<void(unsigned worker)> end_of_turn;
+  // not take): the place for back-pressure decisions. True: work waits for the next turn,
+  // which then comes without waiting for an event.
+  std::function<bool(unsigned worker)> end_of_turn;
   // Every PoolOptions::tick_interval_ms; `now_ms` is wall-clock ms since the Unix epoch.
   std::function<void(unsigned worker, std::uint64_t now_ms)> tick;
   // Stop phase 1, once per worker: its listeners are closed and no new connection will come

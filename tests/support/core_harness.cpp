@@ -111,9 +111,13 @@ CoreHarness::~CoreHarness() {
 
 void CoreHarness::settle() {
   if (settling_held_) return;
-  for (int round = 0; round < 100; ++round) {
-    for (unsigned w = 0; w < engine_->worker_count(); ++w) engine_->worker(w).end_of_turn();
-    if (dispatcher_->run() == 0) return;
+  // Bounded: a retained walk takes a turn per few thousand trie nodes.
+  for (int round = 0; round < 10000; ++round) {
+    bool walking = false;
+    for (unsigned w = 0; w < engine_->worker_count(); ++w) {
+      walking = engine_->worker(w).end_of_turn() || walking;
+    }
+    if (dispatcher_->run() == 0 && !walking) return;
   }
   throw std::runtime_error("core did not settle");
 }

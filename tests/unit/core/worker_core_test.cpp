@@ -1071,3 +1071,60 @@ TEST_CASE("core: a client held for its output stays connected while it takes tha
   h.advance(3100);  // now it takes nothing: keep alive runs out
   CHECK(c->closed_by_broker());
 }
+
+TEST_CASE("core: a wildcard over more retained topics than a turn walks: changes meanwhile arrive once, in order",
+          "[core]") {
+  CoreHarness h({}, 1);  // one worker: routing is immediate, turns are run by hand
+  auto pub = h.connect("wk-pub");
+  const int n = 20000;  // several turns' walk, and a level walked in slices
+  for (int i = 0; i < n; ++i) pub->send(publish("wk/" + std::to_string(i), "old", 0, 0, true));
+  auto sub = h.connect("wk-sub");
+  h.hold_settling(true);
+  sub->send(subscribe(1, "wk/+", 0));
+  CHECK(sub->take<Suback>().reasons.at(0) == ReasonCode::Success);
+  std::map<std::string, std::vector<std::string>> got;
+  auto take_all = [&] {
+    while (!sub->received().empty()) {
+      auto p = sub->take<Publish>();
+      got[p.topic].push_back(std::string(*p.payload) + (p.retain ? "/r" : "/live"));
+    }
+  };
+  take_all();
+  CHECK(got.size() < static_cast<std::size_t>(n));  // the walk goes on at the ends of turns
+  pub->send(publish("wk/5", "new", 0, 0, true));      // replaced, reached or not
+  pub->send(publish("wk/19999", "new", 0, 0, true));
+  pub->send(publish("wk/added", "a", 0, 0, true));  // retained after the subscription: live only
+  h.engine().worker(0).end_of_turn();
+  take_all();
+  // Clears take children out of the level being walked, and new topics grow it: both make the
+  // walk copy what it has not reached.
+  for (int i = 10000; i < 11000; ++i) pub->send(publish("wk/" + std::to_string(i), "", 0, 0, true));
+  for (int i = 0; i < 5000; ++i) pub->send(publish("wk/x" + std::to_string(i), "a", 0, 0, true));
+  h.hold_settling(false);
+  for (int turn = 0; turn < 100; ++turn) {
+    h.advance(10);
+    take_all();
+  }
+  using V = std::vector<std::string>;
+  for (const std::string t : {"wk/5", "wk/19999"}) {
+    CHECK((got[t] == V{"old/r", "new/live"} || got[t] == V{"new/live"}));
+  }
+  CHECK(got["wk/added"] == V{"a/live"});
+  int untouched = 0, cleared = 0, added = 0;
+  for (const auto& [topic, values] : got) {
+    if (topic.starts_with("wk/x")) {
+      added += values == V{"a/live"};
+      continue;
+    }
+    if (topic == "wk/5" || topic == "wk/19999" || topic == "wk/added") continue;
+    const int i = std::stoi(topic.substr(3));
+    if (i >= 10000 && i < 11000) {
+      cleared += values == V{"old/r", "/live"} || values == V{"/live"};
+    } else {
+      untouched += values == V{"old/r"};
+    }
+  }
+  CHECK(untouched == n - 2 - 1000);
+  CHECK(cleared == 1000);
+  CHECK(added == 5000);
+}

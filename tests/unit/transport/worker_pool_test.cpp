@@ -252,7 +252,10 @@ struct Fixture {
       if (pool && pool->current_worker() != w) rec.error("open on the wrong thread");
       return std::make_unique<TestHandler>(rec, w, link);
     };
-    cb.end_of_turn = [this](unsigned w) { ++rec.turns[w]; };
+    cb.end_of_turn = [this](unsigned w) {
+      ++rec.turns[w];
+      return false;
+    };
     cb.tick = [this](unsigned w, std::uint64_t now_ms) {
       if (now_ms < 1600000000000ull) rec.error("tick time is not wall clock ms");
       ++rec.ticks[w];

@@ -17,7 +17,7 @@ unsigned automatic_worker_count() {
   int cores = ::sched_getaffinity(0, sizeof set, &set) == 0
                   ? CPU_COUNT(&set)
                   : static_cast<int>(std::thread::hardware_concurrency());
-  return cores > 2 ? static_cast<unsigned>(cores - 1) : 1u;
+  return static_cast<unsigned>(std::max(1, cores - 1));
 }
 
 WorkerPool::WorkerPool(const PoolOptions& options, WorkerCallbacks callbacks)

@@ -4,9 +4,10 @@
 // Design: a trie keyed by topic level, so a wildcard subscription walks only the matching
 // branches; guarded by a reader/writer lock (setting a retained message is far rarer than
 // reading on subscribe). Expired messages are dropped lazily when met, by purge_expired(), and
-// by set() when the store is full; take_expired() then tells which records to delete.
+// by set() when the store is full; take_expired() then tells which records to delete. A
+// subscription's match is a Walk taken in bounded steps, each under the read lock.
 //
-// Thread safety: all methods are safe from any thread.
+// Thread safety: all methods are safe from any thread; one Walk is used by one thread at a time.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -84,8 +85,8 @@ class RetainedStore {
   // A walk of the retained messages whose topic matches `filter` (valid, not shared).
   std::unique_ptr<Walk> start_walk(std::string_view filter);
   // Appends to `out` the matching messages not expired at `now_ms` that the walk meets in about
-  // `budget` nodes (a node with a million children counts them all, but is taken whole);
-  // returns the nodes it counted. Until walk.done().
+  // `budget` nodes (children put aside count too, and a level of thousands of them goes a
+  // slice at a time); returns the nodes it counted. Until walk.done().
   std::size_t walk(Walk& walk, std::uint64_t now_ms, std::size_t budget, std::vector<MessagePtr>& out);
 
   // The whole walk at once: appends the retained messages whose topic matches `filter` (valid,

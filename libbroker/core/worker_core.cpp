@@ -33,7 +33,7 @@ WorkerCore::WorkerCore(Engine& engine, unsigned index, unsigned worker_count)
     : engine_(engine), index_(index), outgoing_(worker_count),
       rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)) {}
 
-WorkerCore::~WorkerCore() = default;
+WorkerCore::~WorkerCore() { report_drops(0, true); }  // those of the last interval too
 
 std::unique_ptr<ConnectionHandler> WorkerCore::open(Link& link) {
   return std::make_unique<ClientConnection>(*this, link);
@@ -710,27 +710,29 @@ void WorkerCore::queue_retained(Session& session, const std::string& filter,
   backlog.snapshot_waiting += snapshot.messages.size();
   const auto index = static_cast<std::uint32_t>(backlog.snapshots.size());
   backlog.entries.push_back({{}, false, index});
-  advance_walk(backlog, backlog.snapshots.emplace_back(std::move(snapshot)));
+  backlog.snapshots.push_back(std::move(snapshot));
+  advance_walks(backlog);
   pump(session);
 }
 
-void WorkerCore::advance_walk(RetainedBacklog& backlog, RetainedBacklog::Snapshot& snapshot) {
+bool WorkerCore::advance_walks(RetainedBacklog& backlog) {
   const std::uint64_t cap = engine_.limits().max_retained_messages;
-  while (snapshot.walk && walk_budget_ > 0) {
-    walked_.clear();
-    const std::size_t counted = engine_.retained().walk(*snapshot.walk, engine_.now_ms(), walk_budget_, walked_);
-    walk_budget_ -= std::min(walk_budget_, counted);
-    if (snapshot.walk->done()) snapshot.walk.reset();
-    for (auto& message : walked_) {
-      if (message->id >= snapshot.first_live_id) continue;  // routed to the subscription live
-      if (backlog.snapshot_waiting >= cap) {
-        Counters::add(counters_.messages_dropped);
-        continue;
+  for (auto& snapshot : backlog.snapshots) {
+    while (snapshot.walk) {
+      if (backlog.snapshot_waiting >= cap) return false;
+      if (walk_budget_ == 0) return true;
+      walked_.clear();
+      const std::size_t counted = engine_.retained().walk(*snapshot.walk, engine_.now_ms(), walk_budget_, walked_);
+      walk_budget_ -= std::min(walk_budget_, counted);
+      if (snapshot.walk->done()) snapshot.walk.reset();
+      for (auto& message : walked_) {
+        if (message->id >= snapshot.first_live_id) continue;  // routed to the subscription live
+        ++backlog.snapshot_waiting;
+        snapshot.messages.push_back(std::move(message));
       }
-      ++backlog.snapshot_waiting;
-      snapshot.messages.push_back(std::move(message));
     }
   }
+  return false;
 }
 
 void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery) {
@@ -858,11 +860,7 @@ bool WorkerCore::feed_retained_backlogs() {
       retained_backlogs_.erase(id);
       continue;
     }
-    RetainedBacklog& backlog = retained_backlogs_.at(id);
-    for (auto& snapshot : backlog.snapshots) {
-      advance_walk(backlog, snapshot);
-      walking = walking || snapshot.walk;
-    }
+    walking = advance_walks(retained_backlogs_.at(id)) || walking;
     pump(*session);  // takes more once the client took what it had, or the walk met more
   }
   return walking;
@@ -1060,10 +1058,10 @@ void WorkerCore::report_refused_connects(std::uint64_t now_ms) {
   refused_connects_ = 0;
 }
 
-void WorkerCore::report_drops(std::uint64_t now_ms) {
+void WorkerCore::report_drops(std::uint64_t now_ms, bool final) {
   // Every drop is counted (messages_dropped); an operator without metrics sees them in the log.
   const std::uint64_t dropped = counters_.messages_dropped.load(std::memory_order_relaxed);
-  if (dropped == drops_reported_ || !drop_report_.allow(now_ms)) return;
+  if (dropped == drops_reported_ || !(final || drop_report_.allow(now_ms))) return;
   log::warn("worker {}: {} messages dropped since the last report: full session queues "
             "(limits.max_queued_messages, max_queued_bytes), QoS 0 for readers that do not keep "
             "up (limits.max_pending_output_bytes), or packets above a client's maximum size",

@@ -246,8 +246,7 @@ class WorkerCore {
     std::deque<Entry> entries;
     std::uint64_t live = 0;        // live entries: bounded like a session queue
     std::uint64_t live_bytes = 0;  // their payload bytes
-    // Snapshot messages met and not yet queued: at most max_retained_messages, however many
-    // SUBSCRIBEs ask.
+    // Snapshot messages met and not yet queued (advance_walks bounds them).
     std::uint64_t snapshot_waiting = 0;
     // Topics whose live retained message was dropped at that bound. The snapshot entries it
     // replaced are skipped, so once the backlog is through, each topic's current retained
@@ -265,8 +264,11 @@ class WorkerCore {
       }
     }
   };
-  // Walks `snapshot` on while the turn's walk budget lasts.
-  void advance_walk(RetainedBacklog& backlog, RetainedBacklog::Snapshot& snapshot);
+  // Walks the backlog's snapshots on, one after the other in SUBSCRIBE order, while the turn's
+  // walk budget lasts and fewer than max_retained_messages wait: past that a walk pauses until
+  // the client took some (the waiting ones are all ahead of it), so no SUBSCRIBE loses any
+  // however many ask and the backlog stays bounded. True when the budget ran out first.
+  bool advance_walks(RetainedBacklog& backlog);
   // Appends to the backlog, as snapshot entries, the current retained messages of its
   // dropped_retained topics that the session's subscriptions still match, or their clears.
   void requeue_dropped_retained(const Session& session, RetainedBacklog& backlog);
@@ -293,8 +295,9 @@ class WorkerCore {
   void update_congested(std::uint64_t now_ms);
   // A session that was Stuck and drained lately: it does not become Congested (holds nobody).
   bool cooling_down(const Session& session) const;
-  // Logs how many messages were dropped since the last report (at most every 10 s).
-  void report_drops(std::uint64_t now_ms);
+  // Logs how many messages were dropped since the last report (at most every 10 s, unless
+  // `final`: the broker stops).
+  void report_drops(std::uint64_t now_ms, bool final = false);
   // Logs refused CONNECTs at info: the first at the next tick, then at most every 10 s.
   void report_refused_connects(std::uint64_t now_ms);
   // A Congested subscriber's backlog: its unsent bytes, here and in the kernel, and its queue.
@@ -401,7 +404,7 @@ class WorkerCore {
   // most this on SUBSCRIBEs and as much again on the walks that go on (about a millisecond).
   static constexpr std::size_t kWalkNodesPerTurn = 8192;
   std::size_t walk_budget_ = kWalkNodesPerTurn;
-  std::vector<MessagePtr> walked_;  // advance_walk's scratch
+  std::vector<MessagePtr> walked_;  // advance_walks' scratch
   Blockers route_blockers_;  // what the last route() found (read by hold_publisher)
 };
 

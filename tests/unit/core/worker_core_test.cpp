@@ -1128,3 +1128,18 @@ TEST_CASE("core: a wildcard over more retained topics than a turn walks: changes
   CHECK(cleared == 1000);
   CHECK(added == 5000);
 }
+
+TEST_CASE("core: wildcards whose retained messages add up past max_retained_messages each get all of theirs",
+          "[core]") {
+  Options o = backlog_options();
+  o.limits.max_retained_messages = 40;  // the store is full with 20 poi/ and 20 cfg/
+  CoreHarness h(o);
+  auto sub = stalled_subscriber(h, "cap-sub");
+  subscribe_ok(*sub, "poi/+", 0);
+  subscribe_ok(*sub, "poi/#", 0);  // 20 more for this subscription: 40 waiting
+  subscribe_ok(*sub, "+/+", 0);    // and 40 more
+  auto expected = each_poi_once();
+  for (auto& [topic, count] : expected) count = 3;
+  for (int i = 0; i < 20; ++i) expected["cfg/" + std::to_string(i)] = 1;
+  CHECK(read_all(h, *sub) == expected);
+}

@@ -767,10 +767,14 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
   // queue and an idle socket, whatever the limits.
   std::uint64_t output_room = limits.max_pending_output_bytes / 2;
   if (limits.output_high_water_bytes != 0) output_room = std::min(output_room, limits.output_high_water_bytes / 2);
+  // Only what the inflight window can take next waits in the queue: an UNSUBSCRIBE cancels the
+  // rest, while what is queued already still goes.
+  const std::size_t queue_room =
+      std::max<std::size_t>(1, std::min<std::size_t>(limits.max_queued_messages / 2, send_window(connection)));
   bool moved = false;
   for (;;) {
     if (backlog.entries.empty()) requeue_dropped_retained(session, backlog);
-    if (backlog.entries.empty() || session.queue.size() >= std::max<std::size_t>(1, limits.max_queued_messages / 2) ||
+    if (backlog.entries.empty() || session.queue.size() >= queue_room ||
         session.queued_bytes > limits.max_queued_bytes / 2 ||
         (connection.pending_bytes() != 0 && connection.pending_bytes() >= output_room))
       break;

@@ -1143,3 +1143,38 @@ TEST_CASE("core: wildcards whose retained messages add up past max_retained_mess
   for (int i = 0; i < 20; ++i) expected["cfg/" + std::to_string(i)] = 1;
   CHECK(read_all(h, *sub) == expected);
 }
+
+TEST_CASE("core: at QoS 1 an UNSUBSCRIBE leaves at most a window of its retained messages to come", "[core]") {
+  Options o;
+  o.limits.max_inflight = 10;
+  CoreHarness h(o);
+  auto pub = h.connect("q1c-pub");
+  for (int i = 0; i < 2000; ++i) {
+    pub->send(publish("q1c/" + std::to_string(i), "v", 1, static_cast<std::uint16_t>(i + 1), true));
+    pub->take<Ack>();
+  }
+  auto sub = h.connect("q1c-sub");
+  subscribe_ok(*sub, "q1c/+", 1);
+  Unsubscribe u;
+  u.packet_id = 9;
+  u.filters.push_back("q1c/+");
+  sub->send(u);
+  int before = 0, after = 0;
+  bool unsubacked = false;
+  for (int turn = 0; turn < 100 && !sub->received().empty(); ++turn) {
+    while (!sub->received().empty()) {
+      if (std::holds_alternative<Unsuback>(sub->received().front())) {
+        CHECK(sub->take<Unsuback>().packet_id == 9);
+        unsubacked = true;
+        continue;
+      }
+      auto p = sub->take<Publish>();
+      ++(unsubacked ? after : before);
+      sub->send(ack(PacketType::Puback, p.packet_id));
+    }
+    h.advance(10);
+  }
+  CHECK(unsubacked);
+  CHECK(before == 10);       // the window, sent before the UNSUBSCRIBE came
+  CHECK(after <= 2 * 10);    // at most the window again, queued when it came
+}

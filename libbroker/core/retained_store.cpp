@@ -210,12 +210,6 @@ struct RetainedStore::Impl {
   // Visits Walk::stack_'s nodes until about `budget` are counted. REQUIRES: mu_ held.
   std::size_t step(Walk& walk, std::uint64_t now_ms, std::size_t budget, std::vector<MessagePtr>& out,
                    std::vector<MessagePtr>& expired);
-  // Drops what a step met expired (as a writer: rare, once per expired message).
-  void drop_all_expired(const std::vector<MessagePtr>& expired) {
-    if (expired.empty()) return;
-    std::unique_lock lock(mu_);
-    for (const auto& m : expired) drop_expired(m);
-  }
   // guarded by mu_: no message expires before this (a bound: cleared ones are not taken out)
   std::uint64_t next_expiry_ms_ = kNever;
 };
@@ -303,16 +297,12 @@ MessagePtr RetainedStore::current(std::string_view topic, std::uint64_t now_ms) 
   return n->message;
 }
 
-RetainedStore::Walk::Walk(RetainedStore::Impl& store, std::string_view filter, bool registered)
-    : store_(store),
-      filter_(filter),
-      serial_(registered ? ++store.walk_serial_ : 0),
-      stack_{{&store.root_, 0}} {
-  if (registered) store_.open_walks_.insert(serial_);
+RetainedStore::Walk::Walk(RetainedStore::Impl& store, std::string_view filter)
+    : store_(store), filter_(filter), serial_(++store.walk_serial_), stack_{{&store.root_, 0}} {
+  store_.open_walks_.insert(serial_);
 }
 
 RetainedStore::Walk::~Walk() {
-  if (serial_ == 0) return;
   std::unique_lock lock(store_.mu_);
   std::erase(store_.slicing_, this);
   store_.open_walks_.erase(serial_);
@@ -326,7 +316,7 @@ RetainedStore::Walk::~Walk() {
 
 std::unique_ptr<RetainedStore::Walk> RetainedStore::start_walk(std::string_view filter) {
   std::unique_lock lock(impl_->mu_);
-  return std::unique_ptr<Walk>(new Walk(*impl_, filter, true));
+  return std::unique_ptr<Walk>(new Walk(*impl_, filter));
 }
 
 std::size_t RetainedStore::Impl::step(Walk& walk, std::uint64_t now_ms, std::size_t budget,
@@ -347,10 +337,10 @@ std::size_t RetainedStore::Impl::step(Walk& walk, std::uint64_t now_ms, std::siz
   auto& slices = walk.slices_;
   const std::string_view filter = walk.filter_;
   std::size_t counted = 0;
-  // Puts `n`'s children on the stack, each with `pos`; a registered walk with no slices in
-  // progress takes a node with thousands of them a slice at a time instead.
+  // Puts `n`'s children on the stack, each with `pos`; a walk with no slices in progress takes
+  // a node with thousands of them a slice at a time instead.
   auto expand = [&](const Node* n, std::size_t pos) {
-    if (n->children.size() >= kSlicedChildren && slices.node == nullptr && walk.serial_ != 0) {
+    if (n->children.size() >= kSlicedChildren && slices.node == nullptr) {
       slices = {n, pos, 0, false, {}};
       std::lock_guard registry(slicing_mu_);
       slicing_.push_back(&walk);
@@ -418,19 +408,12 @@ std::size_t RetainedStore::walk(Walk& walk, std::uint64_t now_ms, std::size_t bu
     std::shared_lock lock(impl_->mu_);
     counted = impl_->step(walk, now_ms, budget, out, expired);
   }
-  impl_->drop_all_expired(expired);
-  return counted;
-}
-
-void RetainedStore::match(std::string_view filter, std::uint64_t now_ms,
-                          std::vector<MessagePtr>& out) const {
-  std::vector<MessagePtr> expired;
-  {
-    std::shared_lock lock(impl_->mu_);
-    Walk walk(*impl_, filter, false);
-    impl_->step(walk, now_ms, ~std::size_t{0}, out, expired);
+  if (!expired.empty()) {
+    // Dropped lazily when met: retaking the lock as a writer is rare (once per expired message).
+    std::unique_lock lock(impl_->mu_);
+    for (const auto& m : expired) impl_->drop_expired(m);
   }
-  impl_->drop_all_expired(expired);
+  return counted;
 }
 
 std::uint64_t RetainedStore::purge_expired(std::uint64_t now_ms) {

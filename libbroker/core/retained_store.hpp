@@ -62,12 +62,11 @@ class RetainedStore {
    private:
     friend class RetainedStore;
     friend struct RetainedStore::Impl;
-    // `registered`: taken in several steps (REQUIRES: the store's lock held exclusively); not
-    // registered: taken whole under one lock, so no node can be taken out meanwhile.
-    Walk(RetainedStore::Impl& store, std::string_view filter, bool registered);
+    // REQUIRES: the store's lock held exclusively.
+    Walk(RetainedStore::Impl& store, std::string_view filter);
     RetainedStore::Impl& store_;
     const std::string filter_;
-    const std::uint64_t serial_;  // registered walks' start order (from 1), for freeing nodes
+    const std::uint64_t serial_;  // the walks' start order, for freeing nodes taken out
     // Nodes still to visit, each with where its level is in filter_ (or kEnd, kSubtree, kSlice).
     std::vector<std::pair<const Node*, std::size_t>> stack_;
     // A node with thousands of children (a per-vehicle level) is walked through its own table,
@@ -82,18 +81,15 @@ class RetainedStore {
     };
     Slices slices_;
   };
-  // A walk of the retained messages whose topic matches `filter` (valid, not shared).
+  // A walk of the retained messages whose topic matches `filter` (valid, not shared); one
+  // walk() with an unbounded budget takes it whole.
   std::unique_ptr<Walk> start_walk(std::string_view filter);
   // Appends to `out` the matching messages not expired at `now_ms` that the walk meets in about
   // `budget` nodes (children put aside count too, and a level of thousands of them goes a
   // slice at a time); returns the nodes it counted. Until walk.done().
   std::size_t walk(Walk& walk, std::uint64_t now_ms, std::size_t budget, std::vector<MessagePtr>& out);
 
-  // The whole walk at once: appends the retained messages whose topic matches `filter` (valid,
-  // not shared) and that are not expired at `now_ms`.
-  void match(std::string_view filter, std::uint64_t now_ms, std::vector<MessagePtr>& out) const;
-
-  // Whether `message`, which match() returned, is still the one retained under its topic.
+  // Whether `message`, which a walk met, is still the one retained under its topic.
   bool holds(const Message& message) const;
   // The message retained under `topic` and not expired at `now_ms`, or null.
   MessagePtr current(std::string_view topic, std::uint64_t now_ms) const;

@@ -346,10 +346,6 @@ void free_node(TrieArena& arena, ExactNode* n) noexcept {
   arena.deallocate(n, bytes);
 }
 
-bool has_wildcard(std::string_view filter) noexcept {
-  return filter.find_first_of("+#") != std::string_view::npos;
-}
-
 std::uint8_t wildcard_flag(std::string_view key) noexcept {
   if (key == "+") return kHasPlus;
   if (key == "#") return kHasHash;
@@ -628,7 +624,7 @@ bool TopicIndex::subscribe(const SubscriberPtr& subscriber, std::string_view fil
     filter = shared->filter;
   }
   Impl::WriteLock lock(*impl_);
-  if (group.empty() && !has_wildcard(filter)) {
+  if (group.empty() && !protocol::has_wildcard(filter)) {
     ExactNode& e = impl_->exact_.find_or_add(filter, impl_->arena_);
     const bool added = impl_->add_plain(e.subs, e.nsubs, subscriber, options);
     if (added) impl_->count_.fetch_add(1, std::memory_order_relaxed);
@@ -673,7 +669,7 @@ bool TopicIndex::unsubscribe(const SubscriberKey& key, std::string_view filter) 
     return false;
   }
   Impl::WriteLock lock(*impl_);
-  if (group.empty() && !has_wildcard(filter)) {
+  if (group.empty() && !protocol::has_wildcard(filter)) {
     ExactNode* e = impl_->exact_.find(filter);
     if (e == nullptr || !impl_->remove_plain(e->subs, e->nsubs, key)) return false;
     if (e->nsubs == 0) impl_->exact_.erase(e, impl_->arena_);

@@ -436,6 +436,7 @@ bool WorkerCore::end_of_turn() {
     // Every turn, not only on a wake-up: cheap, and a hold can never outlive its cause.
     if (!held_.empty()) recheck_held(now);
   }
+  walk_budget_ = kWalkNodesPerTurn;  // for the walks that go on
   const bool walking = !retained_backlogs_.empty() && feed_retained_backlogs();
   walk_budget_ = kWalkNodesPerTurn;  // for the next turn's SUBSCRIBEs
   hand_off();
@@ -694,7 +695,7 @@ void WorkerCore::queue_retained(Session& session, const std::string& filter,
                                 const SubscriptionOptions& options) {
   const std::uint64_t first_live_id = engine_.first_unassigned_message_id();
   RetainedBacklog::Snapshot snapshot;
-  if (filter.find_first_of("+#") == std::string::npos) {
+  if (!protocol::has_wildcard(filter)) {
     // One topic: a lookup, not a walk.
     MessagePtr message = engine_.retained().current(filter, engine_.now_ms());
     if (message && message->id < first_live_id) snapshot.messages.push_back(std::move(message));
@@ -778,36 +779,36 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
         session.queued_bytes > limits.max_queued_bytes / 2 ||
         (connection.pending_bytes() != 0 && connection.pending_bytes() >= output_room))
       break;
-    Delivery delivery;
     RetainedBacklog::Entry& front = backlog.entries.front();
-    if (front.live) {
+    const bool live = front.live;
+    Delivery delivery;
+    if (live || front.snapshot == RetainedBacklog::kRequeued) {
       delivery = std::move(front.delivery);
       backlog.entries.pop_front();
+    } else {
+      // A snapshot cancelled (its subscription is gone, or was made anew with a snapshot of
+      // its own) has no messages left and no walk.
+      RetainedBacklog::Snapshot& snapshot = backlog.snapshots[front.snapshot];
+      if (snapshot.messages.empty()) {
+        if (snapshot.walk) break;  // its walk goes on at the end of the turn; the rest waits
+        backlog.entries.pop_front();
+        continue;
+      }
+      --backlog.snapshot_waiting;
+      delivery.message = std::move(snapshot.messages.front());
+      snapshot.messages.pop_front();
+      delivery.qos = std::min(snapshot.options.qos, delivery.message->qos);
+      delivery.retain = true;  // [MQTT-3.3.1-8]
+      if (const std::uint32_t id = snapshot.options.subscription_id) delivery.subscription_ids.push_back(id);
+    }
+    if (live) {
       --backlog.live;
       backlog.live_bytes -= queued_size(delivery);
-    } else {
-      if (front.snapshot == RetainedBacklog::kRequeued) {
-        delivery = std::move(front.delivery);
-        backlog.entries.pop_front();
-      } else {
-        // A snapshot cancelled (its subscription is gone, or was made anew with a snapshot of
-        // its own) has no messages left and no walk.
-        RetainedBacklog::Snapshot& snapshot = backlog.snapshots[front.snapshot];
-        if (snapshot.messages.empty()) {
-          if (snapshot.walk) break;  // its walk goes on at the end of the turn; the rest waits
-          backlog.entries.pop_front();
-          continue;
-        }
-        --backlog.snapshot_waiting;
-        delivery.message = std::move(snapshot.messages.front());
-        snapshot.messages.pop_front();
-        delivery.qos = std::min(snapshot.options.qos, delivery.message->qos);
-        delivery.retain = true;  // [MQTT-3.3.1-8]
-        if (const std::uint32_t id = snapshot.options.subscription_id) delivery.subscription_ids.push_back(id);
-      }
+    } else if (!engine_.retained().holds(*delivery.message)) {
       // Replaced or cleared since the subscribe: its successor is behind it, or was dropped
       // and its topic's current message follows the backlog.
-      if (!engine_.retained().holds(*delivery.message)) continue;
+      continue;
+    } else {
       store_delivery_for(*session.subscriber, delivery);
     }
     session.queued_bytes += queued_size(delivery);
@@ -854,7 +855,6 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
 }
 
 bool WorkerCore::feed_retained_backlogs() {
-  walk_budget_ = kWalkNodesPerTurn;
   bool walking = false;
   backlog_ids_.clear();
   for (const auto& entry : retained_backlogs_) backlog_ids_.push_back(entry.first);

@@ -52,6 +52,10 @@ bool is_shared_filter(std::string_view filter) noexcept {
   return filter.substr(0, kSharePrefix.size()) == kSharePrefix;
 }
 
+bool has_wildcard(std::string_view filter) noexcept {
+  return filter.find_first_of("+#") != std::string_view::npos;
+}
+
 bool is_reserved_topic(std::string_view topic) noexcept {
   const std::string_view first = topic.substr(0, topic.find('/'));
   return first == "$SYS" || first == "$share";

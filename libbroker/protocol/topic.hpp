@@ -24,6 +24,8 @@ struct SharedFilter {
 // filter that is not shared and for a malformed shared one; is_shared_filter tells which.
 std::optional<SharedFilter> parse_shared_filter(std::string_view filter) noexcept;
 bool is_shared_filter(std::string_view filter) noexcept;  // starts with "$share/"
+// Whether `filter` has a '+' or '#' (in a valid filter, a wildcard level).
+bool has_wildcard(std::string_view filter) noexcept;
 
 // A topic name whose first level is "$SYS" (the broker's own topics, which clients may read but
 // not publish to) or "$share" (which names shared subscriptions, so no filter could match it).

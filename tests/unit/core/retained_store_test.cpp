@@ -26,10 +26,16 @@ MessagePtr msg(std::string topic, std::string payload = "x", std::uint64_t expir
   return m;
 }
 
-std::vector<std::string> topics(const RetainedStore& store, std::string_view filter,
-                                std::uint64_t now_ms = 0) {
+// What one walk of `filter` meets, whole.
+std::vector<MessagePtr> matched(RetainedStore& store, std::string_view filter, std::uint64_t now_ms = 0) {
   std::vector<MessagePtr> out;
-  store.match(filter, now_ms, out);
+  store.walk(*store.start_walk(filter), now_ms, ~std::size_t{0}, out);
+  return out;
+}
+
+std::vector<std::string> topics(RetainedStore& store, std::string_view filter,
+                                std::uint64_t now_ms = 0) {
+  const std::vector<MessagePtr> out = matched(store, filter, now_ms);
   std::vector<std::string> t;
   for (const auto& m : out) t.emplace_back(m->topic());
   std::sort(t.begin(), t.end());
@@ -56,8 +62,7 @@ TEST_CASE("retained: a new message replaces the previous one [MQTT-3.3.1-5]") {
   CHECK(store.set(first) == Result::Stored);
   CHECK(store.set(second) == Result::Replaced);
   CHECK(store.size() == 1);
-  std::vector<MessagePtr> out;
-  store.match("a/b", 0, out);
+  const std::vector<MessagePtr> out = matched(store, "a/b");
   REQUIRE(out.size() == 1);
   CHECK(out[0] == second);
 }

@@ -710,7 +710,7 @@ void WorkerCore::queue_retained(Session& session, const std::string& filter,
   snapshot.first_live_id = first_live_id;
   backlog.snapshot_waiting += snapshot.messages.size();
   const auto index = static_cast<std::uint32_t>(backlog.snapshots.size());
-  backlog.entries.push_back({{}, false, index});
+  backlog.entries.push_back({RetainedBacklog::Kind::Snapshot, {}, index});
   backlog.snapshots.push_back(std::move(snapshot));
   advance_walks(backlog);
   pump(session);
@@ -755,7 +755,7 @@ void WorkerCore::wait_behind_backlog(Session& session, RetainedBacklog& backlog,
   if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
   backlog.live_bytes += size;
   ++backlog.live;
-  backlog.entries.push_back({std::move(delivery), true, 0});
+  backlog.entries.push_back({RetainedBacklog::Kind::Live, std::move(delivery)});
 }
 
 bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connection) {
@@ -780,9 +780,9 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
         (connection.pending_bytes() != 0 && connection.pending_bytes() >= output_room))
       break;
     RetainedBacklog::Entry& front = backlog.entries.front();
-    const bool live = front.live;
+    const bool live = front.kind == RetainedBacklog::Kind::Live;
     Delivery delivery;
-    if (live || front.snapshot == RetainedBacklog::kRequeued) {
+    if (front.kind != RetainedBacklog::Kind::Snapshot) {
       delivery = std::move(front.delivery);
       backlog.entries.pop_front();
     } else {
@@ -834,7 +834,7 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
       // does not stand. Expired since: nothing.
       if (dropped.message) {
         dropped.stored = false;
-        backlog.entries.push_back({std::move(dropped), false, RetainedBacklog::kRequeued});
+        backlog.entries.push_back({RetainedBacklog::Kind::Requeued, std::move(dropped)});
       }
       continue;
     }
@@ -849,7 +849,7 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
     delivery.qos = static_cast<std::uint8_t>(std::min<int>(granted, current->qos));
     delivery.retain = true;
     delivery.message = std::move(current);
-    backlog.entries.push_back({std::move(delivery), false, RetainedBacklog::kRequeued});
+    backlog.entries.push_back({RetainedBacklog::Kind::Requeued, std::move(delivery)});
   }
   backlog.dropped_retained.clear();
 }

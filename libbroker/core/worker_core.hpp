@@ -235,14 +235,18 @@ class WorkerCore {
       std::unique_ptr<RetainedStore::Walk> walk;  // null once through
       std::deque<MessagePtr> messages;            // met, not yet queued
     };
-    struct Entry {
-      Delivery delivery;       // live and requeued entries
-      bool live;               // routed after the subscribe, not part of the retained snapshot
-      std::uint32_t snapshot;  // neither: its Snapshot's index, whose messages it stands for
+    enum class Kind : std::uint8_t {
+      Live,      // routed after the subscribe, not part of the retained snapshot
+      // Added by requeue_dropped_retained: matched against the subscriptions of the moment,
+      // it belongs to none of the snapshots.
+      Requeued,
+      Snapshot,  // stands for the messages of snapshots[snapshot]
     };
-    // Entry::snapshot of what requeue_dropped_retained adds: matched against the
-    // subscriptions of the moment, it belongs to none of the snapshots.
-    static constexpr std::uint32_t kRequeued = UINT32_MAX;
+    struct Entry {
+      Kind kind;
+      Delivery delivery;           // Live and Requeued entries
+      std::uint32_t snapshot = 0;  // Snapshot entries
+    };
     std::deque<Entry> entries;
     std::uint64_t live = 0;        // live entries: bounded like a session queue
     std::uint64_t live_bytes = 0;  // their payload bytes

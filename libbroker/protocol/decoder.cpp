@@ -355,12 +355,14 @@ bool decode_reason_only(PacketType type, Reader& r, ReasonCode& reason, Properti
 }
 
 // Fixed-header flags each type must carry [MQTT-2.1.3-1]; PUBLISH's are checked on their own.
-bool flags_valid(PacketType type, std::uint8_t flags) noexcept {
+// MQTT 3.1 (level 3) has its senders set DUP on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE
+// (3.1 section 2.1), so a 3.1 client retrying one after a reconnect is not malformed.
+bool flags_valid(PacketType type, std::uint8_t flags, bool v31) noexcept {
   switch (type) {
     case PacketType::Publish: return true;
     case PacketType::Pubrel:
     case PacketType::Subscribe:
-    case PacketType::Unsubscribe: return flags == 0x02;
+    case PacketType::Unsubscribe: return flags == 0x02 || (v31 && flags == 0x0A);
     default: return flags == 0;
   }
 }
@@ -379,10 +381,11 @@ bool sent_by_servers_only(PacketType type) noexcept {
 
 // What is wrong with a fixed header's first byte (type and flags), or null: checked as soon as
 // that byte arrives, so garbage is refused before its "remaining length" is waited for.
-const char* header_error(std::uint8_t first_byte, bool v5) noexcept {
+const char* header_error(std::uint8_t first_byte, std::optional<ProtocolVersion> version) noexcept {
   const auto raw_type = static_cast<std::uint8_t>(first_byte >> 4);
-  if (raw_type == 0 || (raw_type == 15 && !v5)) return "reserved packet type";
-  if (!flags_valid(static_cast<PacketType>(raw_type), static_cast<std::uint8_t>(first_byte & 0x0F)))
+  if (raw_type == 0 || (raw_type == 15 && version != ProtocolVersion::V5)) return "reserved packet type";
+  if (!flags_valid(static_cast<PacketType>(raw_type), static_cast<std::uint8_t>(first_byte & 0x0F),
+                   version == ProtocolVersion::V31))
     return "reserved fixed header flags";
   return nullptr;
 }
@@ -396,7 +399,7 @@ DecodeStatus decode_frame(std::uint8_t first_byte, std::span<const std::uint8_t>
   Reader r(body);
   error.protocol_level = 0;
   bool ok = false;
-  if (const char* what = header_error(first_byte, v5)) {
+  if (const char* what = header_error(first_byte, version)) {
     malformed(error, what);
     return DecodeStatus::Error;
   }
@@ -490,7 +493,7 @@ DecodeStatus Decoder::next(std::span<const std::uint8_t>& input, Packet& out, De
   if (!partial_ || partial_->empty()) {
     // Fast path: decode straight from the caller's bytes when the whole frame is there.
     if (input.empty()) return DecodeStatus::NeedMore;
-    if (const char* what = header_error(input[0], version_ == ProtocolVersion::V5)) {
+    if (const char* what = header_error(input[0], version_)) {
       malformed(error, what);
       failed_ = true;
       error_ = error;

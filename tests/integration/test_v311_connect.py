@@ -78,6 +78,32 @@ def test_mqtt_3_1_invalid_filter_closes(mqtt):
     assert not any(p.type == m.SUBACK for p in got), got
 
 
+def test_mqtt_3_1_resends_with_dup_are_answered(mqtt):
+    # MQTT 3.1 section 2.1: DUP is set on a re-sent PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1.1
+    # made those flags fixed). A 3.1 unit retrying its QoS 2 flow after a reconnect completes it.
+    c = mqtt(V)
+    c.send(m.connect("old-unit-4", version=V, protocol_name="MQIsdp", protocol_level=3))
+    c.expect(m.CONNACK)
+    c.send(m.publish("old/q2", b"x", qos=2, pid=7, version=V))
+    assert c.expect(m.PUBREC).pid == 7
+    c.send(m.packet(m.PUBREL, 0x0A, m.u16(7)))
+    assert c.expect(m.PUBCOMP).pid == 7
+    c.send(m.subscribe(8, [("old/t", 1)], version=V, flags=0x0A))
+    assert c.expect(m.SUBACK).reason_codes == [1]
+    c.send(m.unsubscribe(9, ["old/t"], version=V, flags=0x0A))
+    assert c.expect(m.UNSUBACK).pid == 9
+
+
+def test_mqtt_3_1_1_dup_on_pubrel_closes(connected):
+    # In 3.1.1 PUBREL's flags are 0010 [MQTT-3.6.1-1]: anything else is malformed.
+    c = connected("dup-pubrel", V)
+    c.send(m.publish("new/q2", b"x", qos=2, pid=7, version=V))
+    c.expect(m.PUBREC)
+    c.send_quietly(m.packet(m.PUBREL, 0x0A, m.u16(7)))
+    got = c.expect_closed()
+    assert not any(p.type == m.PUBCOMP for p in got), got
+
+
 def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_0x01(mqtt):
     c = mqtt(V)
     c.send(m.connect("level2", version=V, protocol_level=2))

@@ -152,6 +152,27 @@ TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[proto
   }
 }
 
+TEST_CASE("decoder: MQTT 3.1 takes DUP on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE; 3.1.1 and 5.0 do not",
+          "[protocol][decoder]") {
+  const auto pubrel = Bytes().u16(1).frame(0x6A);
+  const auto subscribe = Bytes().u16(1).str("a").u8(1).frame(0x8A);
+  const auto unsubscribe = Bytes().u16(1).str("a").frame(0xAA);
+  for (const auto* frame : {&pubrel, &subscribe, &unsubscribe}) {
+    INFO(int{(*frame)[0]});
+    const Decoded v31 = decode_chunks(*frame, ProtocolVersion::V31);
+    CHECK_FALSE(v31.failed);
+    CHECK(v31.packets.size() == 1);
+    for (auto version : {ProtocolVersion::V311, ProtocolVersion::V5}) {
+      const Decoded strict = decode_chunks(*frame, version);
+      REQUIRE(strict.failed);
+      CHECK(strict.error.reason == ReasonCode::MalformedPacket);
+    }
+  }
+  // Other flags stay reserved in 3.1: QoS 0 on a SUBSCRIBE, DUP on a PUBACK.
+  CHECK(decode_chunks(Bytes().u16(1).str("a").u8(1).frame(0x80), ProtocolVersion::V31).failed);
+  CHECK(decode_chunks(Bytes().u16(1).frame(0x48), ProtocolVersion::V31).failed);
+}
+
 TEST_CASE("decoder: a variable byte integer longer than it needs is malformed [MQTT-1.5.5-1]",
           "[protocol][decoder]") {
   // PINGREQ with remaining length 0 written in two bytes, then in four.

@@ -1113,8 +1113,8 @@ std::string usage_text(std::string_view program) {
   return fmt::format(
       "Usage: {0} [options]\n"
       "\n"
-      "An MQTT 3.1.1/5.0 broker. Settings come from defaults < config file < BROKER_*\n"
-      "environment variables < flags.\n"
+      "An MQTT 3.1.1/5.0 broker (3.1 clients are served too). Settings come from\n"
+      "defaults < config file < BROKER_* environment variables < flags.\n"
       "\n"
       "Options:\n"
       "  -c, --config FILE       JSON config file (comments allowed); default: $BROKER_CONFIG\n"

@@ -48,6 +48,10 @@ class ClientConnection final : public ConnectionHandler {
   // Unique per worker for the life of the process: tells a late store completion whether
   // this is still the connection it was meant for.
   std::uint64_t serial() const noexcept { return serial_; }
+  // Publisher back-pressure (WorkerCore::route): the congestion epoch before its last PUBLISH
+  // that reached a receiver which was Open.
+  std::uint32_t last_open_epoch() const noexcept { return last_open_epoch_; }
+  void set_last_open_epoch(std::uint32_t epoch) noexcept { last_open_epoch_ = epoch; }
   // The store committed (or failed) the writes of the oldest acknowledgement waiting for it.
   void durable_ack_done(const Status& status);
   protocol::ProtocolVersion version() const noexcept { return version_; }
@@ -125,6 +129,7 @@ class ClientConnection final : public ConnectionHandler {
 
   // Negotiated at CONNECT.
   std::uint32_t client_max_packet_size_ = 0;  // 0 = protocol maximum
+  std::uint32_t last_open_epoch_ = 0;
   std::uint16_t keep_alive_ = 0;
   std::uint16_t client_receive_maximum_ = 65535;
   std::uint16_t client_topic_alias_max_ = 0;

@@ -100,6 +100,14 @@ class Engine final : private MessageReleaser {
   // Connections open on all workers (for max_connections).
   std::atomic<std::uint64_t>& open_connections() noexcept { return open_connections_; }
 
+  // Counts the times a subscriber became Congested, so that a publisher's worker can tell
+  // whether the publisher reached an Open receiver since (WorkerCore::route). Wraps around;
+  // compare with epoch_before.
+  std::uint32_t congestion_epoch() const noexcept { return congestion_epoch_.load(std::memory_order_relaxed); }
+  std::uint32_t next_congestion_epoch() noexcept {
+    return congestion_epoch_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
  private:
   Options options_;
   Dispatcher& dispatcher_;
@@ -112,6 +120,7 @@ class Engine final : private MessageReleaser {
   RetainedStore retained_;
   std::vector<std::unique_ptr<WorkerCore>> workers_;
   std::atomic<std::uint64_t> open_connections_{0};
+  alignas(64) std::atomic<std::uint32_t> congestion_epoch_{0};  // read on every route
   struct alignas(64) PaddedCounter {
     std::atomic<std::uint64_t> value{0};
     std::atomic<std::uint64_t> waiters{0};

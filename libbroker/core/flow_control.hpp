@@ -5,10 +5,13 @@
 // A connected subscriber is Congested while its unsent output is above
 // Limits::output_high_water_bytes (or its session queue is half full), until both are below
 // the low-water marks. Its worker writes the state into the shared Subscriber; a worker
-// routing a client's PUBLISH reads it for every receiver, and when one is Congested (or a
-// target worker's inbox is too full) that client's connection stops being read after this
-// packet: the rest of the bytes already read wait, and TCP flow control pushes back to the
-// client. The publisher's worker sets its bit in Subscriber::waiters (or the inbox's waiters)
+// routing a client's PUBLISH reads it for every receiver. When the publisher feeds mostly
+// Congested receivers (at least half of this PUBLISH's, or all of them and it reached no
+// Open receiver since they became Congested), or a target worker's inbox is too full, that
+// client's connection stops being read after this packet: the rest of the bytes already read
+// wait, and TCP flow control pushes back to the client. A Congested receiver among Open ones
+// holds nobody: one slow vehicle must not slow a broadcast to the fleet, or a platform's
+// commands to other vehicles; its own queue bounds apply to it. The publisher's worker sets its bit in Subscriber::waiters (or the inbox's waiters)
 // and checks again, so a wake-up cannot be lost; the subscriber's worker wakes every waiting
 // worker when the state leaves Congested. A subscriber Congested for longer than
 // Limits::max_publisher_pause_ms becomes Stuck: nobody waits for it any more, and QoS 0 to it
@@ -44,16 +47,25 @@ inline std::uint64_t waiter_bit(unsigned w) noexcept { return std::uint64_t{1} <
 inline std::uint64_t inbox_high_water(std::uint64_t max_worker_inbox) noexcept {
   return max_worker_inbox / 4;
 }
-// While its publishers are held, a Congested subscriber still takes QoS 0 up to this many
+// While it holds publishers, a Congested subscriber still takes QoS 0 up to this many
 // times Limits::max_pending_output_bytes, and queues QoS 1/2 up to this many times
 // Limits::max_queued_messages and max_queued_bytes: what they had read before the hold (one
 // read each; across workers at most inbox_high_water deliveries) arrives after it. Past it
 // even those are dropped, so senders that cannot be held (the embedding application, wills)
 // cannot grow memory without bound.
 inline constexpr std::uint64_t kHeldOutputFactor = 16;
+// So it does for this long after it became Congested, before any publisher's worker saw that:
+// deliveries routed meanwhile are on their way. A Congested subscriber that holds nobody once
+// it ran out (one slow vehicle among a broadcast's receivers) keeps to its own bounds.
+inline constexpr std::uint64_t kHoldGraceMs = 100;
 
 inline std::uint64_t inbox_low_water(std::uint64_t max_worker_inbox) noexcept {
   return max_worker_inbox / 8;
+}
+
+// Engine::congestion_epoch values, which wrap around: whether `a` came before `b`.
+inline bool epoch_before(std::uint32_t a, std::uint32_t b) noexcept {
+  return static_cast<std::int32_t>(a - b) < 0;
 }
 
 }  // namespace broker::core

@@ -41,6 +41,8 @@ struct Subscriber {
   // Publisher back-pressure (core/flow_control.hpp): FlowState written by the session's
   // worker through TopicIndex::set_flow, read when routing; bit (w % 64) of `waiters` asks for a wake-up of worker w.
   std::atomic<std::uint8_t> flow{0};
+  // The engine's congestion epoch when it last became Congested (Engine::next_congestion_epoch).
+  std::atomic<std::uint32_t> congested_epoch{0};
   std::atomic<std::uint64_t> waiters{0};
 
  private:

@@ -488,7 +488,7 @@ struct TopicIndex::Impl {
     return nullptr;
   }
 
-  // One member of `g` other than `exclude`, connected ones first; null when there is none.
+  // One member of `g` other than `exclude`; null when there is none.
   const MemberEntry* pick(const SharedGroup& g, Slot& slot,
                           const SubscriberKey* exclude) const noexcept {
     const auto members = g.entries();
@@ -506,14 +506,21 @@ struct TopicIndex::Impl {
       start = x >> 11;
     }
     start %= n;
-    const MemberEntry* fallback = nullptr;
+    // A connected member keeping up first; else a connected one that does not (Congested: it
+    // holds the publisher only when every connected member is), else any (its queue keeps it).
+    const MemberEntry* behind = nullptr;
+    const MemberEntry* offline = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
       const MemberEntry& e = members[(start + i) % n];
       if (exclude != nullptr && e.subscriber->key == *exclude) continue;
-      if (e.subscriber->connected.load(std::memory_order_relaxed)) return &e;
-      if (fallback == nullptr) fallback = &e;
+      if (e.subscriber->connected.load(std::memory_order_relaxed)) {
+        if (e.subscriber->flow.load(std::memory_order_relaxed) == 0) return &e;
+        if (behind == nullptr) behind = &e;
+      } else if (offline == nullptr) {
+        offline = &e;
+      }
     }
-    return fallback;
+    return behind != nullptr ? behind : offline;
   }
 
   // Appends a subscriber list's matches; returns how many sources they came from (0 or 1).

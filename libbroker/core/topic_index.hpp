@@ -9,8 +9,8 @@
 // other; subscribe()/unsubscribe() lock every slot in order and are slower, as DESIGN.md allows.
 //
 // Shared subscriptions ("$share/<group>/<filter>") live in the node of <filter>, one group per
-// name; match() picks one member per group (round robin or random), preferring members whose
-// `connected` flag is set.
+// name; match() picks one member per group (round robin or random), preferring connected
+// members that keep up (flow Open), then connected ones.
 //
 // Thread safety: all methods are safe from any thread; match() from slot `s` must not run
 // concurrently with another match() from the same slot (one slot per worker thread).

@@ -162,6 +162,9 @@ WorkerCore::Published WorkerCore::publish(MessageRef&& message,
 std::size_t WorkerCore::route(const MessagePtr& message, const Session* publisher) {
   auto& matches = match_scratch_;
   matches.clear();
+  const bool watch = holdable(publisher);
+  // Read before any delivery below can make a receiver Congested (see feeds_mostly_congested).
+  const std::uint32_t epoch = watch ? engine_.congestion_epoch() : 0;
   // Subscribers are fetched only when store_delivery_for may need their persistence flag.
   const bool may_store = engine_.store() != nullptr && message->qos > 0 &&
                          message->durability != Durability::Memory;
@@ -182,8 +185,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
   const SubscriberKey* self = publisher ? &publisher->subscriber->key : nullptr;
   std::size_t receivers = 0;
   route_blockers_.clear();
-  const bool watch = holdable(publisher);
-  // A Congested receiver holds the publisher (never its own session: a client that does not
+  // Congested receivers may hold the publisher (never its own session: a client that does not
   // read while it writes would wait for itself).
   auto watch_flow = [&](const Match& m) {
     // No Subscriber in a plain match means it was Open when matched (see TopicIndex::match).
@@ -234,6 +236,11 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     ++receivers;
   }
   if (watch) {
+    auto& congested = route_blockers_.subscribers;
+    const std::size_t open = receivers - congested.size();
+    if (!congested.empty() && !feeds_mostly_congested(*publisher->connection, open)) congested.clear();
+    route_blockers_.receivers = receivers;
+    if (open != 0) publisher->connection->set_last_open_epoch(epoch);
     // A worker whose inbox is filling up holds the publisher too, before a batch is dropped.
     const std::uint64_t high = inbox_high_water(engine_.limits().max_worker_inbox);
     for (unsigned w = 0; w < outgoing_.size(); ++w) {
@@ -251,6 +258,28 @@ bool WorkerCore::holdable(const Session* publisher) const noexcept {
   return publisher && publisher->connection && engine_.limits().output_high_water_bytes != 0;
 }
 
+bool WorkerCore::takes_held_output(const Session& session) const {
+  const Subscriber& subscriber = *session.subscriber;
+  if (flow_of(subscriber) != FlowState::Congested) return false;
+  if (subscriber.waiters.load(std::memory_order_relaxed) != 0) return true;  // a publisher waits
+  auto it = congested_.find(const_cast<Session*>(&session));
+  return it != congested_.end() && engine_.now_ms() - it->second.since_ms < kHoldGraceMs;
+}
+
+bool WorkerCore::feeds_mostly_congested(const ClientConnection& publisher, std::size_t open) const {
+  const auto& congested = route_blockers_.subscribers;
+  // A fan-out that half its receivers cannot keep up with waits for them; one slow vehicle
+  // among a fleet's broadcast receivers waits alone, within its own queue's bounds.
+  if (open != 0) return congested.size() >= open;
+  // Every receiver of this PUBLISH is Congested: a publisher that feeds only them (a vehicle's
+  // telemetry to its consumer, a fan-in) is held; one that reached an Open receiver since they
+  // became Congested (a platform sending each vehicle its own commands) is not.
+  for (const SubscriberPtr& s : congested) {
+    if (epoch_before(publisher.last_open_epoch(), s->congested_epoch.load(std::memory_order_relaxed))) return true;
+  }
+  return false;
+}
+
 void WorkerCore::check_output(Session& session, ClientConnection& connection) {
   const Limits& limits = engine_.limits();
   if (limits.output_high_water_bytes == 0) return;
@@ -258,9 +287,10 @@ void WorkerCore::check_output(Session& session, ClientConnection& connection) {
                     session.queue.size() > limits.max_queued_messages / 2 ||
                     session.queued_bytes > limits.max_queued_bytes / 2;
   if (over && flow_of(*session.subscriber) == FlowState::Open && !cooling_down(session)) {
+    session.subscriber->congested_epoch.store(engine_.next_congestion_epoch(), std::memory_order_relaxed);
     set_flow(session, FlowState::Congested);
     const std::uint64_t now = engine_.now_ms();
-    congested_.emplace(&session, Congestion{now, backlog_of(session, connection), now});
+    congested_.emplace(&session, Congestion{now, now, backlog_of(session, connection), now});
   }
 }
 
@@ -348,6 +378,12 @@ void WorkerCore::drop_drained(Blockers& blockers) {
     if ((s->waiters.load() & bit) == 0) s->waiters.fetch_or(bit);
     return !still_congested(*s);
   });
+  // Held while at least half of the PUBLISH's receivers are Congested: once the others
+  // drained, a slow few hold it no longer (nor take more than their own bounds for it).
+  if (blockers.subscribers.size() * 2 < blockers.receivers) {
+    for (const SubscriberPtr& s : blockers.subscribers) s->waiters.fetch_and(~bit);
+    blockers.subscribers.clear();
+  }
   const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
   for (unsigned w = 0; w < outgoing_.size(); ++w) {
     if ((blockers.inboxes & waiter_bit(w)) == 0) continue;
@@ -365,6 +401,7 @@ bool WorkerCore::hold_publisher(ClientConnection& connection) {
     HeldPublisher& held = it->second;
     if (inserted) held.since_ms = engine_.now_ms();
     for (auto& s : route_blockers_.subscribers) held.blockers.subscribers.push_back(std::move(s));
+    held.blockers.receivers = std::max(held.blockers.receivers, route_blockers_.receivers);
     held.blockers.inboxes |= route_blockers_.inboxes;
     connection.hold();
   }
@@ -540,11 +577,11 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   // QoS 1/2 messages wait for the window, but not before one waiting for the store.
   if (delivery.qos == 0 && !(online && waiting_for_store(session))) {
     if (online) {
-      // A reader that does not keep up loses QoS 0 messages, not broker memory; while its
-      // publishers are held it still takes what they had already read (bounded).
+      // A reader that does not keep up loses QoS 0 messages, not broker memory; while it holds
+      // publishers it still takes what they had already read (bounded).
       const std::size_t pending = connection->pending_bytes();
       if (pending > limits.max_pending_output_bytes &&
-          (flow_of(*session.subscriber) != FlowState::Congested ||
+          (!takes_held_output(session) ||
            pending > kHeldOutputFactor * limits.max_pending_output_bytes)) {
         Counters::add(counters_.messages_dropped);
       } else {
@@ -559,15 +596,14 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     }
   }
   const std::uint64_t size = queued_size(delivery);
-  // While its publishers are held, the queue also takes what they had routed before the hold
+  // While it holds publishers, the queue also takes what they had routed before the hold
   // reached them (other workers' inboxes, one read each): bounded, but not dropped.
   auto over_times = [&](std::uint64_t room) {
     return session.queue.size() >= room * limits.max_queued_messages ||
            session.queued_bytes + size > room * limits.max_queued_bytes;
   };
   auto over = [&] {
-    return over_times(1) &&
-           (flow_of(*session.subscriber) != FlowState::Congested || over_times(kHeldOutputFactor));
+    return over_times(1) && (!takes_held_output(session) || over_times(kHeldOutputFactor));
   };
   if (over()) {
     // Expired messages at the front go first: never to be sent, they must not cost a vehicle

@@ -312,11 +312,13 @@ class WorkerCore {
   void recheck_held(std::uint64_t now_ms);
   // What holds a publisher: Congested receivers and the waiter bits of full worker inboxes.
   struct Blockers {
-    std::vector<SubscriberPtr> subscribers;
+    std::vector<SubscriberPtr> subscribers;  // Congested receivers
+    std::size_t receivers = 0;  // of the PUBLISH that found them: they hold while at least half
     std::uint64_t inboxes = 0;
     bool empty() const noexcept { return subscribers.empty() && inboxes == 0; }
     void clear() noexcept {
       subscribers.clear();
+      receivers = 0;
       inboxes = 0;
     }
   };
@@ -324,6 +326,12 @@ class WorkerCore {
   void drop_drained(Blockers& blockers);
   // Whether route() should look for blockers: back-pressure is on and `publisher` is a client.
   bool holdable(const Session* publisher) const noexcept;
+  // Whether the Congested receivers route() found for `publisher`'s PUBLISH (which reached
+  // `open` receivers that were Open) hold it.
+  bool feeds_mostly_congested(const ClientConnection& publisher, std::size_t open) const;
+  // Whether `session` may take kHeldOutputFactor times its bounds: Congested, and holding a
+  // publisher or within kHoldGraceMs of becoming Congested.
+  bool takes_held_output(const Session& session) const;
 
   Engine& engine_;
   const unsigned index_;
@@ -394,6 +402,7 @@ class WorkerCore {
     std::string input;
   };
   struct Congestion {
+    std::uint64_t since_ms;      // when it became Congested
     std::uint64_t progress_ms;   // when the backlog last fell by output_low_water_bytes
     std::uint64_t backlog_then;  // unsent (here and in the kernel) plus queued bytes then
     std::uint64_t measured_ms;   // when the backlog was last measured

@@ -72,6 +72,55 @@ def test_qos0_to_a_reader_that_stalls_is_held_not_dropped(connected):
     pub.ping()  # the publisher is read again
 
 
+def test_one_slow_subscriber_does_not_slow_a_broadcast_to_the_others(broker, connected):
+    # A vehicle on a poor link takes 100 KB/s of a 20 MB broadcast: it keeps making progress,
+    # so it is never judged stuck, yet the other receivers must not go at its pace (minutes);
+    # its own queue bounds apply to it instead.
+    fast = [connected("bc-fast%d" % i) for i in range(3)]
+    for c in fast:
+        c.subscribe("bc/t", 0)
+    slow = m.Client(broker.port, receive_buffer=16384)
+    slow.connect("bc-slow")
+    slow.subscribe("bc/t", 0)
+    stop = threading.Event()
+
+    def read_slowly():
+        for _ in range(600):  # at most 60 s
+            if stop.wait(0.1):
+                return
+            try:
+                slow.sock.recv(10000)
+            except OSError:
+                return
+
+    count = 20000
+    results = {}
+
+    def read_all(c):
+        try:
+            got = c.receive(count, timeout=20, ack=False)
+            results[c] = sum(p.payload == PAYLOAD for p in got)
+        except m.MQTTTestError as e:
+            results[c] = str(e)
+
+    readers = [threading.Thread(target=read_slowly)] + [threading.Thread(target=read_all, args=(c,)) for c in fast]
+    for t in readers:
+        t.start()
+    try:
+        pub = connected("bc-pub")
+        frame = m.publish("bc/t", PAYLOAD)
+        for _ in range(count // 100):
+            pub.send(frame * 100)
+        pub.ping()
+        for t in readers[1:]:
+            t.join(30)
+        assert [results.get(c) for c in fast] == [count] * len(fast)
+    finally:
+        stop.set()
+        readers[0].join(5)
+        slow.close()
+
+
 def _rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

@@ -219,6 +219,118 @@ TEST_CASE("flow: a subscriber that goes away releases its publishers", "[core][f
   CHECK(payloads(*other) == std::vector<std::string>{"m1", "m2", "m3"});
 }
 
+TEST_CASE("flow: one Congested receiver among Open ones holds nobody; its own bounds apply to it",
+          "[core][flow]") {
+  // A broadcast to a fleet with one vehicle on a slow link: the others are not slowed to its
+  // pace; its QoS 0 past max_pending_output_bytes is dropped, as without back-pressure.
+  CoreHarness h(small_limits());
+  const bool same_worker = GENERATE(true, false);
+  CAPTURE(same_worker);
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  auto slow = h.connect(id_on(h, same_worker ? 0 : 1, "slow"), ProtocolVersion::V311);
+  std::vector<std::unique_ptr<VirtualClient>> fleet;
+  for (int i = 0; i < 3; ++i) {
+    fleet.push_back(h.connect(id_on(h, i % 2, "car" + std::to_string(i) + "-"), ProtocolVersion::V311));
+    subscribe_ok(*fleet.back(), "t/#");
+  }
+  subscribe_ok(*slow, "t/#");
+  slow->set_pending_bytes(600);  // past the high-water mark: Congested after the first message
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) {
+    sent.push_back("m" + std::to_string(i));
+    publish(*pub, sent.back());
+    h.settle();
+    CHECK_FALSE(pub->reading_paused());
+  }
+  // Past max_pending_output_bytes, once what was on its way when it became Congested had time
+  // to arrive (core::kHoldGraceMs): it loses QoS 0 from here.
+  slow->set_pending_bytes(1001);
+  h.advance(core::kHoldGraceMs);
+  for (int i = 3; i < 6; ++i) {
+    sent.push_back("m" + std::to_string(i));
+    publish(*pub, sent.back());
+    h.settle();
+    CHECK_FALSE(pub->reading_paused());
+  }
+  for (auto& car : fleet) CHECK(payloads(*car) == sent);
+  CHECK(payloads(*slow) == std::vector<std::string>{"m0", "m1", "m2"});
+  CHECK(dropped(h) == 3);
+}
+
+TEST_CASE("flow: a fan-out held while most receivers are Congested goes on once most drained",
+          "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  std::vector<std::unique_ptr<VirtualClient>> subs;
+  for (int i = 0; i < 4; ++i) {
+    subs.push_back(h.connect(id_on(h, i % 2, "car" + std::to_string(i) + "-"), ProtocolVersion::V311));
+    subscribe_ok(*subs.back(), "t/#");
+    subs.back()->set_pending_bytes(600);
+  }
+  publish(*pub, "m1");  // every receiver is Congested after it
+  h.settle();
+  publish(*pub, "m2");
+  h.settle();
+  CHECK(pub->reading_paused());
+  for (int i = 0; i < 3; ++i) subs[i]->set_pending_bytes(0);  // three drain, one stays slow
+  h.settle();
+  CHECK_FALSE(pub->reading_paused());
+  publish(*pub, "m3");
+  h.settle();
+  CHECK_FALSE(pub->reading_paused());
+  for (int i = 0; i < 3; ++i) CHECK(payloads(*subs[i]) == std::vector<std::string>{"m1", "m2", "m3"});
+}
+
+TEST_CASE("flow: a publisher that reached an Open receiver since one became Congested is not held by it",
+          "[core][flow]") {
+  // A platform sending each vehicle its own commands: a PUBLISH to the one slow vehicle alone
+  // does not stop the commands to the others. A publisher feeding only that vehicle is held.
+  CoreHarness h(small_limits());
+  auto platform = h.connect(id_on(h, 0, "platform"), ProtocolVersion::V311);
+  auto feeder = h.connect(id_on(h, 1, "feeder"), ProtocolVersion::V311);
+  auto slow = h.connect(id_on(h, 1, "slow"), ProtocolVersion::V311);
+  auto other = h.connect(id_on(h, 0, "other"), ProtocolVersion::V311);
+  subscribe_ok(*slow, "cmd/slow");
+  subscribe_ok(*other, "cmd/other");
+  auto command = [&](VirtualClient& from, const char* topic, const char* payload) {
+    from.send(broker::test::make_publish(topic, payload));
+    h.settle();
+  };
+  command(*feeder, "cmd/slow", "f0");     // the feeder reached slow while it was Open
+  slow->set_pending_bytes(600);
+  command(*platform, "cmd/slow", "p0");   // slow is Congested from here
+  command(*platform, "cmd/other", "p1");  // the platform reached an Open receiver since
+  command(*platform, "cmd/slow", "p2");
+  CHECK_FALSE(platform->reading_paused());
+  command(*platform, "cmd/other", "p3");
+  CHECK(payloads(*other) == std::vector<std::string>{"p1", "p3"});
+  command(*feeder, "cmd/slow", "f1");  // the feeder did not: held
+  CHECK(feeder->reading_paused());
+  CHECK(payloads(*slow) == std::vector<std::string>{"f0", "p0", "p2", "f1"});
+  slow->set_pending_bytes(0);
+  h.settle();
+  CHECK_FALSE(feeder->reading_paused());
+  CHECK(dropped(h) == 0);
+}
+
+TEST_CASE("flow: a shared subscription sends to a member that keeps up", "[core][flow]") {
+  CoreHarness h(small_limits());
+  auto pub = h.connect(id_on(h, 0, "pub"), ProtocolVersion::V311);
+  auto slow = h.connect(id_on(h, 1, "slow"), ProtocolVersion::V311);
+  auto fast = h.connect(id_on(h, 1, "fast"), ProtocolVersion::V311);
+  subscribe_ok(*slow, "$share/g/t/#");
+  subscribe_ok(*fast, "$share/g/t/#");
+  slow->set_pending_bytes(600);
+  for (int i = 0; i < 6; ++i) {  // round robin: the first that reaches slow makes it Congested
+    publish(*pub, "m" + std::to_string(i));
+    h.settle();
+  }
+  const auto to_slow = payloads(*slow);
+  CHECK(to_slow.size() == 1);
+  CHECK(payloads(*fast).size() == 5);
+  CHECK_FALSE(pub->reading_paused());
+}
+
 TEST_CASE("flow: a filling worker inbox holds the publisher instead of dropping a batch",
           "[core][flow]") {
   Options o;

@@ -19,6 +19,7 @@
 // moment its backlog fell by output_low_water_bytes: a slow reader is not a stuck one.
 //
 // Thread safety: the state is an atomic written by the subscriber's worker only.
+#include <cstddef>
 #include <cstdint>
 
 #include "core/subscriber.hpp"
@@ -61,6 +62,12 @@ inline constexpr std::uint64_t kHoldGraceMs = 100;
 
 inline std::uint64_t inbox_low_water(std::uint64_t max_worker_inbox) noexcept {
   return max_worker_inbox / 8;
+}
+
+// The hold rule's share: `congested` receivers of a PUBLISH out of `receivers` hold its
+// publisher while they are at least half.
+inline bool at_least_half(std::size_t congested, std::size_t receivers) noexcept {
+  return congested * 2 >= receivers;
 }
 
 // Engine::congestion_epoch values, which wrap around: whether `a` came before `b`.

@@ -270,7 +270,7 @@ bool WorkerCore::feeds_mostly_congested(const ClientConnection& publisher, std::
   const auto& congested = route_blockers_.subscribers;
   // A fan-out that half its receivers cannot keep up with waits for them; one slow vehicle
   // among a fleet's broadcast receivers waits alone, within its own queue's bounds.
-  if (open != 0) return congested.size() >= open;
+  if (open != 0) return at_least_half(congested.size(), congested.size() + open);
   // Every receiver of this PUBLISH is Congested: a publisher that feeds only them (a vehicle's
   // telemetry to its consumer, a fan-in) is held; one that reached an Open receiver since they
   // became Congested (a platform sending each vehicle its own commands) is not.
@@ -380,7 +380,7 @@ void WorkerCore::drop_drained(Blockers& blockers) {
   });
   // Held while at least half of the PUBLISH's receivers are Congested: once the others
   // drained, a slow few hold it no longer (nor take more than their own bounds for it).
-  if (blockers.subscribers.size() * 2 < blockers.receivers) {
+  if (!at_least_half(blockers.subscribers.size(), blockers.receivers)) {
     for (const SubscriberPtr& s : blockers.subscribers) s->waiters.fetch_and(~bit);
     blockers.subscribers.clear();
   }

@@ -103,9 +103,9 @@ class Engine final : private MessageReleaser {
   // Counts the times a subscriber became Congested, so that a publisher's worker can tell
   // whether the publisher reached an Open receiver since (WorkerCore::route). Wraps around;
   // compare with epoch_before.
-  std::uint32_t congestion_epoch() const noexcept { return congestion_epoch_.load(std::memory_order_relaxed); }
+  std::uint32_t congestion_epoch() const noexcept { return congestion_epoch_.load(std::memory_order_acquire); }
   std::uint32_t next_congestion_epoch() noexcept {
-    return congestion_epoch_.fetch_add(1, std::memory_order_relaxed) + 1;
+    return congestion_epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
 
  private:

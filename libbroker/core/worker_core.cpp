@@ -287,8 +287,10 @@ void WorkerCore::check_output(Session& session, ClientConnection& connection) {
                     session.queue.size() > limits.max_queued_messages / 2 ||
                     session.queued_bytes > limits.max_queued_bytes / 2;
   if (over && flow_of(*session.subscriber) == FlowState::Open && !cooling_down(session)) {
-    session.subscriber->congested_epoch.store(engine_.next_congestion_epoch(), std::memory_order_relaxed);
+    // The flag before the epoch: a route that reads the new epoch then sees the flag, so it
+    // cannot stamp its publisher with that epoch as having reached this subscriber Open.
     set_flow(session, FlowState::Congested);
+    session.subscriber->congested_epoch.store(engine_.next_congestion_epoch(), std::memory_order_relaxed);
     const std::uint64_t now = engine_.now_ms();
     congested_.emplace(&session, Congestion{now, now, backlog_of(session, connection), now});
   }

@@ -468,6 +468,7 @@ const std::vector<Field>& fields() {
       BROKER_BOOL_FIELD("limits.retain_available", limits.retain_available),
       BROKER_UNSIGNED_FIELD("limits.max_retained_messages", limits.max_retained_messages, 0,
                             kU64Max),
+      BROKER_UNSIGNED_FIELD("limits.max_retained_bytes", limits.max_retained_bytes, 0, kU64Max),
   };
   return kFields;
 }

@@ -496,9 +496,9 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
   if (is_v5()) message->set_properties(std::move(props));
   if (publish.retain && publish.qos != 0 && is_v5() && limits.retain_available &&
       engine.retained().refuses(*message, engine.now_ms())) {
-    // max_retained_messages reached and the topic is new. Told before the message goes
-    // anywhere, the platform knows it was not kept for vehicles that connect later and can
-    // send it again once there is room, without a second copy to those online now. 3.1.1 (no
+    // max_retained_messages reached and the topic is new, or max_retained_bytes would be
+    // passed. Told before the message goes anywhere, the platform knows it was not kept for
+    // vehicles that connect later and can send it again once there is room, without a second copy to those online now. 3.1.1 (no
     // failure code) and QoS 0 (no acknowledgement) are forwarded, not retained, and logged.
     queue_ack(ack_type, publish.packet_id, ReasonCode::QuotaExceeded);
     return;

@@ -20,7 +20,7 @@ Engine::Engine(const Options& options, unsigned workers, Dispatcher& dispatcher,
       // raises them above any stored id as well.
       next_message_id_(clock.now_ms() << 16),
       index_(workers + 1),
-      retained_(options.limits.max_retained_messages),
+      retained_(options.limits.max_retained_messages, options.limits.max_retained_bytes),
       inbox_load_(std::make_unique<PaddedCounter[]>(workers)) {
   workers_.reserve(workers);
   for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<WorkerCore>(*this, i, workers));

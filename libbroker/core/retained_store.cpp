@@ -57,7 +57,8 @@ void vacate(MessagePtr& slot) noexcept {
 }  // namespace
 
 struct RetainedStore::Impl {
-  explicit Impl(std::uint64_t max) : max_messages_(max), root_({}) {}
+  Impl(std::uint64_t max_messages, std::uint64_t max_bytes)
+      : max_messages_(max_messages), max_bytes_(max_bytes), root_({}) {}
 
   ~Impl() {
     std::vector<Node*> todo;  // iterative: topics may be thousands of levels deep
@@ -115,8 +116,7 @@ struct RetainedStore::Impl {
     std::vector<Node*> path;
     if (!find_path(m->topic(), path) || path.back()->message != m) return;
     note_expired(*m);
-    vacate(path.back()->message);
-    count_.fetch_sub(1, std::memory_order_relaxed);
+    forget(path.back()->message);
     prune(path);
   }
 
@@ -124,16 +124,34 @@ struct RetainedStore::Impl {
     if (m.durability != Durability::Memory) expired_.push_back({std::string(m.topic()), m.id});
   }
 
-  bool full() const noexcept { return count_.load(std::memory_order_relaxed) >= max_messages_; }
+  // Empties a slot that held a counted message. REQUIRES: mu_ held exclusively.
+  void forget(MessagePtr& slot) noexcept {
+    bytes_.fetch_sub(slot->footprint(), std::memory_order_relaxed);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+    vacate(slot);
+  }
 
-  // Whether the full store stays full once what expired is dropped (a walk at most once a
-  // second, which may prune nodes of a path the caller holds). REQUIRES: mu_ held exclusively.
-  bool still_full(std::uint64_t now_ms) {
-    if (now_ms >= full_purge_ms_ + 1000) {
-      full_purge_ms_ = now_ms;
-      purge(now_ms);
-    }
-    return full();
+  // Whether storing `message` would pass a bound: a new topic past max_messages, or more than
+  // max_bytes in all (a replacement counts only what it adds, so one never shrinks past it).
+  bool over(const Message& message, const Node* existing) const noexcept {
+    const bool replaces = existing != nullptr && existing->message;
+    if (!replaces && count_.load(std::memory_order_relaxed) >= max_messages_) return true;
+    const std::uint64_t freed = replaces ? existing->message->footprint() : 0;  // within bytes_
+    return bytes_.load(std::memory_order_relaxed) - freed + message.footprint() > max_bytes_;
+  }
+
+  // Whether `message` may pass a bound, without the lock: false is certain.
+  bool may_be_over(const Message& message) const noexcept {
+    return count_.load(std::memory_order_relaxed) >= max_messages_ ||
+           bytes_.load(std::memory_order_relaxed) + message.footprint() > max_bytes_;
+  }
+
+  // Drops what expired when a bound is reached, at most once a second (a walk, which may prune
+  // nodes of a path the caller holds). REQUIRES: mu_ held exclusively.
+  void purge_when_full(std::uint64_t now_ms) {
+    if (now_ms < full_purge_ms_ + 1000) return;
+    full_purge_ms_ = now_ms;
+    purge(now_ms);
   }
 
   // Notes when `m` expires, for purge's shortcut. REQUIRES: mu_ held.
@@ -160,7 +178,7 @@ struct RetainedStore::Impl {
       auto [n, parent] = order[i];
       if (n->message && is_expired(*n->message, now_ms)) {
         note_expired(*n->message);
-        vacate(n->message);
+        forget(n->message);
         ++removed;
       } else if (n->message) {
         track_expiry(*n->message);
@@ -171,14 +189,16 @@ struct RetainedStore::Impl {
         retire(n);
       }
     }
-    count_.fetch_sub(removed, std::memory_order_relaxed);
     return removed;
   }
 
   const std::uint64_t max_messages_;
+  const std::uint64_t max_bytes_;
   mutable std::shared_mutex mu_;
   Node root_;  // guarded by mu_
+  // Messages stored and their footprint(); written under mu_, read without it as well.
   std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> bytes_{0};
   std::vector<Expired> expired_;     // guarded by mu_: dropped, record not yet deleted
   std::uint64_t full_purge_ms_ = 0;  // guarded by mu_: when a full store last purged
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
@@ -214,8 +234,8 @@ struct RetainedStore::Impl {
   std::uint64_t next_expiry_ms_ = kNever;
 };
 
-RetainedStore::RetainedStore(std::uint64_t max_messages)
-    : impl_(std::make_unique<Impl>(max_messages)) {}
+RetainedStore::RetainedStore(std::uint64_t max_messages, std::uint64_t max_bytes)
+    : impl_(std::make_unique<Impl>(max_messages, max_bytes)) {}
 
 RetainedStore::~RetainedStore() = default;
 
@@ -228,20 +248,24 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
   Node* existing = found ? path.back() : nullptr;
   if (clears(*message)) {
     if (existing == nullptr || !existing->message) return SetResult::NothingToClear;
-    vacate(existing->message);
-    impl.count_.fetch_sub(1, std::memory_order_relaxed);
+    impl.forget(existing->message);
     impl.prune(path);
     return SetResult::Cleared;
   }
+  if (impl.over(*message, existing)) {
+    impl.purge_when_full(now_ms);
+    // The purge may have pruned part of the path, and dropped an expired message it replaces.
+    existing = impl.find_path(message->topic(), path) ? path.back() : nullptr;
+    if (impl.over(*message, existing)) return SetResult::Full;
+  }
   if (existing != nullptr && existing->message) {  // replaces it [MQTT-3.3.1-5]
-    if (existing->message != message) existing->message->unretained.store(true, std::memory_order_release);
+    if (existing->message == message) return SetResult::Replaced;  // the same one, set again
+    // Modulo 2^64: a smaller message takes its difference off.
+    impl.bytes_.fetch_add(message->footprint() - existing->message->footprint(), std::memory_order_relaxed);
+    existing->message->unretained.store(true, std::memory_order_release);
     existing->message = message;
     impl.track_expiry(*message);
     return SetResult::Replaced;
-  }
-  if (impl.full()) {
-    if (impl.still_full(now_ms)) return SetResult::Full;
-    impl.find_path(message->topic(), path);  // the walk may have pruned part of it
   }
   // Create the missing tail of the path; find_path stopped at the deepest existing node.
   Node* n = path.back();
@@ -260,6 +284,7 @@ RetainedStore::SetResult RetainedStore::set(const MessagePtr& message, std::uint
   n->message = message;
   impl.track_expiry(*message);
   impl.count_.fetch_add(1, std::memory_order_relaxed);
+  impl.bytes_.fetch_add(message->footprint(), std::memory_order_relaxed);
   return SetResult::Stored;
 }
 
@@ -279,11 +304,11 @@ bool RetainedStore::clears(const Message& message) noexcept {
 
 bool RetainedStore::refuses(const Message& message, std::uint64_t now_ms) {
   Impl& impl = *impl_;
-  if (!impl.full() || clears(message)) return false;  // the common case, without the lock
+  if (!impl.may_be_over(message) || clears(message)) return false;  // the common case, without the lock
   std::unique_lock lock(impl.mu_);
-  const Node* n = impl.find(message.topic());
-  if (n != nullptr && n->message) return false;  // a replacement always fits
-  return impl.still_full(now_ms);
+  if (!impl.over(message, impl.find(message.topic()))) return false;
+  impl.purge_when_full(now_ms);
+  return impl.over(message, impl.find(message.topic()));
 }
 
 bool RetainedStore::holds(const Message& message) const {
@@ -428,6 +453,10 @@ std::vector<RetainedStore::Expired> RetainedStore::take_expired() {
 
 std::uint64_t RetainedStore::size() const noexcept {
   return impl_->count_.load(std::memory_order_relaxed);
+}
+
+std::uint64_t RetainedStore::bytes() const noexcept {
+  return impl_->bytes_.load(std::memory_order_relaxed);
 }
 
 }  // namespace broker::core

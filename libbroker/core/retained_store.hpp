@@ -22,8 +22,9 @@ namespace broker::core {
 
 class RetainedStore {
  public:
-  // max_messages: past it, retaining a message under a new topic is refused.
-  explicit RetainedStore(std::uint64_t max_messages = 1000000);
+  // Past max_messages, retaining a message under a new topic is refused; so is any message
+  // that would take the footprint() of all retained messages past max_bytes.
+  explicit RetainedStore(std::uint64_t max_messages = 1000000, std::uint64_t max_bytes = ~std::uint64_t{0});
   ~RetainedStore();
   RetainedStore(const RetainedStore&) = delete;
   RetainedStore& operator=(const RetainedStore&) = delete;
@@ -37,10 +38,10 @@ class RetainedStore {
   // messages do not hold places under max_messages.
   SetResult set(const MessagePtr& message, std::uint64_t now_ms = 0);
 
-  // Whether set() would now refuse `message`: it does not clear, the store is full even once
-  // what expired is dropped, and its topic holds no message to replace. A publisher can then
-  // be told before its message goes anywhere; another worker's set() may still take the last
-  // place first.
+  // Whether set() would now refuse `message`: it does not clear, and it passes a bound even
+  // once what expired is dropped (a new topic in a store holding max_messages, or bytes past
+  // max_bytes). A publisher can then be told before its message goes anywhere; another
+  // worker's set() may still take the last place first.
   bool refuses(const Message& message, std::uint64_t now_ms);
 
   struct Node;  // opaque here, like Impl: defined in the .cpp
@@ -106,6 +107,8 @@ class RetainedStore {
   std::vector<Expired> take_expired();
 
   std::uint64_t size() const noexcept;
+  // The footprint() of the messages stored, which max_bytes bounds.
+  std::uint64_t bytes() const noexcept;
 
  private:
   std::unique_ptr<Impl> impl_;

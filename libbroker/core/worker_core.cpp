@@ -1217,8 +1217,10 @@ void WorkerCore::retain(const MessagePtr& message) {
   if (result == RetainedStore::SetResult::Full && retained_warning_.allow(engine_.now_ms())) {
     // The message still reaches its subscribers; only its retained copy is not kept. Said at
     // most once a second: a flood of new topics would otherwise flood the log.
-    log::warn("retained store full (limits.max_retained_messages {}): \"{}\" not retained",
-              engine_.limits().max_retained_messages, message->topic());
+    log::warn("retained store full (limits.max_retained_messages {}, limits.max_retained_bytes {}): "
+              "\"{}\" ({} bytes) not retained",
+              engine_.limits().max_retained_messages, engine_.limits().max_retained_bytes,
+              message->topic(), message->footprint());
   }
   if (!engine_.store() || message->durability == Durability::Memory) return;
   if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {

@@ -112,6 +112,11 @@ struct Limits {
   // publisher hears 0x97 and its message goes nowhere, others are forwarded without being
   // retained. Default: 1,000,000.
   std::uint64_t max_retained_messages = 1000000;
+  // Bytes of retained messages kept broker-wide (payload, topic and properties, as in memory):
+  // a message that would pass it is refused the same way, a replacement too when it grows.
+  // Without it a million topics of 16 MiB each would fit under max_retained_messages. Default:
+  // 4 GiB.
+  std::uint64_t max_retained_bytes = std::uint64_t{4} << 30;
 };
 
 // How long messages on a topic live when their publisher sets no Message Expiry Interval

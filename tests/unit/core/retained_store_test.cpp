@@ -199,6 +199,32 @@ TEST_CASE("retained: past max_messages new topics are refused, replacements stil
   CHECK(store.set(msg("c")) == Result::Stored);
 }
 
+TEST_CASE("retained: past max_bytes a message is refused, a growing replacement too; clears and expiry give bytes back") {
+  RetainedStore store(100, 30);  // bytes: the payload plus the topic, here
+  CHECK(store.set(msg("a", "123456789")) == Result::Stored);   // 10
+  CHECK(store.set(msg("b", "123456789")) == Result::Stored);   // 20
+  CHECK(store.bytes() == 20);
+  CHECK(store.refuses(*msg("c", "12345678901"), 0));           // 20 + 12 > 30
+  CHECK(store.set(msg("c", "12345678901")) == Result::Full);
+  CHECK(store.set(msg("c", "123456789")) == Result::Stored);   // exactly 30
+  CHECK(store.set(msg("a", "1234567890")) == Result::Full);    // a replacement that grows past
+  CHECK(store.refuses(*msg("a", "1234567890"), 0));
+  CHECK(store.set(msg("a", "1")) == Result::Replaced);         // one that shrinks
+  CHECK(store.bytes() == 22);
+  CHECK(store.set(msg("a", "123456789")) == Result::Replaced); // back to 30
+  CHECK(topics(store, "#") == V{"a", "b", "c"});
+  CHECK(store.set(msg("b", "")) == Result::Cleared);
+  CHECK(store.bytes() == 20);
+  CHECK(store.set(msg("d", "12", 1500)) == Result::Stored);    // 23, expires at 1500
+  CHECK(store.set(msg("e", "1234567")) == Result::Full);       // 31 until d's expiry is purged
+  CHECK(store.set(msg("e", "1234567"), 1500) == Result::Stored);
+  CHECK(store.bytes() == 28);
+  CHECK(topics(store, "#", 1500) == V{"a", "c", "e"});
+  CHECK(store.purge_expired(1500) == 0);
+  CHECK(store.set(msg("f", std::string(40, 'x'))) == Result::Full);  // larger than the bound alone
+  CHECK(store.size() == 3);
+}
+
 TEST_CASE("retained: many siblings (hash-table children) match and clear") {
   RetainedStore store(100000);
   for (int i = 0; i < 5000; ++i) {

@@ -442,6 +442,30 @@ TEST_CASE("core: past max_retained_messages a 5.0 publisher hears Quota exceeded
   CHECK(retained == std::set<std::string>{"q/a", "q/c"});
 }
 
+TEST_CASE("core: past max_retained_bytes a 5.0 publisher hears Quota exceeded, and the retained value stays",
+          "[core]") {
+  Options o;
+  o.limits.max_retained_bytes = 1000;
+  CoreHarness h(o);
+  auto pub = h.connect("bytes-pub");
+  const auto puback = [&](const std::string& topic, std::size_t size, std::uint16_t id) {
+    pub->send(publish(topic, std::string(size, 'x'), 1, id, true));
+    return pub->take<Ack>().reason;
+  };
+  // Kept, though no one is subscribed yet: 0x10 No matching subscribers.
+  CHECK(puback("cfg/a", 600, 1) == ReasonCode::NoMatchingSubscribers);
+  CHECK(puback("cfg/b", 600, 2) == ReasonCode::QuotaExceeded);  // 1,200 bytes in all
+  CHECK(puback("cfg/a", 1200, 3) == ReasonCode::QuotaExceeded);  // a replacement past it too
+  CHECK(puback("cfg/a", 900, 4) == ReasonCode::NoMatchingSubscribers);
+  CHECK(h.engine().retained().bytes() == 900 + 5 + 9);  // payload, topic, publisher's id
+  auto late = h.connect("bytes-late");
+  subscribe_ok(*late, "cfg/#", 0);
+  auto got = late->take<Publish>();
+  CHECK(got.topic == "cfg/a");
+  CHECK(got.payload->size() == 900);
+  CHECK(late->received().empty());
+}
+
 TEST_CASE("core: retain handling 2 sends no retained messages [MQTT-3.3.1-11]", "[core]") {
   CoreHarness h;
   auto pub = h.connect("rh-pub");

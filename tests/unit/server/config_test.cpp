@@ -105,7 +105,7 @@ TEST_CASE("config: values land in Options", "[server][config]") {
     "log_level": "WARN",
     "listeners": ["1884", "127.0.0.1:1885", "[::1]:1886", {"port": 1887}],
     "limits": {"receive_maximum": 10, "queue_qos0_offline": false,
-               "queue_overflow": "refuse_newest"}
+               "queue_overflow": "refuse_newest", "max_retained_bytes": 1048576}
   })",
                      &o)
               .empty());
@@ -122,6 +122,7 @@ TEST_CASE("config: values land in Options", "[server][config]") {
   CHECK(o.limits.receive_maximum == 10);
   CHECK_FALSE(o.limits.queue_qos0_offline);
   CHECK(o.limits.queue_overflow == broker::QueueOverflow::RefuseNewest);
+  CHECK(o.limits.max_retained_bytes == 1048576);
   CHECK(o.limits.max_inflight == 64);  // untouched keys keep their defaults
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "broker/store.hpp"
 #include "core/message.hpp"
 
 namespace broker::core {
@@ -30,6 +31,6 @@ struct Delivery {
 // The shared_tag of the RETAIN 0 copy of a retained message whose RETAIN 1 copy goes to the
 // same session (overlapping subscriptions that differ in Retain As Published): it gives that
 // copy a stored record of its own, so that both come back after a restart.
-inline constexpr std::uint32_t kRetainZeroCopyTag = 1;
+using broker::kRetainZeroCopyTag;
 
 }  // namespace broker::core

@@ -72,6 +72,10 @@ enum class DeliveryState : std::uint8_t {
   AwaitPubcomp = 3,  // QoS 2 PUBREC received, PUBREL sent
 };
 
+// StoredDelivery::shared_tag of the RETAIN 0 copy (not shared) of a message whose RETAIN 1 copy
+// goes to the same session.
+inline constexpr std::uint32_t kRetainZeroCopyTag = 1;
+
 // One message queued for or in flight to one session.
 struct StoredDelivery {
   std::string client_id;
@@ -81,9 +85,9 @@ struct StoredDelivery {
   bool shared = false;  // came through a shared subscription
   // Which shared subscription (a hash of its group and filter; 0 = not shared). Part of the
   // delivery's identity: a session in two groups that both match, or in a group and a plain
-  // subscription, holds one copy of the message per subscription. Not shared, 1 names the
-  // RETAIN 0 copy of a message the session also holds with RETAIN 1 (subscriptions differing in
-  // Retain As Published).
+  // subscription, holds one copy of the message per subscription. Not shared,
+  // kRetainZeroCopyTag names the RETAIN 0 copy of a message the session also holds with
+  // RETAIN 1 (subscriptions differing in Retain As Published).
   std::uint32_t shared_tag = 0;
   std::vector<std::uint32_t> subscription_ids;
   DeliveryState state = DeliveryState::Queued;

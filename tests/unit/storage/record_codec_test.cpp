@@ -140,6 +140,18 @@ TEST_CASE("record codec: a shared tag on a delivery that is not shared is Corrup
         "delivery record: shared tag on a delivery that is not shared");
 }
 
+TEST_CASE("record codec: the RETAIN 0 copy's tag on a delivery that is not shared reads back", "[storage]") {
+  // Written for subscriptions that differ in Retain As Published; refusing it kept the broker
+  // from starting again.
+  StoredDelivery d = g::delivery();
+  d.shared = false;
+  d.shared_tag = kRetainZeroCopyTag;
+  auto back = decode_delivery(encode_delivery(d));
+  REQUIRE(back.is_ok());
+  CHECK(back.value().shared_tag == kRetainZeroCopyTag);
+  CHECK_FALSE(back.value().shared);
+}
+
 TEST_CASE("record codec: truncated and bit-flipped golden records are Corruption", "[storage]") {
   auto golden = read_golden(kFormatVersion);
   REQUIRE(!golden.empty());

@@ -17,25 +17,38 @@ class DeliveryQueue {
  public:
   using Storage = std::deque<Delivery>;
 
-  bool empty() const noexcept { return !items_ || items_->empty(); }
-  std::size_t size() const noexcept { return items_ ? items_->size() : 0; }
-  // REQUIRES: !empty().
-  Delivery& front() { return items_->front(); }
+  bool empty() const noexcept { return !items_ || items_->deque.empty(); }
+  std::size_t size() const noexcept { return items_ ? items_->deque.size() : 0; }
+  // Whether a QoS 0 delivery waits here: a later one must then wait behind it, not go out
+  // directly, or it would overtake it [MQTT-4.6.0-6].
+  bool holds_qos0() const noexcept { return items_ && items_->qos0 != 0; }
+  // REQUIRES: !empty(). Its QoS must not be changed through it (holds_qos0 counts them).
+  Delivery& front() { return items_->deque.front(); }
   void pop_front() {
-    items_->pop_front();
-    if (items_->empty()) items_.reset();
+    if (items_->deque.front().qos == 0) --items_->qos0;
+    items_->deque.pop_front();
+    if (items_->deque.empty()) items_.reset();
   }
   void push_back(Delivery&& delivery) {
-    if (!items_) items_ = std::make_unique<Storage>();
-    items_->push_back(std::move(delivery));
+    if (!items_) items_ = std::make_unique<Items>();
+    if (delivery.qos == 0) ++items_->qos0;
+    items_->deque.push_back(std::move(delivery));
   }
   // Iteration with erase (shared-subscription hand-off). The storage stays while iterating.
-  Storage::iterator begin() { return items_ ? items_->begin() : Storage::iterator(); }
-  Storage::iterator end() { return items_ ? items_->end() : Storage::iterator(); }
-  Storage::iterator erase(Storage::iterator it) { return items_->erase(it); }
+  Storage::iterator begin() { return items_ ? items_->deque.begin() : Storage::iterator(); }
+  Storage::iterator end() { return items_ ? items_->deque.end() : Storage::iterator(); }
+  Storage::iterator erase(Storage::iterator it) {
+    if (it->qos == 0) --items_->qos0;
+    return items_->deque.erase(it);
+  }
 
  private:
-  std::unique_ptr<Storage> items_;
+  // The count lives with the deque, so an empty queue still costs one pointer.
+  struct Items {
+    Storage deque;
+    std::size_t qos0 = 0;
+  };
+  std::unique_ptr<Items> items_;
 };
 
 }  // namespace broker::core

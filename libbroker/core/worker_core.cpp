@@ -560,6 +560,13 @@ void WorkerCore::hand_to_member(Delivery&& delivery, const Match& member) {
 void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   const Limits& limits = engine_.limits();
   if (discarded(session, delivery, delivery.message->expires_at_ms != 0 ? engine_.now_ms() : 0)) return;
+  // Stored by a worker that routed it while the session was persistent; it is not any more
+  // (resumed with Session Expiry 0), and a record left behind would come back after a restart
+  // in the client id's next persistent session.
+  if (delivery.stored && !session.subscriber->persistent.load(std::memory_order_relaxed)) {
+    unpersist_delivery(session, delivery);
+    delivery.stored = false;
+  }
   // Behind a retained backlog (queue_retained), so that a live message cannot arrive before
   // an older retained one for its topic.
   if (!retained_backlogs_.empty()) {
@@ -576,8 +583,10 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     return;
   }
   // QoS 0 is not subject to the inflight window [MQTT-4.9.0-?]: it goes out now even when
-  // QoS 1/2 messages wait for the window, but not before one waiting for the store.
-  if (delivery.qos == 0 && !(online && waiting_for_store(session))) {
+  // QoS 1/2 messages wait for the window, but not before one waiting for the store, nor
+  // before a QoS 0 message still queued (one that came while it was offline, or behind a
+  // retained backlog) [MQTT-4.6.0-6].
+  if (delivery.qos == 0 && !session.queue.holds_qos0() && !(online && waiting_for_store(session))) {
     if (online) {
       // A reader that does not keep up loses QoS 0 messages, not broker memory; while it holds
       // publishers it still takes what they had already read (bounded).
@@ -1038,7 +1047,19 @@ void WorkerCore::redistribute_shared(Session& session) {
       hand_to_member(std::move(moved), match);
       return true;
     }
-    // The session is gone and no member is left: the message has nowhere to go.
+    // The session left the group (UNSUBSCRIBE) with the group's messages still on their way to
+    // it: the group is found by the message's tag among the topic's shared matches. Not to this
+    // session, which may still be a member of it (when no other member was picked above).
+    if (delivery.shared_tag == 0) return false;
+    std::vector<Match> matches;
+    engine_.index().match(index_, topic, matches);
+    for (const Match& m : matches) {
+      if (!m.shared || m.shared_tag != delivery.shared_tag || m.key == session.subscriber->key) continue;
+      unpersist_delivery(session, delivery);
+      hand_to_member(std::move(delivery), m);
+      return true;
+    }
+    // No other member is left: the message has nowhere to go.
     return false;
   };
   for (auto it = session.inflight.begin(); it != session.inflight.end();) {
@@ -1173,12 +1194,25 @@ void WorkerCore::drain() {
 void WorkerCore::persist_session(Session& session) {
   if (!engine_.store()) return;
   if (session.expiry_interval == 0) {
-    if (session.subscriber->persistent.exchange(false)) batch_.delete_session(session.client_id());
+    if (session.subscriber->persistent.exchange(false)) {
+      batch_.delete_session(session.client_id());  // its deliveries go with it
+      forget_stored(session);
+    }
     return;
   }
   session.subscriber->persistent.store(true, std::memory_order_relaxed);
   batch_.put_session(to_record(session));
   batch_sessions_.push_back(session.id());
+}
+
+void WorkerCore::forget_stored(Session& session) {
+  // Their records are gone: a later state change must not write them again, nor wait for the
+  // store (live messages to the session do not, and would overtake them).
+  for (Delivery& delivery : session.queue) delivery.stored = false;
+  for (auto& [packet_id, inflight] : session.inflight) inflight.delivery.stored = false;
+  if (auto it = retained_backlogs_.find(session.id()); it != retained_backlogs_.end()) {
+    for (auto& entry : it->second.entries) entry.delivery.stored = false;
+  }
 }
 
 void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, DeliveryState state,

@@ -175,6 +175,9 @@ class WorkerCore {
                         std::uint16_t packet_id);
   // The delivery is done (acknowledged, dropped, expired, moved): its record goes.
   void unpersist_delivery(Session& session, const Delivery& delivery);
+  // The session stopped being persistent and its records went with its session record: its
+  // deliveries no longer have one.
+  void forget_stored(Session& session);
   // A queued delivery leaves `session` for good (dropped, expired): its bytes and its record go.
   void release_queued(Session& session, const Delivery& delivery);
   // Takes the oldest queued delivery out of `session`, released.

@@ -342,6 +342,49 @@ TEST_CASE("persistence: clean sessions write nothing", "[persistence]") {
   CHECK(c.deliveries == 0);
 }
 
+TEST_CASE("persistence: a session resumed with Session Expiry 0 keeps its queue's order and leaves no record",
+          "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto car = h.connect("car-9", ProtocolVersion::V5, true, 3600);
+    subscribe(*car, "v", 1);
+    subscribe(*car, "t", 2);
+    car->drop();
+    auto pub = h.connect("pub");
+    pub->send(publish("t", "q2", 2, 1));
+    CHECK(pub->take<Ack>().type == PacketType::Pubrec);
+    pub->send(publish("v", "a0", 1, 2));
+    CHECK(pub->take<Ack>().type == PacketType::Puback);
+    CHECK(count(*store).deliveries == 2);
+    // The live message comes before the store's next commit, which the queued ones, still
+    // marked stored, used to wait for.
+    h.hold_settling(true);
+    auto back = h.open(ProtocolVersion::V5, h.engine().home_worker("car-9"));
+    back->send(connect_packet("car-9", ProtocolVersion::V5, false, 0));  // no longer persistent
+    CHECK(back->take<Connack>().session_present);
+    pub->send(publish("v", "b", 1, 3));
+    h.hold_settling(false);
+    h.settle();
+    std::vector<std::string> got;
+    while (!back->received().empty()) got.emplace_back(*back->take<Publish>().payload);
+    CHECK(got == std::vector<std::string>{"q2", "a0", "b"});  // [MQTT-4.6.0-6]
+    back->drop();  // unacknowledged: the session ends with them
+    h.settle();
+    auto c = count(*store);
+    CHECK(c.sessions == 0);
+    CHECK(c.deliveries == 0);
+    h.connect("car-9", ProtocolVersion::V5, true, 30);  // a new persistent session
+  }
+  // Nothing of the ended session comes back in the new one after a restart.
+  CoreHarness h({}, 2, store.get());
+  auto car = h.open(ProtocolVersion::V5);
+  car->send(connect_packet("car-9", ProtocolVersion::V5, false, 30));
+  CHECK(car->take<Connack>().session_present);
+  h.settle();
+  CHECK(car->received().empty());
+}
+
 TEST_CASE("persistence: a session that expired is removed from the store [MQTT-3.1.2-23]", "[persistence]") {
   auto store = make_memory_store();
   {

@@ -253,6 +253,33 @@ TEST_CASE("core: messages to an offline session are queued and delivered in orde
   for (int i = 0; i < 5; ++i) CHECK(*back->take<Publish>().payload == std::to_string(i));
 }
 
+TEST_CASE("core: a live QoS 0 message does not overtake a queued one [MQTT-4.6.0-6]", "[core]") {
+  Options o;
+  o.limits.max_inflight = 1;
+  CoreHarness h(o);
+  auto sub = h.connect("q0-order", ProtocolVersion::V311, false);
+  subscribe_ok(*sub, "o", 1);
+  sub->drop();
+  auto pub = h.connect("q0-order-pub");
+  pub->send(publish("o", "m1", 1, 1));
+  pub->send(publish("o", "m2", 1, 2));
+  pub->send(publish("o", "z0"));  // queued offline, behind m2
+  auto back = resume_v311(h, "q0-order");
+  h.settle();
+  pub->send(publish("o", "z1"));  // m2 and z0 still wait for the window of 1
+  h.settle();
+  std::vector<std::string> got;
+  for (int round = 0; round < 10 && got.size() < 4; ++round) {
+    while (!back->received().empty()) {
+      auto p = back->take<Publish>();
+      got.emplace_back(*p.payload);
+      if (p.qos > 0) back->send(ack(PacketType::Puback, p.packet_id));
+    }
+    h.settle();
+  }
+  CHECK(got == std::vector<std::string>{"m1", "m2", "z0", "z1"});
+}
+
 TEST_CASE("core: a full offline queue drops the oldest by default", "[core]") {
   Options o;
   o.limits.max_queued_messages = 3;
@@ -626,6 +653,41 @@ TEST_CASE("core: shared subscription spreads messages and hands a leaver's ones 
   // member-1 leaves with its messages unacknowledged: they go to member-2.
   m1->drop();
   CHECK(m2->received().size() == 4);
+}
+
+TEST_CASE("core: a member that unsubscribed then leaves hands the group's messages on (4.8.2)", "[core]") {
+  Options o;
+  o.limits.max_inflight = 1;  // the member's other messages wait in its queue
+  CoreHarness h(o);
+  auto a = h.connect("member-a");
+  auto b = h.connect("member-b");
+  subscribe_ok(*a, "$share/g/jobs", 1);
+  subscribe_ok(*b, "$share/g/jobs", 1);
+  auto pub = h.connect("boss");
+  const int n = 6;
+  for (int i = 0; i < n; ++i) pub->send(publish("jobs", std::to_string(i), 1, static_cast<std::uint16_t>(i + 1)));
+  h.settle();
+  std::set<std::string> at_b;
+  auto take_b = [&] {
+    while (!b->received().empty()) {
+      auto p = b->take<Publish>();
+      at_b.insert(std::string(*p.payload));
+      b->send(ack(PacketType::Puback, p.packet_id));
+    }
+    h.settle();
+  };
+  take_b();
+  take_b();
+  take_b();
+  CHECK(a->received().size() == 1);  // one in flight, two queued, none acknowledged
+  Unsubscribe u;
+  u.packet_id = 7;
+  u.filters.push_back("$share/g/jobs");
+  a->send(u);
+  a->drop();  // Session Expiry 0: its session ends
+  h.settle();
+  for (int round = 0; round < 5; ++round) take_b();
+  CHECK(at_b.size() == n);
 }
 
 TEST_CASE("core: a shared message handed to a member that leaves before it arrives goes to another", "[core]") {

@@ -5,8 +5,8 @@
 // Outbound flow: deliveries enter `queue`; pump() (in WorkerCore) moves them into `inflight`
 // while the window (min of our max_inflight and the client's Receive Maximum) has room, giving
 // each a packet id. QoS 0 deliveries to a connected client skip the queue (they are not subject
-// to flow control); they are queued only while the session is offline. The queue is bounded in
-// messages and bytes.
+// to flow control); they are queued while the session is offline, and behind a QoS 0 delivery
+// still queued, which they must not overtake. The queue is bounded in messages and bytes.
 //
 // Thread safety: owned and touched by its home worker only.
 #include <cstdint>

@@ -628,7 +628,18 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   // An empty queue takes any one message: one larger than the byte bound (a 9 MiB config push
   // under the 8 MiB default) still goes out, one at a time, under either policy.
   if (over() && !session.queue.empty()) {
-    if (limits.queue_overflow == QueueOverflow::RefuseNewest) {
+    // QoS 0 gives way first, under either policy: QoS 0 traffic must neither push a vehicle's
+    // QoS 1/2 messages out of its queue nor keep them out.
+    const bool refuse = limits.queue_overflow == QueueOverflow::RefuseNewest;
+    if (delivery.qos == 0 && (refuse || !session.queue.holds_qos0())) {
+      Counters::add(counters_.messages_dropped);
+      return;
+    }
+    while (over() && session.queue.holds_qos0()) {
+      pop_oldest_qos0(session);
+      Counters::add(counters_.messages_dropped);
+    }
+    if (over() && !session.queue.empty() && (refuse || delivery.qos == 0)) {
       Counters::add(counters_.messages_dropped);
       unpersist_delivery(session, delivery);
       return;
@@ -666,6 +677,15 @@ void WorkerCore::release_queued(Session& session, const Delivery& delivery) {
 void WorkerCore::pop_queued_front(Session& session) {
   release_queued(session, session.queue.front());
   session.queue.pop_front();
+}
+
+void WorkerCore::pop_oldest_qos0(Session& session) {
+  for (auto it = session.queue.begin(); it != session.queue.end(); ++it) {
+    if (it->qos != 0) continue;
+    release_queued(session, *it);
+    session.queue.erase(it);
+    return;
+  }
 }
 
 void WorkerCore::resume_inflight(Session& session) {

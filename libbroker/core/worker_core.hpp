@@ -182,6 +182,8 @@ class WorkerCore {
   void release_queued(Session& session, const Delivery& delivery);
   // Takes the oldest queued delivery out of `session`, released.
   void pop_queued_front(Session& session);
+  // The same for the oldest queued QoS 0 delivery, if there is one.
+  void pop_oldest_qos0(Session& session);
   // Writes again the session records a failed batch held (see unsaved_sessions_).
   void save_unsaved_sessions();
   // Stores `delivery` (and its message, once) for the persistent session `target` if it needs it.

@@ -11,7 +11,9 @@ namespace broker {
 
 enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Off };
 
-// What a full per-session queue does with one more message.
+// What a full per-session queue does with one more message. Under either, QoS 0 gives way
+// first: queued QoS 0 messages go before any QoS 1/2 one does, and a QoS 0 message finds no
+// room in a queue that holds only QoS 1/2 messages.
 enum class QueueOverflow : std::uint8_t {
   DropOldest,   // keep the newest data (a vehicle wants the latest config, not the first)
   RefuseNewest, // keep what is queued; the new message is dropped

@@ -296,6 +296,29 @@ TEST_CASE("core: a full offline queue drops the oldest by default", "[core]") {
   CHECK(back->received().empty());
 }
 
+TEST_CASE("core: a full queue lets QoS 0 give way to QoS 1/2, under either policy", "[core]") {
+  const auto policy = GENERATE(QueueOverflow::DropOldest, QueueOverflow::RefuseNewest);
+  Options o;
+  o.limits.max_queued_messages = 3;
+  o.limits.queue_overflow = policy;
+  CoreHarness h(o);
+  auto sub = h.connect("mixed", ProtocolVersion::V311, false);
+  subscribe_ok(*sub, "o", 1);
+  sub->drop();
+  auto pub = h.connect("mixed-pub");
+  pub->send(publish("o", "a", 1, 1));
+  pub->send(publish("o", "b"));        // QoS 0
+  pub->send(publish("o", "c", 1, 2));  // full
+  pub->send(publish("o", "d", 1, 3));  // b goes, not a
+  pub->send(publish("o", "e"));        // no QoS 0 left to give way: e goes
+  pub->send(publish("o", "f", 1, 4));  // now the policy decides between a and f
+  auto back = resume_v311(h, "mixed");
+  std::vector<std::string> got;
+  while (!back->received().empty()) got.emplace_back(*back->take<Publish>().payload);
+  CHECK(got == (policy == QueueOverflow::DropOldest ? std::vector<std::string>{"c", "d", "f"}
+                                                    : std::vector<std::string>{"a", "c", "d"}));
+}
+
 TEST_CASE("core: the queue's byte bound counts properties, not only payloads", "[core]") {
   Options o;
   o.limits.max_queued_bytes = 1 << 20;

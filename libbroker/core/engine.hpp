@@ -64,6 +64,10 @@ class Engine final : private MessageReleaser {
   Store* store() const noexcept { return store_; }
   // Whether publishers' acknowledgements wait for the store's commit.
   bool durable_acks() const noexcept { return durable_acks_; }
+  // Whether recovery left stored retained messages unserved (past a limit lowered since).
+  // Set before the workers start; read by them.
+  bool unserved_retained() const noexcept { return unserved_retained_; }
+  void note_unserved_retained() noexcept { unserved_retained_ = true; }
   // A new message whose record, once persisted, is deleted with its last reference.
   MessageRef new_message(std::string_view topic, std::string_view origin_client_id) {
     return Message::create(topic, origin_client_id, message_releaser());
@@ -114,6 +118,7 @@ class Engine final : private MessageReleaser {
   const Clock& clock_;
   Store* const store_;
   const bool durable_acks_;  // a store, and some message promised Durable
+  bool unserved_retained_ = false;
   std::atomic<std::uint64_t> next_message_id_;
   std::atomic<bool> delete_released_{true};
   TopicIndex index_;

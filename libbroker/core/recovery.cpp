@@ -60,7 +60,13 @@ class Recovery final : public StoreVisitor {
       engine_.worker(0).forget_stored_retained(std::string(message->topic()));
       return;
     }
-    engine_.retained().set(std::move(message));
+    if (engine_.retained().set(std::move(message)) == RetainedStore::SetResult::Full) {
+      // Past a limit lowered since: kept in the store for a higher one, not served now. A clear
+      // of its topic still deletes it (WorkerCore::retain).
+      ++retained_over_limit_;
+      engine_.note_unserved_retained();
+      return;
+    }
     ++retained_;
   }
 
@@ -74,6 +80,10 @@ class Recovery final : public StoreVisitor {
   }
 
   void report() const {
+    if (retained_over_limit_ != 0) {
+      log::warn("{} stored retained messages are past limits.max_retained_messages or "
+                "limits.max_retained_bytes: kept in the store, not served", retained_over_limit_);
+    }
     if (sessions_ + deliveries_ + retained_ == 0) return;
     log::info("recovered {} sessions, {} queued messages, {} retained messages", sessions_,
               deliveries_, retained_);
@@ -84,7 +94,7 @@ class Recovery final : public StoreVisitor {
   const std::uint64_t now_;
   // Dropped after loading: a message no delivery refers to is deleted then (its deleter).
   std::unordered_map<std::uint64_t, MessagePtr> messages_;
-  std::uint64_t sessions_ = 0, deliveries_ = 0, retained_ = 0;
+  std::uint64_t sessions_ = 0, deliveries_ = 0, retained_ = 0, retained_over_limit_ = 0;
 };
 
 }  // namespace

@@ -1279,7 +1279,10 @@ void WorkerCore::retain(const MessagePtr& message) {
   if (!engine_.store() || message->durability == Durability::Memory) return;
   if (result == RetainedStore::SetResult::Stored || result == RetainedStore::SetResult::Replaced) {
     batch_.put_retained(to_record(*message));
-  } else if (result == RetainedStore::SetResult::Cleared) {
+  } else if (result == RetainedStore::SetResult::Cleared ||
+             (result == RetainedStore::SetResult::NothingToClear && engine_.unserved_retained())) {
+    // Nothing to clear in memory may still be a record recovery left unserved (past a lowered
+    // limit): it must not come back once the limit is raised.
     batch_.delete_retained(std::string(message->topic()));
   }
 }

@@ -310,6 +310,28 @@ TEST_CASE("persistence: retained messages survive a restart; clearing removes th
   CHECK(sub->received().empty());
 }
 
+TEST_CASE("persistence: a retained message left unserved by a lowered limit is deleted by a clear of its topic",
+          "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    auto pub = h.connect("cfg");
+    for (int i = 0; i < 3; ++i)
+      pub->send(publish("cfg/" + std::to_string(i), "v", 1, static_cast<std::uint16_t>(i + 1), true));
+  }
+  Options lowered;
+  lowered.limits.max_retained_messages = 1;
+  {
+    CoreHarness h(lowered, 2, store.get());  // one of the three is served, two wait in the store
+    CHECK(h.engine().retained().size() == 1);
+    auto pub = h.connect("cfg");
+    for (int i = 0; i < 3; ++i)
+      pub->send(publish("cfg/" + std::to_string(i), "", 1, static_cast<std::uint16_t>(i + 1), true));
+    h.settle();
+  }
+  CHECK(count(*store).retained == 0);  // a cleared topic must not come back under a higher limit
+}
+
 TEST_CASE("persistence: an expired retained message leaves the store while the broker runs", "[persistence]") {
   // Alerts retained on rotating topics with an expiry must not fill the disk until a restart.
   auto store = make_memory_store();

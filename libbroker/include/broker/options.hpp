@@ -56,7 +56,8 @@ struct Limits {
   std::uint64_t max_queued_bytes = 8ull * 1024 * 1024;
   // Default: DropOldest.
   QueueOverflow queue_overflow = QueueOverflow::DropOldest;
-  // Whether QoS 0 messages are queued for offline persistent sessions. Default: true.
+  // Whether QoS 0 messages are queued for offline persistent sessions (in memory only: they do
+  // not survive a restart). Default: true.
   bool queue_qos0_offline = true;
   // Deliveries waiting in one worker's cross-thread inbox; past it a whole batch is dropped
   // and counted. One batch is always accepted by an empty inbox, so a broadcast to more

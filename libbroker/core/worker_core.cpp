@@ -567,6 +567,10 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     unpersist_delivery(session, delivery);
     delivery.stored = false;
   }
+  // Live, not a new subscription's retained copy (those are queued by the retained backlog):
+  // 3.1.1 has no Retain As Published, and a 3.1.1 client may resume a session whose
+  // subscriptions a 5.0 client made with it [MQTT-3.3.1-9].
+  if (delivery.retain && session.version != protocol::ProtocolVersion::V5) delivery.retain = false;
   // Behind a retained backlog (queue_retained), so that a live message cannot arrive before
   // an older retained one for its topic.
   if (!retained_backlogs_.empty()) {

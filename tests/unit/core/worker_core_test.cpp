@@ -189,6 +189,30 @@ TEST_CASE("core: overlapping subscriptions that differ in Retain As Published ge
   CHECK(sub->received().empty());
 }
 
+TEST_CASE("core: a 3.1.1 client resuming a session subscribed with Retain As Published gets live RETAIN 0 "
+          "[MQTT-3.3.1-9]", "[core]") {
+  CoreHarness h;
+  auto unit = h.connect("rap-unit", ProtocolVersion::V5, true, 3600);
+  Subscribe keep = subscribe(1, "r/#", 1);
+  keep.entries[0].retain_as_published = true;
+  unit->send(keep);
+  unit->take<Suback>();
+  unit->drop();
+  auto old = resume_v311(h, "rap-unit");  // the same vehicle after a firmware downgrade
+  auto pub = h.connect("rap-unit-pub");
+  pub->send(publish("r/x", "state", 1, 1, true));
+  pub->take<Ack>();
+  CHECK_FALSE(old->take<Publish>().retain);
+  auto fresh = h.open(ProtocolVersion::V311);  // a new subscription's retained copy keeps RETAIN 1
+  Connect c;
+  c.client_id = "rap-late";
+  fresh->send(c);
+  fresh->take<Connack>();
+  fresh->send(subscribe(1, "r/#", 1));
+  fresh->take<Suback>();
+  CHECK(fresh->take<Publish>().retain);
+}
+
 TEST_CASE("core: No Local keeps a client's own messages from it [MQTT-3.8.3-3]", "[core]") {
   CoreHarness h;
   auto c = h.connect("self");

@@ -537,15 +537,25 @@ void WorkerCore::deliver_to(std::uint64_t session_id, Delivery&& delivery) {
 void WorkerCore::reroute_shared(Delivery&& delivery) {
   // Matched again: the group's pick now skips the member that left (it is out of the index
   // before its session goes). Its stored record, if any, went with its session.
-  std::vector<Match> matches;
-  engine_.index().match(index_, delivery.message->topic(), matches);
-  for (const Match& m : matches) {
-    if (!m.shared || (delivery.shared_tag != 0 && m.shared_tag != delivery.shared_tag)) continue;
-    delivery.shared_tag = m.shared_tag;
-    hand_to_member(std::move(delivery), m);
+  std::optional<Match> member = pick_group_member(delivery, nullptr);
+  if (!member) {
+    Counters::add(counters_.messages_dropped);  // the group has no member left
     return;
   }
-  Counters::add(counters_.messages_dropped);  // the group has no member left
+  delivery.shared_tag = member->shared_tag;
+  hand_to_member(std::move(delivery), *member);
+}
+
+std::optional<Match> WorkerCore::pick_group_member(const Delivery& delivery,
+                                                   const SubscriberKey* except) {
+  std::vector<Match> matches;
+  engine_.index().match(index_, delivery.message->topic(), matches);
+  for (Match& m : matches) {
+    if (!m.shared || (delivery.shared_tag != 0 && m.shared_tag != delivery.shared_tag)) continue;
+    if (except && m.key == *except) continue;
+    return std::move(m);
+  }
+  return std::nullopt;
 }
 
 void WorkerCore::hand_to_member(Delivery&& delivery, const Match& member) {
@@ -1075,16 +1085,11 @@ void WorkerCore::redistribute_shared(Session& session) {
     // it: the group is found by the message's tag among the topic's shared matches. Not to this
     // session, which may still be a member of it (when no other member was picked above).
     if (delivery.shared_tag == 0) return false;
-    std::vector<Match> matches;
-    engine_.index().match(index_, topic, matches);
-    for (const Match& m : matches) {
-      if (!m.shared || m.shared_tag != delivery.shared_tag || m.key == session.subscriber->key) continue;
-      unpersist_delivery(session, delivery);
-      hand_to_member(std::move(delivery), m);
-      return true;
-    }
-    // No other member is left: the message has nowhere to go.
-    return false;
+    std::optional<Match> member = pick_group_member(delivery, &session.subscriber->key);
+    if (!member) return false;  // no other member is left: the message has nowhere to go
+    unpersist_delivery(session, delivery);
+    hand_to_member(std::move(delivery), *member);
+    return true;
   };
   for (auto it = session.inflight.begin(); it != session.inflight.end();) {
     auto& m = it->second;

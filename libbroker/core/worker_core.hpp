@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -132,6 +133,9 @@ class WorkerCore {
   // was on its way here), a shared-subscription message goes back to its group instead.
   void deliver_to(std::uint64_t session_id, Delivery&& delivery);
   void reroute_shared(Delivery&& delivery);
+  // A member of `delivery`'s shared group (any group of its topic if its tag is 0), never
+  // `except`; none when the group has no such member left.
+  std::optional<Match> pick_group_member(const Delivery& delivery, const SubscriberKey* except);
   // Sends a shared message on to group member `member` with its subscription's QoS and
   // identifier, stored for it if its session needs that.
   void hand_to_member(Delivery&& delivery, const Match& member);

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <utility>
+#include <vector>
 
 #include "core/dispatcher.hpp"
 
@@ -15,11 +16,14 @@ namespace broker::core {
 
 class QueueDispatcher final : public Dispatcher {
  public:
-  explicit QueueDispatcher(unsigned workers) : workers_(workers) {}
-  bool post(unsigned /*worker*/, std::function<void()> task) override {
+  explicit QueueDispatcher(unsigned workers) : workers_(workers), posted_(workers, 0) {}
+  bool post(unsigned worker, std::function<void()> task) override {
     tasks_.push_back(std::move(task));
+    ++posted_.at(worker);
     return true;
   }
+  // How many tasks were posted to `worker` so far: a wake-up is an empty one.
+  std::size_t posted_to(unsigned worker) const { return posted_.at(worker); }
   unsigned worker_count() const override { return workers_; }
   // Runs queued tasks, and those they queue, until none is left; returns how many ran.
   std::size_t run() {
@@ -36,6 +40,7 @@ class QueueDispatcher final : public Dispatcher {
  private:
   unsigned workers_;
   std::deque<std::function<void()>> tasks_;
+  std::vector<std::size_t> posted_;
 };
 
 }  // namespace broker::core

@@ -382,9 +382,10 @@ void WorkerCore::drop_drained(Blockers& blockers) {
   });
   // Held while at least half of the PUBLISH's receivers are Congested: once the others
   // drained, a slow few hold it no longer (nor take more than their own bounds for it).
-  if (!at_least_half(blockers.subscribers.size(), blockers.receivers)) {
+  if (!blockers.subscribers.empty() && !at_least_half(blockers.subscribers.size(), blockers.receivers)) {
     for (const SubscriberPtr& s : blockers.subscribers) s->waiters.fetch_and(~bit);
     blockers.subscribers.clear();
+    took_back_waiter_bits_ = true;
   }
   const std::uint64_t low = inbox_low_water(engine_.limits().max_worker_inbox);
   for (unsigned w = 0; w < outgoing_.size(); ++w) {
@@ -448,8 +449,16 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
       held.own_output = false;
       connection->alive_while_held(now_ms, true);  // only its publishing is held now, if anything
     }
-    if (held.blockers.empty()) ready.push_back(connection);
   }
+  // A publisher may have taken our bit back from a receiver that another one, looked at
+  // earlier, still waits for: without it that receiver's drain would not wake this worker.
+  // They ask again. Each pass that takes bits back empties a list, so this ends.
+  while (std::exchange(took_back_waiter_bits_, false)) {
+    for (auto& [connection, held] : held_)
+      if (!held.blockers.subscribers.empty()) drop_drained(held.blockers);
+  }
+  for (auto& [connection, held] : held_)
+    if (!held.own_output && held.blockers.empty()) ready.push_back(connection);
   for (ClientConnection* connection : ready) {
     auto it = held_.find(connection);
     if (it == held_.end()) continue;

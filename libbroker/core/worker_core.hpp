@@ -332,6 +332,7 @@ class WorkerCore {
     }
   };
   // Asks each blocker to wake this worker when it drains, then drops those that already did.
+  // Sets took_back_waiter_bits_ when it withdrew the ask from receivers still Congested.
   void drop_drained(Blockers& blockers);
   // Whether route() should look for blockers: back-pressure is on and `publisher` is a client.
   bool holdable(const Session* publisher) const noexcept;
@@ -420,6 +421,7 @@ class WorkerCore {
   // Sessions that were Stuck: session id -> until when they hold no publisher (update_congested).
   std::unordered_map<std::uint64_t, std::uint64_t> hold_cooldown_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
+  bool took_back_waiter_bits_ = false;  // see drop_drained
   std::unordered_map<std::uint64_t, RetainedBacklog> retained_backlogs_;  // by session id (rare)
   std::vector<std::uint64_t> backlog_ids_;  // feed_retained_backlogs' scratch
   // Trie nodes the worker may still walk this turn for retained snapshots: a turn spends at

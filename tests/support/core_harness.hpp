@@ -108,6 +108,7 @@ class CoreHarness {
 
   core::Engine& engine() { return *engine_; }
   FakeClock& clock() { return clock_; }
+  const ManualDispatcher& dispatcher() const { return *dispatcher_; }
   // Runs end_of_turn on every worker and the queued cross-worker tasks until quiet.
   void settle();
   // While held, settle() does nothing: what one event hands to another worker stays on its

@@ -281,6 +281,52 @@ TEST_CASE("flow: a fan-out held while most receivers are Congested goes on once 
   for (int i = 0; i < 3; ++i) CHECK(payloads(*subs[i]) == std::vector<std::string>{"m1", "m2", "m3"});
 }
 
+TEST_CASE("flow: a receiver that still holds a publisher wakes its worker when it drains, though another publisher stopped waiting for it",
+          "[core][flow]") {
+  // The platform's fan-out goes on once most of its receivers drained; the vehicles feeding
+  // only the slow one still wait for it, and must be woken when it drains, not at a tick.
+  CoreHarness h(small_limits());
+  auto platform = h.connect(id_on(h, 0, "platform"), ProtocolVersion::V311);
+  std::vector<std::unique_ptr<VirtualClient>> feeders;
+  for (int i = 0; i < 6; ++i)
+    feeders.push_back(h.connect(id_on(h, 0, "feeder" + std::to_string(i) + "-"), ProtocolVersion::V311));
+  auto slow = h.connect(id_on(h, 1, "slow"), ProtocolVersion::V311);
+  auto lagging = h.connect(id_on(h, 1, "lagging"), ProtocolVersion::V311);
+  auto fast = h.connect(id_on(h, 1, "fast"), ProtocolVersion::V311);
+  subscribe_ok(*slow, "fan/x");
+  subscribe_ok(*slow, "one/x");
+  subscribe_ok(*lagging, "fan/x");
+  subscribe_ok(*fast, "fan/x");
+  slow->set_pending_bytes(600);
+  lagging->set_pending_bytes(600);
+  platform->send(broker::test::make_publish("fan/x", "p0"));  // slow and lagging Congested
+  h.settle();
+  platform->send(broker::test::make_publish("fan/x", "p1"));  // two of three Congested: held
+  h.settle();
+  REQUIRE(platform->reading_paused());
+  // Held after the platform: whichever order the worker looks at its held publishers in,
+  // some come before it and some after.
+  for (auto& f : feeders) {
+    f->send(broker::test::make_publish("one/x", "f"));
+    h.settle();
+    REQUIRE(f->reading_paused());
+  }
+  // Turn by turn, as the event loops would run them: the vehicles' worker sees lagging drain
+  // and wakes the publishers' worker, whose one turn lets the platform go on; then it sleeps.
+  lagging->set_pending_bytes(0);
+  h.engine().worker(1).end_of_turn();
+  h.engine().worker(0).end_of_turn();
+  CHECK_FALSE(platform->reading_paused());  // one of three Congested holds it no longer
+
+  const std::size_t wake_ups = h.dispatcher().posted_to(0);
+  slow->set_pending_bytes(0);
+  h.engine().worker(1).end_of_turn();
+  CHECK(h.dispatcher().posted_to(0) > wake_ups);
+  h.settle();
+  for (auto& f : feeders) CHECK_FALSE(f->reading_paused());
+  CHECK(dropped(h) == 0);
+}
+
 TEST_CASE("flow: a publisher that reached an Open receiver since one became Congested is not held by it",
           "[core][flow]") {
   // A platform sending each vehicle its own commands: a PUBLISH to the one slow vehicle alone

@@ -217,7 +217,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
       if (k == 0 && wanted[1]) delivery.shared_tag = kRetainZeroCopyTag;
       delivery.message = message;
       if (matches[i].subscriber) store_delivery_for(*matches[i].subscriber, delivery);
-      send_to(matches[i].key, std::move(delivery));
+      send_to(matches[i], std::move(delivery));
     }
     i = j;
   }
@@ -232,7 +232,7 @@ std::size_t WorkerCore::route(const MessagePtr& message, const Session* publishe
     delivery.shared_tag = matches[i].shared_tag;
     watch_flow(matches[i]);
     store_delivery_for(*matches[i].subscriber, delivery);
-    send_to(matches[i].key, std::move(delivery));
+    send_to(matches[i], std::move(delivery));
     ++receivers;
   }
   if (watch) {
@@ -469,12 +469,14 @@ void WorkerCore::recheck_held(std::uint64_t now_ms) {
   }
 }
 
-void WorkerCore::send_to(const SubscriberKey& key, Delivery&& delivery) {
-  if (key.worker == index_) {
-    deliver_to(key.session_id, std::move(delivery));
+void WorkerCore::send_to(const Match& target, Delivery&& delivery) {
+  // Stored: whoever receives it must be able to delete its record (deliver_to).
+  SubscriberPtr stored_for = delivery.stored ? target.subscriber : SubscriberPtr();
+  if (target.key.worker == index_) {
+    deliver_to(target.key.session_id, std::move(delivery), stored_for);
     return;
   }
-  outgoing_[key.worker].push_back(BatchItem{key.session_id, std::move(delivery)});
+  outgoing_[target.key.worker].push_back(BatchItem{target.key.session_id, std::move(delivery), std::move(stored_for)});
 }
 
 bool WorkerCore::end_of_turn() {
@@ -532,20 +534,27 @@ void WorkerCore::receive_batch(std::vector<BatchItem>&& batch) {
   auto& waiters = engine_.inbox_waiters(index_);
   if (left <= inbox_low_water(engine_.limits().max_worker_inbox) && waiters.load() != 0)
     wake(waiters.exchange(0));
-  for (auto& item : batch) deliver_to(item.session_id, std::move(item.delivery));
+  for (auto& item : batch) deliver_to(item.session_id, std::move(item.delivery), item.stored_for);
 }
 
-void WorkerCore::deliver_to(std::uint64_t session_id, Delivery&& delivery) {
+void WorkerCore::deliver_to(std::uint64_t session_id, Delivery&& delivery, const SubscriberPtr& stored_for) {
   if (Session* session = sessions_by_id_.find(session_id)) {
     deliver(*session, std::move(delivery));
-  } else if (delivery.shared && !draining_) {
-    reroute_shared(std::move(delivery));
+    return;
   }
+  // The session ended (which deleted its records) while this was on its way. The routing
+  // worker's write of its record may have committed after that delete; left there, it would
+  // come back after a restart in the client id's next persistent session.
+  if (delivery.stored && stored_for) {
+    batch_.delete_delivery(stored_for->client_id, delivery.message->id, delivery.shared_tag);
+    delivery.stored = false;
+  }
+  if (delivery.shared && !draining_) reroute_shared(std::move(delivery));
 }
 
 void WorkerCore::reroute_shared(Delivery&& delivery) {
   // Matched again: the group's pick now skips the member that left (it is out of the index
-  // before its session goes). Its stored record, if any, went with its session.
+  // before its session goes).
   std::optional<Match> member = pick_group_member(delivery, nullptr);
   if (!member) {
     Counters::add(counters_.messages_dropped);  // the group has no member left
@@ -573,7 +582,7 @@ void WorkerCore::hand_to_member(Delivery&& delivery, const Match& member) {
   if (member.options.subscription_id) delivery.subscription_ids.push_back(member.options.subscription_id);
   delivery.stored = false;
   store_delivery_for(*member.subscriber, delivery);
-  send_to(member.key, std::move(delivery));
+  send_to(member, std::move(delivery));
 }
 
 void WorkerCore::deliver(Session& session, Delivery&& delivery) {

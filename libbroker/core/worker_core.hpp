@@ -130,8 +130,9 @@ class WorkerCore {
   // Moves a session's unacknowledged shared-subscription messages to other group members.
   void redistribute_shared(Session& session);
   // Delivers to this worker's session `session_id`. If it is gone (it left while the delivery
-  // was on its way here), a shared-subscription message goes back to its group instead.
-  void deliver_to(std::uint64_t session_id, Delivery&& delivery);
+  // was on its way here), a shared-subscription message goes back to its group instead, and
+  // the record stored for it (`stored_for` is then its Subscriber) is deleted.
+  void deliver_to(std::uint64_t session_id, Delivery&& delivery, const SubscriberPtr& stored_for);
   void reroute_shared(Delivery&& delivery);
   // A member of `delivery`'s shared group (any group of its topic if its tag is 0), never
   // `except`; none when the group has no such member left.
@@ -218,6 +219,7 @@ class WorkerCore {
   struct BatchItem {
     std::uint64_t session_id;
     Delivery delivery;
+    SubscriberPtr stored_for;  // the receiver, when delivery.stored (see deliver_to)
   };
   void receive_batch(std::vector<BatchItem>&& batch);
   // After an UNSUBSCRIBE removed `filter` from `session`: the retained messages still waiting
@@ -300,7 +302,7 @@ class WorkerCore {
   void wait_behind_backlog(Session& session, RetainedBacklog& backlog, Delivery&& delivery);
   // Some inflight PUBLISH or PUBREL waits for the store before it is sent.
   static bool waiting_for_store(Session& session);
-  void send_to(const SubscriberKey& key, Delivery&& delivery);
+  void send_to(const Match& target, Delivery&& delivery);
   // Back-pressure, subscriber side: marks the session Congested when its output or queue is
   // past the high-water marks (after writing to it).
   void check_output(Session& session, ClientConnection& connection);

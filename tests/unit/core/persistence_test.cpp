@@ -407,6 +407,44 @@ TEST_CASE("persistence: a session resumed with Session Expiry 0 keeps its queue'
   CHECK(car->received().empty());
 }
 
+TEST_CASE("persistence: a message on its way to a session that ends meanwhile leaves no record for the client id's next session",
+          "[persistence]") {
+  auto store = make_memory_store();
+  std::string car_id = "car-", pub_id = "platform-";
+  {
+    CoreHarness h({}, 2, store.get());
+    for (int i = 0; h.engine().home_worker(car_id) != 1; ++i) car_id = "car-" + std::to_string(i);
+    for (int i = 0; h.engine().home_worker(pub_id) != 0; ++i) pub_id = "platform-" + std::to_string(i);
+    auto car = h.connect(car_id, ProtocolVersion::V5, true, 3600);
+    subscribe(*car, "cmd/#", 1);
+    car->drop();
+    auto fleet = h.connect("fleet-log", ProtocolVersion::V5, true, 3600);  // keeps the message stored
+    subscribe(*fleet, "cmd/#", 1);
+    fleet->drop();
+    auto pub = h.connect(pub_id);
+    h.hold_settling(true);
+    // Routed on the platform's worker: the car's record waits in that worker's batch and the
+    // delivery on its way to the car's worker.
+    pub->send(publish("cmd/x", "old", 1, 1));
+    // The car starts a new persistent session there first, without the subscription.
+    auto back = h.open(ProtocolVersion::V5, 1);
+    back->send(connect_packet(car_id, ProtocolVersion::V5, true, 3600));
+    CHECK_FALSE(back->take<Connack>().session_present);
+    h.engine().worker(1).end_of_turn();  // the old session's delete, the new session's record
+    h.engine().worker(0).end_of_turn();  // the record the routing wrote: after that delete
+    h.hold_settling(false);
+    h.settle();
+    CHECK(back->received().empty());
+    CHECK(count(*store).deliveries == 1);  // the fleet log's
+  }
+  CoreHarness h({}, 2, store.get());
+  auto car = h.open(ProtocolVersion::V5);
+  car->send(connect_packet(car_id, ProtocolVersion::V5, false, 3600));
+  CHECK(car->take<Connack>().session_present);
+  h.settle();
+  CHECK(car->received().empty());
+}
+
 TEST_CASE("persistence: a session that expired is removed from the store [MQTT-3.1.2-23]", "[persistence]") {
   auto store = make_memory_store();
   {

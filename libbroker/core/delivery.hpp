@@ -24,7 +24,8 @@ struct Delivery {
   // Which shared subscription (shared_subscription_tag): a session in two groups whose filters
   // match the topic holds a copy for each and hands each back to its own group. Stored with the
   // delivery; 0 only in records written before format version 2, then the first matching
-  // group takes it. Not shared: 0, or kRetainZeroCopyTag.
+  // group takes it. Not shared: 0, kRetainZeroCopyTag, or a retained copy's tag
+  // (Engine::next_retained_copy_tag).
   std::uint32_t shared_tag = 0;
 };
 
@@ -32,5 +33,6 @@ struct Delivery {
 // same session (overlapping subscriptions that differ in Retain As Published): it gives that
 // copy a stored record of its own, so that both come back after a restart.
 using broker::kRetainZeroCopyTag;
+using broker::kFirstRetainedCopyTag;
 
 }  // namespace broker::core

@@ -67,6 +67,20 @@ bool Engine::persisted_topic(std::string_view topic) const {
   return false;
 }
 
+std::uint32_t Engine::next_retained_copy_tag() noexcept {
+  for (;;) {
+    const std::uint32_t tag = next_retained_copy_tag_.fetch_add(1, std::memory_order_relaxed);
+    if (tag >= kFirstRetainedCopyTag) return tag;  // not the two below it, after a wrap
+  }
+}
+
+void Engine::raise_retained_copy_tag_floor(std::uint32_t above) noexcept {
+  if (above == UINT32_MAX) return;  // wrapped: no floor holds
+  std::uint32_t current = next_retained_copy_tag_.load();
+  while (current <= above && !next_retained_copy_tag_.compare_exchange_weak(current, above + 1)) {
+  }
+}
+
 void Engine::raise_message_id_floor(std::uint64_t above) noexcept {
   std::uint64_t current = next_message_id_.load();
   while (current <= above && !next_message_id_.compare_exchange_weak(current, above + 1)) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "broker/options.hpp"
+#include "broker/store.hpp"
 #include "core/clock.hpp"
 #include "broker/status.hpp"
 #include "core/dispatcher.hpp"
@@ -82,6 +83,12 @@ class Engine final : private MessageReleaser {
     return next_message_id_.load(std::memory_order_relaxed);
   }
   void raise_message_id_floor(std::uint64_t above) noexcept;
+  // A tag for the record of a copy queued from the retained messages at a SUBSCRIBE, unlike
+  // the tags of the copies that may be stored beside it (see StoredDelivery::shared_tag).
+  // Increasing, wrapping around past kFirstRetainedCopyTag; recovery raises it past the tags
+  // of the records it read.
+  std::uint32_t next_retained_copy_tag() noexcept;
+  void raise_retained_copy_tag_floor(std::uint32_t above) noexcept;
   // Shutdown keeps persisted messages: their in-memory release must not delete records.
   void keep_persisted_messages() noexcept { delete_released_.store(false); }
 
@@ -120,6 +127,7 @@ class Engine final : private MessageReleaser {
   const bool durable_acks_;  // a store, and some message promised Durable
   bool unserved_retained_ = false;
   std::atomic<std::uint64_t> next_message_id_;
+  std::atomic<std::uint32_t> next_retained_copy_tag_{kFirstRetainedCopyTag};
   std::atomic<bool> delete_released_{true};
   TopicIndex index_;
   RetainedStore retained_;

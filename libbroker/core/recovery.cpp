@@ -42,6 +42,8 @@ class Recovery final : public StoreVisitor {
       worker.forget_stored_delivery(record);
       return;
     }
+    if (!record.shared && record.shared_tag >= kFirstRetainedCopyTag)
+      engine_.raise_retained_copy_tag_floor(record.shared_tag);
     if (worker.restore_delivery(std::move(record), it->second)) ++deliveries_;
   }
 

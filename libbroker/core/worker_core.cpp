@@ -807,6 +807,7 @@ void WorkerCore::queue_retained(Session& session, const std::string& filter,
   snapshot.filter = filter;
   snapshot.options = options;
   snapshot.first_live_id = first_live_id;
+  snapshot.copy_tag = engine_.next_retained_copy_tag();
   backlog.snapshot_waiting += snapshot.messages.size();
   const auto index = static_cast<std::uint32_t>(backlog.snapshots.size());
   backlog.entries.push_back({RetainedBacklog::Kind::Snapshot, {}, index});
@@ -898,6 +899,7 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
       snapshot.messages.pop_front();
       delivery.qos = std::min(snapshot.options.qos, delivery.message->qos);
       delivery.retain = true;  // [MQTT-3.3.1-8]
+      delivery.shared_tag = snapshot.copy_tag;
       if (const std::uint32_t id = snapshot.options.subscription_id) delivery.subscription_ids.push_back(id);
     }
     if (live) {
@@ -947,6 +949,7 @@ void WorkerCore::requeue_dropped_retained(const Session& session, RetainedBacklo
     if (granted < 0) continue;  // unsubscribed meanwhile
     delivery.qos = static_cast<std::uint8_t>(std::min<int>(granted, current->qos));
     delivery.retain = true;
+    delivery.shared_tag = engine_.next_retained_copy_tag();
     delivery.message = std::move(current);
     backlog.entries.push_back({RetainedBacklog::Kind::Requeued, std::move(delivery)});
   }

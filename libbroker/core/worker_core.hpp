@@ -243,6 +243,7 @@ class WorkerCore {
       SubscriptionOptions options;
       // Messages from this id on came after the subscription was made: it receives them live.
       std::uint64_t first_live_id = 0;
+      std::uint32_t copy_tag = 0;  // its copies' Delivery::shared_tag (their records' identity)
       std::unique_ptr<RetainedStore::Walk> walk;  // null once through
       std::deque<MessagePtr> messages;            // met, not yet queued
     };

@@ -381,7 +381,7 @@ Result<StoredDelivery> decode_delivery(std::string_view bytes) {
     d.state = static_cast<DeliveryState>(state);
     d.packet_id = r.u16();
     if (version >= 2) d.shared_tag = r.u32();
-    if (d.shared_tag != 0 && !d.shared && d.shared_tag != kRetainZeroCopyTag)
+    if (version < 3 && !d.shared && d.shared_tag > kRetainZeroCopyTag)
       r.fail("shared tag on a delivery that is not shared");
     return d;
   });

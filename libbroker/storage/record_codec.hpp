@@ -26,7 +26,9 @@ namespace broker::storage {
 // Each record carries the version that wrote it, so one store may hold records of several.
 //   1: first layout.
 //   2: a delivery ends with its shared tag (StoredDelivery::shared_tag), which its key holds too.
-inline constexpr std::uint8_t kFormatVersion = 2;
+//   3: same layout; a delivery that is not shared may carry a retained copy's tag
+//      (kFirstRetainedCopyTag and up), which a version 2 reader refuses as corrupt.
+inline constexpr std::uint8_t kFormatVersion = 3;
 // Written once in the meta record so a foreign LMDB environment is told apart from ours.
 inline constexpr std::string_view kStoreMagic = "libbroker-store";
 

@@ -75,6 +75,10 @@ enum class DeliveryState : std::uint8_t {
 // StoredDelivery::shared_tag of the RETAIN 0 copy (not shared) of a message whose RETAIN 1 copy
 // goes to the same session.
 inline constexpr std::uint32_t kRetainZeroCopyTag = 1;
+// Not shared, tags from this one on name a copy a SUBSCRIBE queued from the retained messages:
+// a session may hold several copies of one retained message (overlapping subscriptions, a
+// subscription made again, a copy routed live before), each with a record of its own.
+inline constexpr std::uint32_t kFirstRetainedCopyTag = 2;
 
 // One message queued for or in flight to one session.
 struct StoredDelivery {
@@ -85,9 +89,10 @@ struct StoredDelivery {
   bool shared = false;  // came through a shared subscription
   // Which shared subscription (a hash of its group and filter; 0 = not shared). Part of the
   // delivery's identity: a session in two groups that both match, or in a group and a plain
-  // subscription, holds one copy of the message per subscription. Not shared,
-  // kRetainZeroCopyTag names the RETAIN 0 copy of a message the session also holds with
-  // RETAIN 1 (subscriptions differing in Retain As Published).
+  // subscription, holds one copy of the message per subscription. Not shared: 0 for a copy
+  // routed live; kRetainZeroCopyTag for the RETAIN 0 copy of a message the session also holds
+  // with RETAIN 1 (subscriptions differing in Retain As Published); kFirstRetainedCopyTag or
+  // more for a copy sent from the retained messages at a SUBSCRIBE (store format version 3).
   std::uint32_t shared_tag = 0;
   std::vector<std::uint32_t> subscription_ids;
   DeliveryState state = DeliveryState::Queued;

@@ -445,6 +445,52 @@ TEST_CASE("persistence: a message on its way to a session that ends meanwhile le
   CHECK(car->received().empty());
 }
 
+TEST_CASE("persistence: every retained copy a SUBSCRIBE sent has a record of its own and is sent again after a restart",
+          "[persistence]") {
+  // Overlapping subscriptions each get the retained configuration, and so does a subscription
+  // made again; unacknowledged, every copy comes back after a restart, not one of them.
+  auto store = make_memory_store();
+  // The subscription identifiers of the PUBLISH packets `c` received, added to `ids` (a SUBACK
+  // waits for its session's record: it may come after them).
+  auto take_ids = [](VirtualClient& c, std::multiset<std::uint32_t>& ids) {
+    while (!c.received().empty()) {
+      if (std::holds_alternative<Suback>(c.received().front())) {
+        c.take<Suback>();
+        continue;
+      }
+      auto p = c.take<Publish>();
+      CHECK(p.retain);
+      for (std::uint32_t id : p.properties.subscription_identifiers) ids.insert(id);
+    }
+  };
+  {
+    CoreHarness h({}, 2, store.get());
+    auto pub = h.connect("platform");
+    pub->send(publish("cfg/car-1", "v1", 1, 1, true));
+    pub->take<Ack>();
+    auto car = h.connect("car-1", ProtocolVersion::V5, true, 3600);
+    std::multiset<std::uint32_t> ids;
+    for (auto [filter, id] : {std::pair{"cfg/#", 1u}, {"cfg/+", 2u}, {"cfg/#", 3u}}) {
+      Subscribe s = subscribe_packet(filter, 1);
+      s.properties.subscription_identifiers.push_back(id);
+      car->send(s);
+      h.settle();
+      take_ids(*car, ids);
+    }
+    CHECK(ids == std::multiset<std::uint32_t>{1, 2, 3});
+    CHECK(count(*store).deliveries == 3);
+    car->drop();
+  }
+  CoreHarness h({}, 2, store.get());
+  auto car = h.open(ProtocolVersion::V5);
+  car->send(connect_packet("car-1", ProtocolVersion::V5, false, 3600));
+  CHECK(car->take<Connack>().session_present);
+  h.settle();
+  std::multiset<std::uint32_t> ids;
+  take_ids(*car, ids);
+  CHECK(ids == std::multiset<std::uint32_t>{1, 2, 3});
+}
+
 TEST_CASE("persistence: a session that expired is removed from the store [MQTT-3.1.2-23]", "[persistence]") {
   auto store = make_memory_store();
   {

@@ -29,6 +29,9 @@ struct Delivery {
   std::uint32_t shared_tag = 0;
 };
 
+// What a queued delivery counts against Limits::max_queued_bytes.
+inline std::uint64_t queued_size(const Delivery& d) noexcept { return d.message ? d.message->footprint() : 0; }
+
 // The shared_tag of the RETAIN 0 copy of a retained message whose RETAIN 1 copy goes to the
 // same session (overlapping subscriptions that differ in Retain As Published): it gives that
 // copy a stored record of its own, so that both come back after a restart.

@@ -24,9 +24,6 @@ constexpr std::uint64_t kProgressSampleMs = 100;
 // again, does so at most one time in eleven.
 constexpr std::uint64_t kStuckCooldownFactor = 10;
 // Dropped messages are reported in the log at most this often per worker.
-
-// What a queued delivery counts against Limits::max_queued_bytes.
-std::uint64_t queued_size(const Delivery& d) { return d.message ? d.message->footprint() : 0; }
 }  // namespace
 
 WorkerCore::WorkerCore(Engine& engine, unsigned index, unsigned worker_count)
@@ -639,11 +636,17 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     }
   }
   const std::uint64_t size = queued_size(delivery);
+  // One message larger than the byte bound by itself (a 9 MiB configuration file under the
+  // 8 MiB default) waits beside the others, not counted against it: it neither pushes out
+  // the commands queued before it, which it could never fit with, nor is pushed out by the
+  // next one. A second one needs the first gone (the oldest go, or it is refused).
+  const bool oversize = size > limits.max_queued_bytes;
   // While it holds publishers, the queue also takes what they had routed before the hold
   // reached them (other workers' inboxes, one read each): bounded, but not dropped.
   auto over_times = [&](std::uint64_t room) {
+    const std::uint64_t counted = session.queued_bytes - session.queue.oversize_bytes() + (oversize ? 0 : size);
     return session.queue.size() >= room * limits.max_queued_messages ||
-           session.queued_bytes + size > room * limits.max_queued_bytes;
+           counted > room * limits.max_queued_bytes || (oversize && session.queue.oversize_bytes() != 0);
   };
   auto over = [&] {
     return over_times(1) && (!takes_held_output(session) || over_times(kHeldOutputFactor));
@@ -657,8 +660,6 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
       Counters::add(counters_.messages_expired);
     }
   }
-  // An empty queue takes any one message: one larger than the byte bound (a 9 MiB config push
-  // under the 8 MiB default) still goes out, one at a time, under either policy.
   if (over() && !session.queue.empty()) {
     // QoS 0 gives way first, under either policy: QoS 0 traffic must neither push a vehicle's
     // QoS 1/2 messages out of its queue nor keep them out.
@@ -685,7 +686,7 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   // moved here) are stored here when the session needs them to survive a restart.
   if (!delivery.stored) store_delivery_for(*session.subscriber, delivery);
   session.queued_bytes += size;
-  session.queue.push_back(std::move(delivery));
+  session.queue.push_back(std::move(delivery), engine_.limits().max_queued_bytes);
   pump(session);
 }
 
@@ -913,7 +914,7 @@ bool WorkerCore::refill_from_backlog(Session& session, ClientConnection& connect
       store_delivery_for(*session.subscriber, delivery);
     }
     session.queued_bytes += queued_size(delivery);
-    session.queue.push_back(std::move(delivery));
+    session.queue.push_back(std::move(delivery), engine_.limits().max_queued_bytes);
     moved = true;
   }
   if (backlog.entries.empty()) retained_backlogs_.erase(it);
@@ -1424,7 +1425,7 @@ bool WorkerCore::restore_delivery(StoredDelivery&& record, const MessagePtr& mes
   if (record.state == DeliveryState::Queued || record.packet_id == 0 ||
       session->inflight.contains(record.packet_id)) {
     session->queued_bytes += queued_size(delivery);
-    session->queue.push_back(std::move(delivery));
+    session->queue.push_back(std::move(delivery), engine_.limits().max_queued_bytes);
     return true;
   }
   auto state = record.state == DeliveryState::AwaitPuback   ? InflightMessage::State::AwaitPuback

@@ -414,6 +414,44 @@ TEST_CASE("core: an empty queue takes a message larger than its byte bound, unde
   }
 }
 
+TEST_CASE("core: a message larger than the queue's byte bound waits beside what is queued; a second one needs the first gone",
+          "[core]") {
+  // An offline vehicle is sent commands, a configuration file larger than its queue's byte
+  // bound, more commands, then a second file.
+  for (QueueOverflow policy : {QueueOverflow::RefuseNewest, QueueOverflow::DropOldest}) {
+    CAPTURE(policy == QueueOverflow::DropOldest);
+    Options o;
+    o.limits.max_queued_bytes = 4000;
+    o.limits.queue_overflow = policy;
+    CoreHarness h(o);
+    auto car = h.connect("file-car", ProtocolVersion::V311, false);
+    subscribe_ok(*car, "v/#", 1);
+    car->drop();
+    auto pub = h.connect("file-pub");
+    std::uint16_t id = 1;
+    auto send = [&](const std::string& topic, const std::string& payload) {
+      pub->send(publish(topic, payload, 1, id++));
+      CHECK(pub->take<Ack>().type == PacketType::Puback);
+    };
+    for (const char* c : {"c1", "c2", "c3"}) send("v/cmd", c);
+    send("v/file", std::string(5000, 'x'));
+    for (const char* c : {"c4", "c5"}) send("v/cmd", c);
+    send("v/file", std::string(6000, 'y'));
+    auto back = resume_v311(h, "file-car");
+    std::vector<std::string> got;
+    while (!back->received().empty()) {
+      auto p = back->take<Publish>();
+      const std::string payload(*p.payload);
+      got.push_back(payload.size() > 100 ? payload.substr(0, 1) + std::to_string(payload.size()) : payload);
+      back->send(ack(PacketType::Puback, p.packet_id));
+      h.settle();
+    }
+    CHECK(got == (policy == QueueOverflow::RefuseNewest
+                      ? std::vector<std::string>{"c1", "c2", "c3", "x5000", "c4", "c5"}
+                      : std::vector<std::string>{"c4", "c5", "y6000"}));
+  }
+}
+
 TEST_CASE("core: a Message Expiry Interval of 0 reaches online subscribers only [MQTT-3.3.2-5]", "[core]") {
   CoreHarness h;
   auto online = h.connect("zero-online");

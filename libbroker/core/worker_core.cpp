@@ -477,6 +477,7 @@ void WorkerCore::send_to(const Match& target, Delivery&& delivery) {
 }
 
 bool WorkerCore::end_of_turn() {
+  if (!output_waiters_.empty()) pump_output_waiters();
   if (!congested_.empty() || !held_.empty()) {
     const std::uint64_t now = engine_.now_ms();
     update_congested(now);
@@ -488,6 +489,19 @@ bool WorkerCore::end_of_turn() {
   walk_budget_ = kWalkNodesPerTurn;  // for the next turn's SUBSCRIBEs
   hand_off();
   return walking;
+}
+
+void WorkerCore::pump_output_waiters() {
+  const std::uint64_t output_bound = engine_.limits().max_pending_output_bytes;
+  waiter_ids_.assign(output_waiters_.begin(), output_waiters_.end());
+  for (const std::uint64_t id : waiter_ids_) {
+    Session* session = sessions_by_id_.find(id);
+    const ClientConnection* connection = session ? session->connection : nullptr;
+    // Gone or offline: resuming pumps it. Still full: next turn.
+    if (connection && connection->connected() && connection->pending_bytes() > output_bound) continue;
+    output_waiters_.erase(id);
+    if (session) pump(*session);  // may wait again
+  }
 }
 
 void WorkerCore::hand_off() {
@@ -975,9 +989,17 @@ bool WorkerCore::feed_retained_backlogs() {
 
 void WorkerCore::send_queued(Session& session, ClientConnection& connection, std::size_t window) {
   std::uint64_t now = 0;  // read only for a message that can expire: the clock costs
+  const std::uint64_t output_bound = engine_.limits().max_pending_output_bytes;
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
     if (front.qos > 0 && session.inflight.size() >= window) break;
+    // A client that does not take its output gets no more until it does: its messages wait
+    // here, within the queue's bounds, not in its output, where a stuck vehicle's window of
+    // 16 MiB files would pin a GiB. end_of_turn pumps it again as the output drains.
+    if (connection.pending_bytes() > output_bound) {
+      output_waiters_.insert(session.id());
+      break;
+    }
     // A QoS 0 message does not overtake one waiting for the store (send_inflight_when_durable
     // pumps again once that went out): the session's order holds across QoS levels.
     if (front.qos == 0 && waiting_for_store(session)) break;

@@ -297,6 +297,9 @@ class WorkerCore {
   // pump()'s steps: the queue while the window has room; the retained backlog into the queue
   // (true when it moved any); every backlog once a turn, as output drains without an event.
   void send_queued(Session& session, ClientConnection& connection, std::size_t window);
+  // Once a turn, after the flush: pumps the sessions send_queued left waiting whose output
+  // is back within max_pending_output_bytes.
+  void pump_output_waiters();
   bool refill_from_backlog(Session& session, ClientConnection& connection);
   // Once a turn: walks on and pumps every backlog; true while some walk is not through.
   bool feed_retained_backlogs();
@@ -424,6 +427,9 @@ class WorkerCore {
   // Sessions that were Stuck: session id -> until when they hold no publisher (update_congested).
   std::unordered_map<std::uint64_t, std::uint64_t> hold_cooldown_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
+  // Sessions whose queue waits for their client to take its output (send_queued), by id.
+  std::unordered_set<std::uint64_t> output_waiters_;
+  std::vector<std::uint64_t> waiter_ids_;  // pump_output_waiters' scratch
   bool took_back_waiter_bits_ = false;  // see drop_drained
   std::unordered_map<std::uint64_t, RetainedBacklog> retained_backlogs_;  // by session id (rare)
   std::vector<std::uint64_t> backlog_ids_;  // feed_retained_backlogs' scratch

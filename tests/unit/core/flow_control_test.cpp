@@ -396,6 +396,32 @@ TEST_CASE("flow: a filling worker inbox holds the publisher instead of dropping 
   CHECK(dropped(h) == 0);
 }
 
+TEST_CASE("flow: QoS 1/2 to a client that does not take its output wait in its queue, not in its output",
+          "[core][flow]") {
+  // A vehicle that stopped reading would otherwise be written its whole inflight window:
+  // 64 files of 16 MiB held in memory for as long as it stays connected.
+  const bool back_pressure = GENERATE(true, false);
+  CAPTURE(back_pressure);
+  Options o = small_limits();
+  if (!back_pressure) o.limits.output_high_water_bytes = 0;
+  CoreHarness h(o);
+  auto car = h.connect(id_on(h, 1, "car"), ProtocolVersion::V311);
+  auto platform = h.connect(id_on(h, 0, "platform"), ProtocolVersion::V311);
+  subscribe_ok(*car, "file/#", 1);
+  car->set_pending_bytes(1001);  // past max_pending_output_bytes
+  for (std::uint16_t id = 1; id <= 3; ++id) {
+    platform->send(broker::test::make_publish("file/a", "f" + std::to_string(id), id == 3 ? 2 : 1, id));
+    h.settle();
+  }
+  CHECK(car->received().empty());
+  car->set_pending_bytes(0);
+  h.settle();
+  std::vector<std::string> got;
+  while (!car->received().empty()) got.emplace_back(car->take<Publish>().payload->view());
+  CHECK(got == std::vector<std::string>{"f1", "f2", "f3"});
+  CHECK(dropped(h) == 0);
+}
+
 TEST_CASE("flow: with back-pressure off, QoS 0 past max_pending_output_bytes is dropped", "[core][flow]") {
   Options o = small_limits();
   o.limits.output_high_water_bytes = 0;

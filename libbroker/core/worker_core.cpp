@@ -491,8 +491,12 @@ bool WorkerCore::end_of_turn() {
   return walking;
 }
 
+std::uint64_t WorkerCore::queued_output_bound() const noexcept {
+  return std::max(engine_.limits().max_pending_output_bytes, engine_.limits().max_queued_bytes);
+}
+
 void WorkerCore::pump_output_waiters() {
-  const std::uint64_t output_bound = engine_.limits().max_pending_output_bytes;
+  const std::uint64_t output_bound = queued_output_bound();
   waiter_ids_.assign(output_waiters_.begin(), output_waiters_.end());
   for (const std::uint64_t id : waiter_ids_) {
     Session* session = sessions_by_id_.find(id);
@@ -989,13 +993,15 @@ bool WorkerCore::feed_retained_backlogs() {
 
 void WorkerCore::send_queued(Session& session, ClientConnection& connection, std::size_t window) {
   std::uint64_t now = 0;  // read only for a message that can expire: the clock costs
-  const std::uint64_t output_bound = engine_.limits().max_pending_output_bytes;
+  const std::uint64_t output_bound = queued_output_bound();
   while (!session.queue.empty()) {
     Delivery& front = session.queue.front();
     if (front.qos > 0 && session.inflight.size() >= window) break;
     // A client that does not take its output gets no more until it does: its messages wait
     // here, within the queue's bounds, not in its output, where a stuck vehicle's window of
-    // 16 MiB files would pin a GiB. end_of_turn pumps it again as the output drains.
+    // 16 MiB files would pin a GiB. end_of_turn pumps it again as the output drains. (Not at
+    // max_pending_output_bytes: a reader keeping up with 64 KiB messages has more unsent
+    // than that, and stopping it there costs it throughput.)
     if (connection.pending_bytes() > output_bound) {
       output_waiters_.insert(session.id());
       break;

@@ -300,6 +300,9 @@ class WorkerCore {
   // Once a turn, after the flush: pumps the sessions send_queued left waiting whose output
   // is back within max_pending_output_bytes.
   void pump_output_waiters();
+  // Unsent bytes past which send_queued writes nothing more to a client: as many as its queue
+  // may hold, and never less than max_pending_output_bytes.
+  std::uint64_t queued_output_bound() const noexcept;
   bool refill_from_backlog(Session& session, ClientConnection& connection);
   // Once a turn: walks on and pumps every backlog; true while some walk is not through.
   bool feed_retained_backlogs();

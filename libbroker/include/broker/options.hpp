@@ -66,7 +66,8 @@ struct Limits {
   // sessions than this still goes out. Default: 100,000 (a few tens of MB at most).
   std::uint32_t max_worker_inbox = 100000;
   // Bytes written to a connected client's socket and not yet taken by the kernel; past it
-  // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead),
+  // QoS 0 messages to that client are dropped (QoS 1/2 wait in the session queue instead once
+  // max_queued_bytes, if larger, are unsent),
   // unless publisher back-pressure is holding the publishers that feed it (see below; then
   // up to 16 times this).
   // Default: 1 MiB.

@@ -408,7 +408,7 @@ TEST_CASE("flow: QoS 1/2 to a client that does not take its output wait in its q
   auto car = h.connect(id_on(h, 1, "car"), ProtocolVersion::V311);
   auto platform = h.connect(id_on(h, 0, "platform"), ProtocolVersion::V311);
   subscribe_ok(*car, "file/#", 1);
-  car->set_pending_bytes(1001);  // past max_pending_output_bytes
+  car->set_pending_bytes(o.limits.max_queued_bytes + 1);  // past what its queue may hold
   for (std::uint16_t id = 1; id <= 3; ++id) {
     platform->send(broker::test::make_publish("file/a", "f" + std::to_string(id), id == 3 ? 2 : 1, id));
     h.settle();

@@ -26,6 +26,7 @@ class DeliveryQueue {
   // Bytes (queued_size) of the entries larger than the byte bound given to push_back: a queue
   // keeps one such message beside that bound (WorkerCore::deliver).
   std::uint64_t oversize_bytes() const noexcept { return items_ ? items_->oversize_bytes : 0; }
+  std::size_t oversize_count() const noexcept { return items_ ? items_->oversize : 0; }
   // REQUIRES: !empty(). Its QoS and message must not be changed through it (they are counted).
   Delivery& front() { return items_->deque.front(); }
   void pop_front() {
@@ -37,8 +38,10 @@ class DeliveryQueue {
   void push_back(Delivery&& delivery, std::uint64_t byte_bound) {
     if (!items_) items_ = std::make_unique<Items>(byte_bound);
     if (delivery.qos == 0) ++items_->qos0;
-    if (const std::uint64_t size = queued_size(delivery); size > items_->byte_bound)
+    if (const std::uint64_t size = queued_size(delivery); size > items_->byte_bound) {
       items_->oversize_bytes += size;
+      ++items_->oversize;
+    }
     items_->deque.push_back(std::move(delivery));
   }
   // Iteration with erase (shared-subscription hand-off). The storage stays while iterating.
@@ -52,8 +55,10 @@ class DeliveryQueue {
  private:
   void uncount(const Delivery& delivery) noexcept {
     if (delivery.qos == 0) --items_->qos0;
-    if (const std::uint64_t size = queued_size(delivery); size > items_->byte_bound)
+    if (const std::uint64_t size = queued_size(delivery); size > items_->byte_bound) {
       items_->oversize_bytes -= size;
+      --items_->oversize;
+    }
   }
   // The counts live with the deque, so an empty queue still costs one pointer.
   struct Items {
@@ -62,6 +67,7 @@ class DeliveryQueue {
     std::size_t qos0 = 0;
     std::uint64_t byte_bound;
     std::uint64_t oversize_bytes = 0;
+    std::size_t oversize = 0;
   };
   std::unique_ptr<Items> items_;
 };

@@ -655,16 +655,17 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   }
   const std::uint64_t size = queued_size(delivery);
   // One message larger than the byte bound by itself (a 9 MiB configuration file under the
-  // 8 MiB default) waits beside the others, not counted against it: it neither pushes out
-  // the commands queued before it, which it could never fit with, nor is pushed out by the
-  // next one. A second one needs the first gone (the oldest go, or it is refused).
+  // 8 MiB default) waits beside the others, counted neither in their bytes nor their number:
+  // it does not push out the commands queued before it, which it could never fit with, nor do
+  // the ones after it push it out. A second one takes its place (drop_oldest) or is refused.
   const bool oversize = size > limits.max_queued_bytes;
   // While it holds publishers, the queue also takes what they had routed before the hold
   // reached them (other workers' inboxes, one read each): bounded, but not dropped.
   auto over_times = [&](std::uint64_t room) {
-    const std::uint64_t counted = session.queued_bytes - session.queue.oversize_bytes() + (oversize ? 0 : size);
-    return session.queue.size() >= room * limits.max_queued_messages ||
-           counted > room * limits.max_queued_bytes || (oversize && session.queue.oversize_bytes() != 0);
+    const DeliveryQueue& q = session.queue;
+    if (oversize) return q.oversize_count() != 0;
+    return q.size() - q.oversize_count() >= room * limits.max_queued_messages ||
+           session.queued_bytes - q.oversize_bytes() + size > room * limits.max_queued_bytes;
   };
   auto over = [&] {
     return over_times(1) && (!takes_held_output(session) || over_times(kHeldOutputFactor));
@@ -686,19 +687,15 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
       Counters::add(counters_.messages_dropped);
       return;
     }
-    while (over() && session.queue.holds_qos0()) {
-      pop_oldest_qos0(session);
-      Counters::add(counters_.messages_dropped);
-    }
-    if (over() && !session.queue.empty() && (refuse || delivery.qos == 0)) {
+    // Room is made among its own kind: an oversize message for an oversize one, the others
+    // for the others.
+    while (over() && pop_oldest(session, true, oversize)) Counters::add(counters_.messages_dropped);
+    if (over() && (refuse || delivery.qos == 0)) {
       Counters::add(counters_.messages_dropped);
       unpersist_delivery(session, delivery);
       return;
     }
-    while (over() && !session.queue.empty()) {
-      pop_queued_front(session);
-      Counters::add(counters_.messages_dropped);
-    }
+    while (over() && pop_oldest(session, false, oversize)) Counters::add(counters_.messages_dropped);
   }
   // Deliveries that did not come through route() (retained on subscribe, a shared message
   // moved here) are stored here when the session needs them to survive a restart.
@@ -730,13 +727,15 @@ void WorkerCore::pop_queued_front(Session& session) {
   session.queue.pop_front();
 }
 
-void WorkerCore::pop_oldest_qos0(Session& session) {
+bool WorkerCore::pop_oldest(Session& session, bool qos0_only, bool oversize) {
+  const std::uint64_t bound = engine_.limits().max_queued_bytes;
   for (auto it = session.queue.begin(); it != session.queue.end(); ++it) {
-    if (it->qos != 0) continue;
+    if ((qos0_only && it->qos != 0) || (queued_size(*it) > bound) != oversize) continue;
     release_queued(session, *it);
     session.queue.erase(it);
-    return;
+    return true;
   }
+  return false;
 }
 
 void WorkerCore::resume_inflight(Session& session) {

@@ -187,8 +187,9 @@ class WorkerCore {
   void release_queued(Session& session, const Delivery& delivery);
   // Takes the oldest queued delivery out of `session`, released.
   void pop_queued_front(Session& session);
-  // The same for the oldest queued QoS 0 delivery, if there is one.
-  void pop_oldest_qos0(Session& session);
+  // The same for the oldest queued delivery that is QoS 0 (if `qos0_only`) and oversize or
+  // not as `oversize` says (larger than max_queued_bytes on its own); false if there is none.
+  bool pop_oldest(Session& session, bool qos0_only, bool oversize);
   // Writes again the session records a failed batch held (see unsaved_sessions_).
   void save_unsaved_sessions();
   // Stores `delivery` (and its message, once) for the persistent session `target` if it needs it.

@@ -52,9 +52,10 @@ struct Limits {
   // sent is still queued, up to 16 times this (and max_queued_bytes). Default: 1,000.
   std::uint32_t max_queued_messages = 1000;
   // Bytes queued for one session: payloads, topics and the memory of their properties. One
-  // message larger than this on its own (up to max_packet_size) waits beside that bound, so a
-  // file push larger than it neither pushes out what is queued nor is pushed out by what
-  // follows; a second such message needs the first gone. Default: 8 MiB.
+  // message larger than this on its own (up to max_packet_size) waits beside this bound and
+  // max_queued_messages, so a file push larger than it neither pushes out what is queued nor
+  // is pushed out by what follows; a second such message takes its place (drop_oldest) or is
+  // refused (refuse_newest). Default: 8 MiB.
   std::uint64_t max_queued_bytes = 8ull * 1024 * 1024;
   // Default: DropOldest.
   QueueOverflow queue_overflow = QueueOverflow::DropOldest;

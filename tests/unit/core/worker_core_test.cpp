@@ -448,7 +448,40 @@ TEST_CASE("core: a message larger than the queue's byte bound waits beside what 
     }
     CHECK(got == (policy == QueueOverflow::RefuseNewest
                       ? std::vector<std::string>{"c1", "c2", "c3", "x5000", "c4", "c5"}
-                      : std::vector<std::string>{"c4", "c5", "y6000"}));
+                      : std::vector<std::string>{"c1", "c2", "c3", "c4", "c5", "y6000"}));
+  }
+}
+
+TEST_CASE("core: a message larger than the queue's byte bound at its front is not pushed out by the ones after it",
+          "[core]") {
+  for (QueueOverflow policy : {QueueOverflow::RefuseNewest, QueueOverflow::DropOldest}) {
+    CAPTURE(policy == QueueOverflow::DropOldest);
+    Options o;
+    o.limits.max_queued_bytes = 4000;
+    o.limits.max_queued_messages = 5;
+    o.limits.queue_overflow = policy;
+    CoreHarness h(o);
+    auto car = h.connect("front-car", ProtocolVersion::V311, false);
+    subscribe_ok(*car, "v/#", 1);
+    car->drop();
+    auto pub = h.connect("front-pub");
+    pub->send(publish("v/file", std::string(5000, 'x'), 1, 1));
+    // Past both the byte and the message bound of the others.
+    for (std::uint16_t i = 0; i < 12; ++i)
+      pub->send(publish("v/cmd", "c" + std::to_string(i) + "|" + std::string(600, '.'), 1, static_cast<std::uint16_t>(i + 2)));
+    auto back = resume_v311(h, "front-car");
+    std::vector<std::string> got;
+    while (!back->received().empty()) {
+      auto p = back->take<Publish>();
+      const std::string payload(*p.payload);
+      got.push_back(payload[0] == 'x' ? "file" : payload.substr(0, payload.find('|')));
+      back->send(ack(PacketType::Puback, p.packet_id));
+      h.settle();
+    }
+    REQUIRE(got.size() >= 2);
+    CHECK(got.front() == "file");
+    CHECK(got.size() <= 6);  // the file and at most max_queued_messages others
+    CHECK(got.back() == (policy == QueueOverflow::DropOldest ? "c11" : std::string("c") + std::to_string(got.size() - 2)));
   }
 }
 

@@ -560,10 +560,8 @@ void WorkerCore::deliver_to(std::uint64_t session_id, Delivery&& delivery, const
   // The session ended (which deleted its records) while this was on its way. The routing
   // worker's write of its record may have committed after that delete; left there, it would
   // come back after a restart in the client id's next persistent session.
-  if (delivery.stored && stored_for) {
-    batch_.delete_delivery(stored_for->client_id, delivery.message->id, delivery.shared_tag);
-    delivery.stored = false;
-  }
+  if (stored_for) unpersist_delivery(stored_for->client_id, delivery);
+  delivery.stored = false;
   if (delivery.shared && !draining_) reroute_shared(std::move(delivery));
 }
 
@@ -1300,8 +1298,12 @@ void WorkerCore::persist_delivery(Session& session, const Delivery& delivery, De
 }
 
 void WorkerCore::unpersist_delivery(Session& session, const Delivery& delivery) {
+  unpersist_delivery(session.client_id(), delivery);
+}
+
+void WorkerCore::unpersist_delivery(const std::string& client_id, const Delivery& delivery) {
   if (!delivery.stored || !delivery.message) return;
-  batch_.delete_delivery(session.client_id(), delivery.message->id, delivery.shared_tag);
+  batch_.delete_delivery(client_id, delivery.message->id, delivery.shared_tag);
 }
 
 void WorkerCore::store_delivery_for(const Subscriber& target, Delivery& delivery) {

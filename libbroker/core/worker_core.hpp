@@ -180,6 +180,7 @@ class WorkerCore {
                         std::uint16_t packet_id);
   // The delivery is done (acknowledged, dropped, expired, moved): its record goes.
   void unpersist_delivery(Session& session, const Delivery& delivery);
+  void unpersist_delivery(const std::string& client_id, const Delivery& delivery);
   // The session stopped being persistent and its records went with its session record: its
   // deliveries no longer have one.
   void forget_stored(Session& session);

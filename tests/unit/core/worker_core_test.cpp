@@ -414,19 +414,33 @@ TEST_CASE("core: an empty queue takes a message larger than its byte bound, unde
   }
 }
 
+namespace {
+
+// A harness whose sessions queue at most 4,000 bytes under `policy`, with the offline 3.1.1
+// session `car` subscribed to v/# at QoS 1.
+std::unique_ptr<CoreHarness> offline_car_with_small_queue(QueueOverflow policy, const std::string& car,
+                                                          std::uint32_t max_messages = 1000) {
+  Options o;
+  o.limits.max_queued_bytes = 4000;
+  o.limits.max_queued_messages = max_messages;
+  o.limits.queue_overflow = policy;
+  auto h = std::make_unique<CoreHarness>(o);
+  auto c = h->connect(car, ProtocolVersion::V311, false);
+  subscribe_ok(*c, "v/#", 1);
+  c->drop();
+  return h;
+}
+
+}  // namespace
+
 TEST_CASE("core: a message larger than the queue's byte bound waits beside what is queued; a second one needs the first gone",
           "[core]") {
   // An offline vehicle is sent commands, a configuration file larger than its queue's byte
   // bound, more commands, then a second file.
   for (QueueOverflow policy : {QueueOverflow::RefuseNewest, QueueOverflow::DropOldest}) {
     CAPTURE(policy == QueueOverflow::DropOldest);
-    Options o;
-    o.limits.max_queued_bytes = 4000;
-    o.limits.queue_overflow = policy;
-    CoreHarness h(o);
-    auto car = h.connect("file-car", ProtocolVersion::V311, false);
-    subscribe_ok(*car, "v/#", 1);
-    car->drop();
+    auto harness = offline_car_with_small_queue(policy, "file-car");
+    CoreHarness& h = *harness;
     auto pub = h.connect("file-pub");
     std::uint16_t id = 1;
     auto send = [&](const std::string& topic, const std::string& payload) {
@@ -456,14 +470,8 @@ TEST_CASE("core: a message larger than the queue's byte bound at its front is no
           "[core]") {
   for (QueueOverflow policy : {QueueOverflow::RefuseNewest, QueueOverflow::DropOldest}) {
     CAPTURE(policy == QueueOverflow::DropOldest);
-    Options o;
-    o.limits.max_queued_bytes = 4000;
-    o.limits.max_queued_messages = 5;
-    o.limits.queue_overflow = policy;
-    CoreHarness h(o);
-    auto car = h.connect("front-car", ProtocolVersion::V311, false);
-    subscribe_ok(*car, "v/#", 1);
-    car->drop();
+    auto harness = offline_car_with_small_queue(policy, "front-car", 5);
+    CoreHarness& h = *harness;
     auto pub = h.connect("front-pub");
     pub->send(publish("v/file", std::string(5000, 'x'), 1, 1));
     // Past both the byte and the message bound of the others.

@@ -14,6 +14,12 @@
 
 namespace broker::core {
 
+// A delivery larger than the queue's byte bound (Limits::max_queued_bytes) on its own: a queue
+// keeps one such message beside that bound (WorkerCore::deliver).
+inline bool oversize(const Delivery& delivery, std::uint64_t byte_bound) noexcept {
+  return queued_size(delivery) > byte_bound;
+}
+
 class DeliveryQueue {
  public:
   using Storage = std::deque<Delivery>;
@@ -23,8 +29,7 @@ class DeliveryQueue {
   // Whether a QoS 0 delivery waits here: a later one must then wait behind it, not go out
   // directly, or it would overtake it [MQTT-4.6.0-6].
   bool holds_qos0() const noexcept { return items_ && items_->qos0 != 0; }
-  // Bytes (queued_size) of the entries larger than the byte bound given to push_back: a queue
-  // keeps one such message beside that bound (WorkerCore::deliver).
+  // Bytes (queued_size) and number of the entries oversize for the byte bound given to push_back.
   std::uint64_t oversize_bytes() const noexcept { return items_ ? items_->oversize_bytes : 0; }
   std::size_t oversize_count() const noexcept { return items_ ? items_->oversize : 0; }
   // REQUIRES: !empty(). Its QoS and message must not be changed through it (they are counted).
@@ -38,8 +43,8 @@ class DeliveryQueue {
   void push_back(Delivery&& delivery, std::uint64_t byte_bound) {
     if (!items_) items_ = std::make_unique<Items>(byte_bound);
     if (delivery.qos == 0) ++items_->qos0;
-    if (const std::uint64_t size = queued_size(delivery); size > items_->byte_bound) {
-      items_->oversize_bytes += size;
+    if (oversize(delivery, items_->byte_bound)) {
+      items_->oversize_bytes += queued_size(delivery);
       ++items_->oversize;
     }
     items_->deque.push_back(std::move(delivery));
@@ -55,8 +60,8 @@ class DeliveryQueue {
  private:
   void uncount(const Delivery& delivery) noexcept {
     if (delivery.qos == 0) --items_->qos0;
-    if (const std::uint64_t size = queued_size(delivery); size > items_->byte_bound) {
-      items_->oversize_bytes -= size;
+    if (oversize(delivery, items_->byte_bound)) {
+      items_->oversize_bytes -= queued_size(delivery);
       --items_->oversize;
     }
   }

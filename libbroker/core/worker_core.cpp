@@ -656,12 +656,12 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
   // 8 MiB default) waits beside the others, counted neither in their bytes nor their number:
   // it does not push out the commands queued before it, which it could never fit with, nor do
   // the ones after it push it out. A second one takes its place (drop_oldest) or is refused.
-  const bool oversize = size > limits.max_queued_bytes;
+  const bool is_oversize = oversize(delivery, limits.max_queued_bytes);
   // While it holds publishers, the queue also takes what they had routed before the hold
   // reached them (other workers' inboxes, one read each): bounded, but not dropped.
   auto over_times = [&](std::uint64_t room) {
     const DeliveryQueue& q = session.queue;
-    if (oversize) return q.oversize_count() != 0;
+    if (is_oversize) return q.oversize_count() != 0;
     return q.size() - q.oversize_count() >= room * limits.max_queued_messages ||
            session.queued_bytes - q.oversize_bytes() + size > room * limits.max_queued_bytes;
   };
@@ -687,13 +687,14 @@ void WorkerCore::deliver(Session& session, Delivery&& delivery) {
     }
     // Room is made among its own kind: an oversize message for an oversize one, the others
     // for the others.
-    while (over() && pop_oldest(session, true, oversize)) Counters::add(counters_.messages_dropped);
+    while (over() && pop_oldest(session, true, is_oversize)) Counters::add(counters_.messages_dropped);
     if (over() && (refuse || delivery.qos == 0)) {
       Counters::add(counters_.messages_dropped);
       unpersist_delivery(session, delivery);
       return;
     }
-    while (over() && pop_oldest(session, false, oversize)) Counters::add(counters_.messages_dropped);
+    while (over() && pop_oldest(session, false, is_oversize))
+      Counters::add(counters_.messages_dropped);
   }
   // Deliveries that did not come through route() (retained on subscribe, a shared message
   // moved here) are stored here when the session needs them to survive a restart.
@@ -725,10 +726,10 @@ void WorkerCore::pop_queued_front(Session& session) {
   session.queue.pop_front();
 }
 
-bool WorkerCore::pop_oldest(Session& session, bool qos0_only, bool oversize) {
+bool WorkerCore::pop_oldest(Session& session, bool qos0_only, bool of_oversize) {
   const std::uint64_t bound = engine_.limits().max_queued_bytes;
   for (auto it = session.queue.begin(); it != session.queue.end(); ++it) {
-    if ((qos0_only && it->qos != 0) || (queued_size(*it) > bound) != oversize) continue;
+    if ((qos0_only && it->qos != 0) || oversize(*it, bound) != of_oversize) continue;
     release_queued(session, *it);
     session.queue.erase(it);
     return true;

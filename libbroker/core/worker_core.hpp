@@ -188,9 +188,9 @@ class WorkerCore {
   void release_queued(Session& session, const Delivery& delivery);
   // Takes the oldest queued delivery out of `session`, released.
   void pop_queued_front(Session& session);
-  // The same for the oldest queued delivery that is QoS 0 (if `qos0_only`) and oversize or
-  // not as `oversize` says (larger than max_queued_bytes on its own); false if there is none.
-  bool pop_oldest(Session& session, bool qos0_only, bool oversize);
+  // The same for the oldest queued delivery that is QoS 0 (if `qos0_only`) and oversize
+  // (core::oversize) or not as `of_oversize` says; false if there is none.
+  bool pop_oldest(Session& session, bool qos0_only, bool of_oversize);
   // Writes again the session records a failed batch held (see unsaved_sessions_).
   void save_unsaved_sessions();
   // Stores `delivery` (and its message, once) for the persistent session `target` if it needs it.
@@ -300,7 +300,7 @@ class WorkerCore {
   // (true when it moved any); every backlog once a turn, as output drains without an event.
   void send_queued(Session& session, ClientConnection& connection, std::size_t window);
   // Once a turn, after the flush: pumps the sessions send_queued left waiting whose output
-  // is back within max_pending_output_bytes.
+  // is back within queued_output_bound().
   void pump_output_waiters();
   // Unsent bytes past which send_queued writes nothing more to a client: as many as its queue
   // may hold, and never less than max_pending_output_bytes.

@@ -160,9 +160,15 @@ void ClientConnection::handle_bytes(const char* data, std::size_t size, std::uin
   protocol::Packet packet;
   protocol::DecodeError error;
   while (!input.empty() && (state_ == State::AwaitConnect || state_ == State::Connected)) {
-    if (held_) {
-      // Back-pressure: the rest waits (bounded by one read) until the hold ends.
-      worker_.stash_input(*this, std::string_view(reinterpret_cast<const char*>(input.data()), input.size()));
+    if (held_ || connack_waits_) {
+      // Back-pressure, or a CONNACK waiting for the store: the rest waits (bounded by one
+      // read) until the hold ends or the CONNACK is out.
+      const std::string_view rest(reinterpret_cast<const char*>(input.data()), input.size());
+      if (connack_waits_) {
+        worker_.stash_until_connack(serial_, rest);
+      } else {
+        worker_.stash_input(*this, rest);
+      }
       return;
     }
     switch (decoder_.next(input, packet, error)) {
@@ -372,6 +378,11 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
     // [MQTT-3.1.4-3] takeover: the old connection goes, the session may stay.
     session->connection->take_over(resume);
   }
+  // A stored session that Clean Start discards must stay discarded once the client is told
+  // so (Session Present 0) [MQTT-3.1.2-4], [MQTT-3.1.2-6]: a crash right after that CONNACK
+  // must not bring back its subscriptions and queued messages.
+  const bool discards_stored =
+      session && !resume && session->subscriber->persistent.load(std::memory_order_relaxed);
   if (session && !resume) {
     // The old session ends: a will still waiting for its delay goes out now.
     if (session->will) worker_.publish_will(session->client_id(), session->will->will);
@@ -398,10 +409,29 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   counted_ = true;
   Counters::add(engine.open_connections());
 
-  send(connack);
+  if (discards_stored && engine.durable_acks() && worker_.has_pending_writes()) {
+    // Nothing is read or sent until then (a SUBACK, a PINGRESP, a retained message would
+    // overtake the CONNACK). A failed commit is retried (WorkerCore::save_unsaved_sessions).
+    connack_waits_ = true;
+    link_.pause_reading();
+    WorkerCore* worker = &worker_;
+    worker_.after_commit([worker, self = this, serial = serial_, connack](const Status&) {
+      std::string input = worker->take_input_until_connack(serial);
+      if (worker->connection_alive(self, serial)) self->finish_connect(connack, std::move(input));
+    });
+    return;
+  }
+  finish_connect(connack, {});
+}
 
-  worker_.resume_inflight(*session);
-  worker_.pump(*session);
+void ClientConnection::finish_connect(const protocol::Connack& connack, std::string&& input) {
+  if (state_ != State::Connected) return;  // closed meanwhile (a takeover, a shutdown)
+  const bool waited = std::exchange(connack_waits_, false);
+  send(connack);
+  worker_.resume_inflight(*session_);
+  worker_.pump(*session_);
+  if (!input.empty()) on_bytes(input.data(), input.size());
+  if (waited && state_ == State::Connected && !held_) link_.resume_reading();
 }
 
 void ClientConnection::handle_publish(protocol::Publish&& publish) {
@@ -767,7 +797,7 @@ void ClientConnection::handle_auth(const protocol::Auth&) {
 
 void ClientConnection::take_over(bool session_continues) {
   Session* session = session_;
-  if (is_v5()) {
+  if (is_v5() && !connack_waits_) {  // no DISCONNECT before a CONNACK [MQTT-3.14.0-1]
     protocol::Disconnect d;
     d.reason = ReasonCode::SessionTakenOver;
     send(d);
@@ -795,7 +825,7 @@ void ClientConnection::disconnect(ReasonCode reason, const char* why) {
   }
   if (log::enabled(LogLevel::Debug))  // peer() asks the kernel
     log::debug("closing {} ({}): {}", link_.peer(), session_ ? session_->client_id() : "", why);
-  if (is_v5()) {
+  if (is_v5() && !connack_waits_) {  // no DISCONNECT before a CONNACK [MQTT-3.14.0-1]
     protocol::Disconnect d;
     d.reason = reason;
     if (request_problem_information_ && why && *why) d.properties.reason_string = why;

@@ -91,6 +91,9 @@ class ClientConnection final : public ConnectionHandler {
   void handle_disconnect(const protocol::Disconnect& disconnect);
   void handle_auth(const protocol::Auth& auth);
   void reject_connect(ReasonCode reason, const char* why);
+  // The rest of a CONNECT once the CONNACK may go: sends it, starts the session's output and
+  // handles `input`, what the client sent after the CONNECT meanwhile.
+  void finish_connect(const protocol::Connack& connack, std::string&& input);
   void protocol_violation(ReasonCode reason, const char* why);
   void send(const protocol::Packet& packet);
   void send_ack(protocol::PacketType type, std::uint16_t packet_id, ReasonCode reason);
@@ -137,6 +140,9 @@ class ClientConnection final : public ConnectionHandler {
   bool normal_disconnect_ = false;  // DISCONNECT 0x00 received: no will
   bool held_ = false;               // not read: a receiver of its messages is congested
   bool held_for_output_ = false;    // not read: it does not read its own answers
+  // Not read, and nothing sent: its CONNACK waits for the store to commit the session it
+  // discarded (handle_connect).
+  bool connack_waits_ = false;
 
   State state_ = State::AwaitConnect;
   protocol::ProtocolVersion version_ = protocol::ProtocolVersion::V311;

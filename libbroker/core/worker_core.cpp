@@ -421,6 +421,11 @@ void WorkerCore::stash_input(ClientConnection& connection, std::string_view byte
   held_[&connection].input.append(bytes);
 }
 
+std::string WorkerCore::take_input_until_connack(std::uint64_t serial) {
+  auto node = input_until_connack_.extract(serial);
+  return node ? std::move(node.mapped()) : std::string();
+}
+
 void WorkerCore::recheck_held(std::uint64_t now_ms) {
   const std::uint64_t max_pause = engine_.limits().max_publisher_pause_ms;
   std::vector<ClientConnection*> ready;

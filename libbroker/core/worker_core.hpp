@@ -167,6 +167,13 @@ class WorkerCore {
   bool hold_publisher(ClientConnection& connection);
   // Bytes `connection` read but did not handle before it was held; handled when it goes on.
   void stash_input(ClientConnection& connection, std::string_view bytes);
+  // Bytes a client sent after a CONNECT whose CONNACK waits for the store, by connection
+  // serial (ClientConnection::handle_connect): handled once the CONNACK is out. The waiting
+  // connection's after-commit callback takes them, whether it is still alive or not.
+  void stash_until_connack(std::uint64_t serial, std::string_view bytes) {
+    input_until_connack_[serial].append(bytes);
+  }
+  std::string take_input_until_connack(std::uint64_t serial);
   // Holds `connection` until its own unsent output falls to Limits::output_low_water_bytes:
   // it sends requests (PINGREQ, QoS 1 PUBLISH) and does not read the answers.
   void hold_reader(ClientConnection& connection);
@@ -432,6 +439,7 @@ class WorkerCore {
   // Sessions that were Stuck: session id -> until when they hold no publisher (update_congested).
   std::unordered_map<std::uint64_t, std::uint64_t> hold_cooldown_;
   std::unordered_map<ClientConnection*, HeldPublisher> held_;
+  std::unordered_map<std::uint64_t, std::string> input_until_connack_;  // stash_until_connack
   // Sessions whose queue waits for their client to take its output (send_queued), by id.
   std::unordered_set<std::uint64_t> output_waiters_;
   std::vector<std::uint64_t> waiter_ids_;  // pump_output_waiters' scratch

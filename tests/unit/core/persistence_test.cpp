@@ -429,11 +429,11 @@ TEST_CASE("persistence: a message on its way to a session that ends meanwhile le
     // The car starts a new persistent session there first, without the subscription.
     auto back = h.open(ProtocolVersion::V5, 1);
     back->send(connect_packet(car_id, ProtocolVersion::V5, true, 3600));
-    CHECK_FALSE(back->take<Connack>().session_present);
     h.engine().worker(1).end_of_turn();  // the old session's delete, the new session's record
     h.engine().worker(0).end_of_turn();  // the record the routing wrote: after that delete
     h.hold_settling(false);
     h.settle();
+    CHECK_FALSE(back->take<Connack>().session_present);  // once the delete is committed
     CHECK(back->received().empty());
     CHECK(count(*store).deliveries == 1);  // the fleet log's
   }
@@ -782,4 +782,75 @@ TEST_CASE("persistence: a QoS 2 PUBLISH waiting for the store is not resent to a
   auto p = back->take<Publish>();
   CHECK(*p.payload == "once");
   CHECK(back->received().empty());  // once
+}
+
+TEST_CASE("persistence: a session discarded by Clean Start stays discarded once its CONNACK went out [MQTT-3.1.2-4]",
+          "[persistence]") {
+  const bool v5 = GENERATE(true, false);
+  const ProtocolVersion version = v5 ? ProtocolVersion::V5 : ProtocolVersion::V311;
+  FaultyFixture f;
+  {
+    CoreHarness h({}, 2, &f.store);
+    auto car = h.connect("car-cs", ProtocolVersion::V5, true, 3600);
+    subscribe(*car, "cmd", 1);
+    car->drop();
+    auto platform = h.connect("platform-cs");
+    platform->send(publish("cmd", "old", 1, 1));
+    CHECK(platform->take<Ack>().packet_id == 1);
+
+    f.store.hold_writes(true);
+    car = h.open(version);
+    car->send(connect_packet("car-cs", version, true, 3600));
+    car->send(Pingreq{});  // handled after the CONNACK, never before it
+    h.settle();
+    CHECK(car->received().empty());
+    CHECK(car->reading_paused());
+    f.store.release_held();
+    h.settle();
+    CHECK_FALSE(car->take<Connack>().session_present);
+    car->take<Pingresp>();
+    CHECK_FALSE(car->reading_paused());
+
+    // The next discard is lost with the writes a crash loses: so is its CONNACK.
+    f.store.hold_writes(false);
+    car->drop();
+    car = h.connect("car-cs", ProtocolVersion::V5, false, 3600);  // 3.1.1's clean one ended
+    subscribe(*car, "cmd", 1);
+    car->drop();
+    h.settle();
+    f.store.hold_writes(true);
+    car = h.open(version);
+    car->send(connect_packet("car-cs", version, true, 3600));
+    h.settle();
+    CHECK(car->received().empty());
+    f.store.drop_unsynced();  // the crash
+  }
+  f.store.hold_writes(false);
+  CoreHarness h({}, 2, &f.store);
+  auto car = h.open(ProtocolVersion::V5);
+  car->send(connect_packet("car-cs", ProtocolVersion::V5, false, 3600));
+  CHECK(car->take<Connack>().session_present);  // never told it was gone: it is still there
+  car->drop();
+}
+
+TEST_CASE("persistence: a CONNACK waiting for a discarded session's delete is not preceded by a DISCONNECT",
+          "[persistence]") {
+  FaultyFixture f;
+  CoreHarness h({}, 2, &f.store);
+  auto car = h.connect("car-to", ProtocolVersion::V5, true, 3600);
+  car->drop();
+  f.store.hold_writes(true);
+  auto first = h.open(ProtocolVersion::V5);
+  first->send(connect_packet("car-to", ProtocolVersion::V5, true, 3600));
+  h.settle();
+  auto second = h.open(ProtocolVersion::V5);
+  second->send(connect_packet("car-to", ProtocolVersion::V5, false, 3600));
+  h.settle();
+  CHECK(first->closed_by_broker());
+  CHECK(first->received().empty());  // [MQTT-3.14.0-1] no DISCONNECT before a CONNACK
+  f.store.release_held();
+  f.store.hold_writes(false);
+  h.settle();
+  CHECK(first->received().empty());
+  CHECK(second->take<Connack>().session_present);
 }

@@ -115,7 +115,7 @@ class BrokerImpl final : public Broker {
     callbacks.open = [this](unsigned w, core::Link& link) { return engine_->worker(w).open(link); };
     callbacks.hand_off = [this](unsigned w) { engine_->worker(w).hand_off(); };
     callbacks.end_of_turn = [this](unsigned w) { return engine_->worker(w).end_of_turn(); };
-    callbacks.tick = [this](unsigned w, std::uint64_t now) { engine_->worker(w).tick(now); };
+    callbacks.tick = [this](unsigned w) { engine_->worker(w).tick(engine_->now_ms()); };
     callbacks.draining = [this](unsigned w) { engine_->worker(w).drain(); };
     pool_ = std::make_unique<transport::WorkerPool>(pool_options, std::move(callbacks));
   }

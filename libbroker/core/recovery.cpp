@@ -21,6 +21,7 @@ class Recovery final : public StoreVisitor {
   void on_message(StoredMessage&& record) override {
     if (!valid_topic(record, "message")) return;  // its deliveries then find no message
     MessageRef message = from_record(std::move(record), engine_.message_releaser());
+    arrived_by_now(*message);
     message->persisted.store(true);
     engine_.raise_message_id_floor(message->id);
     std::uint64_t id = message->id;
@@ -53,6 +54,7 @@ class Recovery final : public StoreVisitor {
       return;
     }
     MessageRef message = from_record(std::move(record), engine_.message_releaser());
+    arrived_by_now(*message);
     engine_.raise_message_id_floor(message->id);
     // Expired, or on a topic whose durability rule is now "memory": such a topic's later
     // replacements and deletes are never written, so its old record would come back at every
@@ -70,6 +72,14 @@ class Recovery final : public StoreVisitor {
       return;
     }
     ++retained_;
+  }
+
+  // A message stored "later" than now was stored before the wall clock went back: it counts as
+  // arriving now, so that it lives no longer than its publisher said [MQTT-3.3.2-6].
+  void arrived_by_now(Message& message) const {
+    if (message.arrival_ms <= now_) return;
+    if (message.expires_at_ms != 0) message.expires_at_ms -= message.arrival_ms - now_;
+    message.arrival_ms = now_;
   }
 
   // A plug-in store's records are not trusted further than LMDB's: a topic no client could

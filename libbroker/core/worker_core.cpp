@@ -1409,11 +1409,12 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
   Session& session = create_session(record.client_id);
   session.version = static_cast<protocol::ProtocolVersion>(record.protocol_version);
   session.expiry_interval = record.expiry_interval;
+  // Never later than a full interval from now (connected when the broker stopped: the client
+  // went away then); a later deadline was written before the wall clock went back.
+  const std::uint64_t latest_expiry = now_ms + std::uint64_t{session.expiry_interval} * 1000;
   session.expires_at_ms = record.expires_at_ms;
-  if (session.expires_at_ms == 0 && session.expiry_interval != kNever) {
-    // Connected when the broker stopped: the client went away then.
-    session.expires_at_ms = now_ms + std::uint64_t{session.expiry_interval} * 1000;
-  }
+  if (session.expiry_interval != kNever && (session.expires_at_ms == 0 || session.expires_at_ms > latest_expiry))
+    session.expires_at_ms = latest_expiry;
   for (auto& sub : record.subscriptions) {
     SubscriptionOptions o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
                           sub.subscription_id};
@@ -1434,8 +1435,8 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
     will.properties.correlation_data = std::move(w.message.correlation_data);
     will.properties.user_properties = std::move(w.message.user_properties);
     if (w.delay_interval) will.properties.will_delay_interval = w.delay_interval;
-    std::uint64_t at = w.publish_at_ms != 0 ? w.publish_at_ms
-                                            : now_ms + std::uint64_t{w.delay_interval} * 1000;
+    const std::uint64_t latest = now_ms + std::uint64_t{w.delay_interval} * 1000;
+    const std::uint64_t at = w.publish_at_ms != 0 ? std::min(w.publish_at_ms, latest) : latest;
     session.will = std::make_unique<PendingWill>(PendingWill{std::move(will), at});
   }
   for (std::uint16_t id : record.inbound_qos2) session.inbound_qos2.insert(id);

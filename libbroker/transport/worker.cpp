@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -38,12 +37,6 @@ constexpr std::size_t kMaxSpareBuffer = 128 * 1024;
 // turns: in one benchmark run with 64 KiB messages, pausing after such turns slowed them).
 constexpr std::uint64_t kCoalesceMaxEvents = 16;
 constexpr std::uint64_t kCoalesceMaxBytes = 16 * 1024;
-
-std::uint64_t wall_clock_ms() {
-  using namespace std::chrono;
-  return static_cast<std::uint64_t>(
-      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
 
 void ignore_close(uv_handle_t*) {}
 }  // namespace
@@ -399,7 +392,7 @@ void Worker::on_tick(uv_timer_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
   const PoolOptions& opt = self->options();
   if (opt.tick_interval_ms != 0 && self->callbacks().tick) {
-    self->callbacks().tick(self->index_, wall_clock_ms());
+    self->callbacks().tick(self->index_);
   }
   std::uint64_t now = uv_now(&self->loop_);
   for (auto& link : self->links_) link->check_linger(now, opt.close_linger_ms);

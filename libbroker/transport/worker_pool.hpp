@@ -57,8 +57,9 @@ struct WorkerCallbacks {
   // not take): the place for back-pressure decisions. True: work waits for the next turn,
   // which then comes without waiting for an event.
   std::function<bool(unsigned worker)> end_of_turn;
-  // Every PoolOptions::tick_interval_ms; `now_ms` is wall-clock ms since the Unix epoch.
-  std::function<void(unsigned worker, std::uint64_t now_ms)> tick;
+  // Every PoolOptions::tick_interval_ms. The core reads its own clock: times compared with
+  // the ones it took itself must come from the same one.
+  std::function<void(unsigned worker)> tick;
   // Stop phase 1, once per worker: its listeners are closed and no new connection will come
   // (accepted or handed over). The core now sends its DISCONNECTs and closes its links;
   // posted tasks, ticks, hand_off and end_of_turn keep running while the links drain.

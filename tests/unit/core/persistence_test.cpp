@@ -854,3 +854,37 @@ TEST_CASE("persistence: a CONNACK waiting for a discarded session's delete is no
   CHECK(first->received().empty());
   CHECK(second->take<Connack>().session_present);
 }
+
+TEST_CASE("persistence: records written before the wall clock went back live no longer than their intervals "
+          "[MQTT-3.3.2-6]",
+          "[persistence]") {
+  auto store = make_memory_store();
+  {
+    CoreHarness h({}, 2, store.get());
+    h.advance(3600'000);  // the clock the records are written by runs an hour ahead
+    auto car = h.connect("car-back", ProtocolVersion::V5, true, 30);
+    subscribe(*car, "cmd", 1);
+    car->drop();
+    auto watcher = h.connect("watcher-back", ProtocolVersion::V5, true, 3600);
+    subscribe(*watcher, "cmd", 1);
+    watcher->drop();
+    auto platform = h.connect("platform-back", ProtocolVersion::V5);
+    Publish p = publish("cmd", "x", 1, 1, true);
+    p.properties.message_expiry_interval = 8;
+    platform->send(p);
+    CHECK(platform->take<Ack>().packet_id == 1);
+  }
+  CoreHarness h({}, 2, store.get());  // the wall clock was set right meanwhile
+  h.advance(5'000);
+  auto watcher = h.open(ProtocolVersion::V5);
+  watcher->send(connect_packet("watcher-back", ProtocolVersion::V5, false, 3600));
+  CHECK(watcher->take<Connack>().session_present);
+  CHECK(watcher->take<Publish>().properties.message_expiry_interval == 3u);  // 8 less the 5 waited
+  auto fresh = h.connect("fresh-back", ProtocolVersion::V5);
+  subscribe(*fresh, "cmd", 1);
+  CHECK(fresh->take<Publish>().properties.message_expiry_interval == 3u);  // the retained copy
+  h.advance(26'000);  // 31 s after the restart: the 30 s session is over
+  auto car = h.open(ProtocolVersion::V5);
+  car->send(connect_packet("car-back", ProtocolVersion::V5, false, 30));
+  CHECK_FALSE(car->take<Connack>().session_present);
+}

@@ -307,7 +307,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   // why, so the connection closes without a CONNACK [MQTT-3.2.2-6].
   if (!v5 && limits.max_keep_alive != 0 &&
       (connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive)) {
-    reject_connect(ReasonCode::ProtocolError, "keep alive above limits.max_keep_alive");
+    reject_connect(ReasonCode::ProtocolError, "keep alive 0 or above limits.max_keep_alive");
     return;
   }
   if (limits.max_connections != 0 &&
@@ -968,7 +968,18 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   // A QoS 2 message always names its topic too: MQTT.js 5.x keeps it as received until
   // PUBREL and then hands it out unresolved, with an empty topic.
   if (alias == 0 || first_use || delivery.qos == 2) publish.topic = message.topic();
-  if (protocol::encode_publish_head(publish, version_, head) && write_publish(head, message.payload)) return true;
+  if (!protocol::encode_publish_head(publish, version_, head)) return false;
+  if (alias != 0 && !publish.topic.empty() && client_max_packet_size_ != 0 &&
+      head.size() + message.payload->size() > client_max_packet_size_) {
+    // Next to the topic, the alias only adds bytes: a message that fits the client's Maximum
+    // Packet Size without it goes without it rather than not at all [MQTT-3.1.2-25].
+    if (first_use) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));  // never sent
+    first_use = false;
+    publish.properties.topic_alias.reset();
+    head.clear();
+    if (!protocol::encode_publish_head(publish, version_, head)) return false;
+  }
+  if (write_publish(head, message.payload)) return true;
   if (first_use) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));  // never sent
   return false;
 }

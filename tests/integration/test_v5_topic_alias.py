@@ -136,3 +136,20 @@ def test_MQTT_3_3_2_10_alias_with_qos1_and_qos2(connected):
     pub.publish("", b"2", qos=2, props={m.TOPIC_ALIAS: 3})
     got = sub.receive(2)
     assert [(p.topic, p.qos) for p in got] == [("ta/q", 1), ("ta/q", 2)]
+
+
+def test_MQTT_3_1_2_25_alias_never_pushes_a_message_past_the_clients_maximum(connected):
+    # 100 bytes without an alias, 103 with one on first use: it goes out without, not dropped.
+    sub = connected("alias-mps", props={m.TOPIC_ALIAS_MAXIMUM: 4, m.MAXIMUM_PACKET_SIZE: 100})
+    sub.subscribe("ta/mps", 1)
+    pub = connected("alias-mps-pub")
+    pub.publish("ta/mps", b"a" * 89)                 # QoS 0: 2 + 8 (topic) + 1 (props) + 89
+    pub.publish("ta/mps", b"b" * 87, qos=1)          # QoS 1: 2 more for the packet id
+    pub.publish("ta/mps", b"c", qos=1)               # small: may set up the alias now
+    pub.publish("ta/mps", b"d", qos=1)
+    got = sub.receive(4)
+    assert [p.payload for p in got] == [b"a" * 89, b"b" * 87, b"c", b"d"]
+    assert [p.topic for p in got[:3]] == ["ta/mps"] * 3
+    assert all(m.TOPIC_ALIAS not in p.props for p in got[:2])
+    if not got[3].topic:                             # an alias only once the client knows it
+        assert got[3].prop(m.TOPIC_ALIAS) == got[2].prop(m.TOPIC_ALIAS) is not None

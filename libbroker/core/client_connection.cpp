@@ -354,8 +354,7 @@ void ClientConnection::handle_connect(protocol::Connect&& connect) {
   // [MQTT-3.1.2-24] The properties above are the ones a client needs (it may drop none of them,
   // unlike a reason string): a Maximum Packet Size too small for them leaves closing as the only
   // answer, before a takeover or a session change.
-  if (v5 && client_max_packet_size_ != 0 &&
-      protocol::encoded_size(connack, version_) > client_max_packet_size_) {
+  if (v5 && too_large_for_client(protocol::encoded_size(connack, version_))) {
     if (log::enabled(LogLevel::Debug))
       log::debug("closing {}: its Maximum Packet Size {} is smaller than the CONNACK", link_.peer(),
                  client_max_packet_size_);
@@ -831,8 +830,7 @@ void ClientConnection::disconnect(ReasonCode reason, const char* why) {
     if (request_problem_information_ && why && *why) d.properties.reason_string = why;
     std::string bytes;
     // [MQTT-3.14.2-3] no reason string that would take the packet past the client's limit.
-    if (protocol::encode(d, version_, bytes) && client_max_packet_size_ != 0 &&
-        bytes.size() > client_max_packet_size_) {
+    if (protocol::encode(d, version_, bytes) && too_large_for_client(bytes.size())) {
       d.properties.reason_string.reset();
       bytes.clear();
       (void)protocol::encode(d, version_, bytes);
@@ -903,7 +901,7 @@ void ClientConnection::send(const protocol::Packet& packet) {
   // [MQTT-3.1.2-24] nothing larger than the client takes: an answer it cannot have (a SUBACK
   // for many filters under a small limit) ends the connection instead, and with it the
   // session's link. Only SUBACK and UNSUBACK can grow past a limit the CONNACK fitted in.
-  if (client_max_packet_size_ != 0 && bytes.size() > client_max_packet_size_) {
+  if (too_large_for_client(bytes.size())) {
     disconnect(ReasonCode::PacketTooLarge, "answer larger than the client's Maximum Packet Size");
     return;
   }
@@ -968,25 +966,27 @@ bool ClientConnection::send_publish(const Delivery& delivery, std::uint16_t pack
   // A QoS 2 message always names its topic too: MQTT.js 5.x keeps it as received until
   // PUBREL and then hands it out unresolved, with an empty topic.
   if (alias == 0 || first_use || delivery.qos == 2) publish.topic = message.topic();
+  // An alias set up for this PUBLISH that does not go out is not the client's to know.
+  auto forget_new_alias = [&] {
+    if (std::exchange(first_use, false)) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));
+  };
   if (!protocol::encode_publish_head(publish, version_, head)) return false;
-  if (alias != 0 && !publish.topic.empty() && client_max_packet_size_ != 0 &&
-      head.size() + message.payload->size() > client_max_packet_size_) {
+  if (alias != 0 && !publish.topic.empty() && too_large_for_client(head.size() + message.payload->size())) {
     // Next to the topic, the alias only adds bytes: a message that fits the client's Maximum
     // Packet Size without it goes without it rather than not at all [MQTT-3.1.2-25].
-    if (first_use) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));  // never sent
-    first_use = false;
+    forget_new_alias();
     publish.properties.topic_alias.reset();
     head.clear();
     if (!protocol::encode_publish_head(publish, version_, head)) return false;
   }
   if (write_publish(head, message.payload)) return true;
-  if (first_use) aliases_->outbound.erase(aliases_->outbound.find(message.topic()));  // never sent
+  forget_new_alias();
   return false;
 }
 
 bool ClientConnection::write_publish(std::string_view head, const protocol::PayloadPtr& payload) {
   // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size.
-  if (client_max_packet_size_ != 0 && head.size() + payload->size() > client_max_packet_size_) {
+  if (too_large_for_client(head.size() + payload->size())) {
     Counters::add(worker_.counters().messages_dropped);
     return false;
   }

@@ -119,6 +119,10 @@ class ClientConnection final : public ConnectionHandler {
   // Writes a PUBLISH whose encoded head is `head`; false (counted as dropped) when it exceeds
   // the client's Maximum Packet Size.
   bool write_publish(std::string_view head, const protocol::PayloadPtr& payload);
+  // Past the Maximum Packet Size the client set, if it set one [MQTT-3.1.2-24].
+  bool too_large_for_client(std::size_t packet_bytes) const noexcept {
+    return client_max_packet_size_ != 0 && packet_bytes > client_max_packet_size_;
+  }
 
   // Members are ordered so the small ones pack together: one per connection.
   WorkerCore& worker_;

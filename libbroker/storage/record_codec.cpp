@@ -33,6 +33,7 @@ const char* kind_name(RecordKind kind) noexcept {
     case RecordKind::Delivery: return "delivery";
     case RecordKind::LogRecord: return "log";
     case RecordKind::Counter: return "counter";
+    case RecordKind::ChunkedRef: return "chunk reference";
   }
   return "unknown";
 }
@@ -400,6 +401,30 @@ Result<std::uint64_t> decode_counter(std::string_view bytes) {
   return decode<std::uint64_t>(bytes, RecordKind::Counter, [](Reader& r) { return r.u64(); });
 }
 
+std::string encode_chunked_ref(const ChunkedRef& ref) {
+  Writer w(RecordKind::ChunkedRef);
+  w.u64(ref.id);
+  w.u64(ref.bytes);
+  w.u32(ref.count);
+  return std::move(w).finish();
+}
+
+Result<ChunkedRef> decode_chunked_ref(std::string_view bytes) {
+  return decode<ChunkedRef>(bytes, RecordKind::ChunkedRef, [](Reader& r) {
+    ChunkedRef ref;
+    ref.id = r.u64();
+    ref.bytes = r.u64();
+    ref.count = r.u32();
+    if (ref.count == 0 || ref.bytes < ref.count) r.fail("bad chunk count");
+    return ref;
+  });
+}
+
+bool is_chunked_ref(std::string_view bytes) noexcept {
+  return bytes.size() >= kEnvelopeBytes && static_cast<std::uint8_t>(bytes[1]) ==
+                                               static_cast<std::uint8_t>(RecordKind::ChunkedRef);
+}
+
 std::string u64_key(std::uint64_t value) {
   std::string key(8, '\0');
   for (int i = 7; i >= 0; --i) {
@@ -414,6 +439,10 @@ std::optional<std::uint64_t> parse_u64_key(std::string_view key) noexcept {
   std::uint64_t v = 0;
   for (char c : key) v = (v << 8) | static_cast<unsigned char>(c);
   return v;
+}
+
+std::string chunk_key(std::uint64_t id, std::uint32_t index) {
+  return u64_key(id) + u64_key(index).substr(4);
 }
 
 std::string delivery_prefix(std::string_view client_id) {

@@ -28,7 +28,9 @@ namespace broker::storage {
 //   2: a delivery ends with its shared tag (StoredDelivery::shared_tag), which its key holds too.
 //   3: same layout; a delivery that is not shared may carry a retained copy's tag
 //      (kFirstRetainedCopyTag and up), which a version 2 reader refuses as corrupt.
-inline constexpr std::uint8_t kFormatVersion = 3;
+//   4: same layouts; a large value may be stored in chunks, its key holding a ChunkedRef,
+//      which a version 3 reader refuses as corrupt.
+inline constexpr std::uint8_t kFormatVersion = 4;
 // Written once in the meta record so a foreign LMDB environment is told apart from ours.
 inline constexpr std::string_view kStoreMagic = "libbroker-store";
 
@@ -39,11 +41,21 @@ enum class RecordKind : std::uint8_t {
   Delivery = 4,
   LogRecord = 5,
   Counter = 6,  // a bare u64: log next sequence, consumer offsets
+  ChunkedRef = 7,
 };
 
 struct MetaRecord {
   std::string magic;
   std::uint32_t format_version = 0;
+};
+
+// Stands, under a record's own key, for a record stored in `count` chunks: the values under
+// chunk_key(id, 0 .. count-1), which joined are the record's `bytes` bytes (envelope and
+// checksum included).
+struct ChunkedRef {
+  std::uint64_t id = 0;
+  std::uint64_t bytes = 0;
+  std::uint32_t count = 0;
 };
 
 // CRC32C (Castagnoli), the polynomial storage systems use because hardware computes it.
@@ -55,6 +67,7 @@ std::string encode_session(const StoredSession& session);
 std::string encode_delivery(const StoredDelivery& delivery);
 std::string encode_log_record(const LogRecord& record);
 std::string encode_counter(std::uint64_t value);
+std::string encode_chunked_ref(const ChunkedRef& ref);
 
 // Each returns Corruption with a reason ("checksum mismatch", "truncated", "unsupported
 // format version 7", ...) for bytes that are not a valid record of that kind.
@@ -66,6 +79,9 @@ Result<StoredSession> decode_session(std::string_view bytes);
 Result<StoredDelivery> decode_delivery(std::string_view bytes);
 Result<LogRecord> decode_log_record(std::string_view bytes);
 Result<std::uint64_t> decode_counter(std::string_view bytes);
+Result<ChunkedRef> decode_chunked_ref(std::string_view bytes);
+// Whether a stored value claims to be a ChunkedRef (its kind byte; decoding checks the rest).
+bool is_chunked_ref(std::string_view bytes) noexcept;
 
 // Payload bytes a record accounts for in log trimming.
 inline std::uint64_t payload_bytes(const StoredMessage& m) { return m.message.payload.size(); }
@@ -78,6 +94,8 @@ std::optional<std::uint64_t> parse_u64_key(std::string_view key) noexcept;
 // Client ids are UTF-8 without U+0000 (MQTT), so the separator cannot be ambiguous.
 std::string delivery_key(std::string_view client_id, std::uint64_t message_id,
                          std::uint32_t shared_tag = 0);
+// u64_key(id) + 4-byte big-endian index: a record's chunks are contiguous and in order.
+std::string chunk_key(std::uint64_t id, std::uint32_t index);
 // The prefix all of one client's delivery keys share.
 std::string delivery_prefix(std::string_view client_id);
 

@@ -24,6 +24,23 @@ Status lmdb_status(int rc, std::string_view what, std::uint64_t map_size) {
   return Status::io_error(fmt::format("{}: {}", what, mdb_strerror(rc)));
 }
 
+Status put_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value,
+                 std::uint64_t map_size) {
+  MDB_val k = to_val(key), v = to_val(value);
+  const int rc = mdb_put(txn, dbi, &k, &v, 0);
+  if (rc == MDB_BAD_VALSIZE) {
+    return Status::invalid_argument(fmt::format("key of {} bytes cannot be stored", key.size()));
+  }
+  return lmdb_status(rc, "mdb_put", map_size);
+}
+
+Status del_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::uint64_t map_size) {
+  MDB_val k = to_val(key);
+  const int rc = mdb_del(txn, dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return Status::ok();
+  return lmdb_status(rc, "mdb_del", map_size);
+}
+
 bool pages_free(MDB_txn* txn, std::uint64_t first, std::uint64_t last) {
   if (first > last) return true;
   std::vector<bool> seen(last - first + 1, false);

@@ -26,6 +26,12 @@ inline std::string_view from_val(const MDB_val& v) {
 // `what` names the operation; MDB_MAP_FULL becomes Unavailable, everything else IoError.
 Status lmdb_status(int rc, std::string_view what, std::uint64_t map_size = 0);
 
+// mdb_put and mdb_del as Status: a key LMDB cannot hold is InvalidArgument, and deleting a
+// missing key is not an error.
+Status put_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value,
+                 std::uint64_t map_size);
+Status del_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::uint64_t map_size);
+
 // Whether every page from `first` to `last` (inclusive) is on LMDB's free list, as `txn` sees
 // it. A damaged free list reads as false.
 bool pages_free(MDB_txn* txn, std::uint64_t first, std::uint64_t last);

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "storage/dir_lock.hpp"
+#include "storage/lmdb/chunked_values.hpp"
 #include "storage/lmdb/lmdb_env.hpp"
 #include "storage/record_codec.hpp"
 #include "util/log.hpp"
@@ -27,6 +28,7 @@
 namespace broker::storage {
 namespace {
 
+using lmdb::ChunkedValues;
 using lmdb::Cursor;
 using lmdb::Env;
 using lmdb::from_val;
@@ -35,7 +37,7 @@ using lmdb::pages_free;
 using lmdb::to_val;
 using lmdb::Txn;
 
-constexpr unsigned kMaxDbs = 8;
+constexpr unsigned kMaxDbs = 16;
 // LMDB's compiled-in key limit (mdb_env_get_maxkeysize) in Debian's build and upstream's.
 constexpr std::size_t kMaxKeyBytes = 511;
 constexpr std::string_view kMetaKey = "meta";
@@ -44,7 +46,8 @@ constexpr std::string_view kLogNextKey = "log_next";
 constexpr std::size_t kOpOverheadBytes = 64;
 
 struct Dbis {
-  MDB_dbi meta = 0, messages = 0, sessions = 0, deliveries = 0, retained = 0, log = 0, offsets = 0;
+  MDB_dbi meta = 0, messages = 0, sessions = 0, deliveries = 0, retained = 0, log = 0, offsets = 0,
+          chunks = 0;
 };
 
 // Retained records are keyed by topic. A topic longer than an LMDB key (topics go up to 64 KiB)
@@ -186,6 +189,7 @@ class LmdbStore final : public Store {
   DirLock dir_lock_;  // before env_: released after the environment closed
   Env env_;
   Dbis dbi_;
+  ChunkedValues values_;  // records of every database but meta, deliveries and offsets
   std::uint64_t map_size_ = 0;
   // Where the data file is mapped: load() checks every record lies inside the file, since a
   // damaged page can name a length past its end (reading that is a SIGBUS).
@@ -318,12 +322,15 @@ Status LmdbStore::open_databases() {
   const std::pair<const char*, MDB_dbi*> dbs[] = {
       {"meta", &dbi_.meta},         {"messages", &dbi_.messages}, {"sessions", &dbi_.sessions},
       {"deliveries", &dbi_.deliveries}, {"retained", &dbi_.retained}, {"log", &dbi_.log},
-      {"offsets", &dbi_.offsets}};
+      {"offsets", &dbi_.offsets},   {"chunks", &dbi_.chunks}};
   for (const auto& [name, dbi] : dbs) {
     int rc = mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi);
     if (rc == MDB_INCOMPATIBLE) return foreign;
     if (rc != 0) return lmdb_status(rc, fmt::format("mdb_dbi_open {}", name));
   }
+  MDB_stat env_stat{};
+  mdb_env_stat(env_.get(), &env_stat);
+  values_.open(dbi_.chunks, env_stat.ms_psize, map_size_);
   // An older store keeps its records (their decoders stay), but records of this version will
   // join them, so the meta record is raised: an older broker then refuses the directory
   // instead of meeting records it cannot read.
@@ -505,15 +512,15 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, WriteBatch::PutSession>) {
           if (Status st = check_key(delivery_prefix(o.session.client_id), "client id"); !st) return st;
-          return put(txn, dbi_.sessions, o.session.client_id, encode_session(o.session));
+          return values_.put(txn, dbi_.sessions, o.session.client_id, encode_session(o.session));
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteSession>) {
           if (Status st = check_key(delivery_prefix(o.client_id), "client id"); !st) return st;
-          if (Status st = del(txn, dbi_.sessions, o.client_id); !st) return st;
+          if (Status st = values_.del(txn, dbi_.sessions, o.client_id); !st) return st;
           return delete_deliveries(o.client_id);
         } else if constexpr (std::is_same_v<T, WriteBatch::PutMessage>) {
-          return put(txn, dbi_.messages, u64_key(o.message.id), encode_message(o.message));
+          return values_.put(txn, dbi_.messages, u64_key(o.message.id), encode_message(o.message));
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteMessage>) {
-          return del(txn, dbi_.messages, u64_key(o.id));
+          return values_.del(txn, dbi_.messages, u64_key(o.id));
         } else if constexpr (std::is_same_v<T, WriteBatch::PutDelivery>) {
           std::string key = delivery_key(o.delivery.client_id, o.delivery.message_id, o.delivery.shared_tag);
           if (Status st = check_key(key, "client id"); !st) return st;
@@ -525,7 +532,7 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
         } else if constexpr (std::is_same_v<T, WriteBatch::PutRetained>) {
           const std::string key = retained_key(o.message.message.topic);
           if (Status st = check_key(key, "retained topic"); !st) return st;
-          return put(txn, dbi_.retained, key, encode_message(o.message));
+          return values_.put(txn, dbi_.retained, key, encode_message(o.message));
         } else if constexpr (std::is_same_v<T, WriteBatch::DeleteRetained>) {
           const std::string key = retained_key(o.topic);
           if (Status st = check_key(key, "retained topic"); !st) return st;
@@ -534,14 +541,17 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
             const int rc = mdb_get(txn, dbi_.retained, &k, &v);
             if (rc == MDB_NOTFOUND) return Status::ok();
             if (rc != 0) return lmdb_status(rc, "read retained");
-            auto held = decode_message(from_val(v));
+            std::string scratch;
+            auto stored = values_.read(txn, from_val(v), scratch);
+            if (!stored) return Status::ok();
+            auto held = decode_message(stored.value());
             if (!held || held.value().id != o.only_id) return Status::ok();  // replaced since
           }
-          return del(txn, dbi_.retained, key);
+          return values_.del(txn, dbi_.retained, key);
         } else {
           static_assert(std::is_same_v<T, WriteBatch::AppendLog>);
           LogRecord rec{ctx.next_sequence, o.message};
-          if (Status st = put(txn, dbi_.log, u64_key(rec.sequence), encode_log_record(rec)); !st) {
+          if (Status st = values_.put(txn, dbi_.log, u64_key(rec.sequence), encode_log_record(rec)); !st) {
             return st;
           }
           ++ctx.next_sequence;
@@ -552,19 +562,11 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
 }
 
 Status LmdbStore::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value) {
-  MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(txn, dbi, &k, &v, 0);
-  if (rc == MDB_BAD_VALSIZE) {
-    return Status::invalid_argument(fmt::format("key of {} bytes cannot be stored", key.size()));
-  }
-  return lmdb_status(rc, "mdb_put", map_size_);
+  return lmdb::put_value(txn, dbi, key, value, map_size_);
 }
 
 Status LmdbStore::del(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
-  MDB_val k = to_val(key);
-  int rc = mdb_del(txn, dbi, &k, nullptr);
-  if (rc == MDB_NOTFOUND) return Status::ok();
-  return lmdb_status(rc, "mdb_del", map_size_);
+  return lmdb::del_value(txn, dbi, key, map_size_);
 }
 
 Status LmdbStore::run_task(Task task) {
@@ -623,9 +625,12 @@ Result<std::uint64_t> LmdbStore::trim_log(std::uint64_t min_arrival_ms, std::uin
     if (int rc = c.open(ctx.txn, dbi_.log); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
     MDB_val k{}, v{};
     std::uint64_t kept_bytes = 0;
+    std::string scratch;
     int rc = c.get(k, v, MDB_FIRST);
     for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
-      auto rec = decode_log_record(from_val(v));
+      auto stored = values_.read(ctx.txn, from_val(v), scratch);
+      if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
+      auto rec = decode_log_record(stored.value());
       if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
       const StoredMessage& m = rec.value().message;
       if (m.arrival_ms < min_arrival_ms) {
@@ -641,7 +646,7 @@ Result<std::uint64_t> LmdbStore::trim_log(std::uint64_t min_arrival_ms, std::uin
       drop.push_back(kept[i].seq);
     }
     for (std::uint64_t seq : drop) {
-      if (Status s = del(ctx.txn, dbi_.log, u64_key(seq)); !s) return s;
+      if (Status s = values_.del(ctx.txn, dbi_.log, u64_key(seq)); !s) return s;
     }
     dropped = drop.size();
     return Status::ok();
@@ -681,23 +686,25 @@ Status LmdbStore::load(StoreVisitor& visitor) {
   std::error_code ec;
   const std::uint64_t file_size = std::filesystem::file_size(std::filesystem::path(dir_) / "data.mdb", ec);
   if (ec) return Status::io_error(fmt::format("{}: data.mdb: {}", dir_, ec.message()));
-  const auto in_file = [this, file_size](const MDB_val& val) {
-    const auto* p = static_cast<const char*>(val.mv_data);
-    if (val.mv_size == 0 || !map_base_) return true;  // no base found: nothing to check against
-    if (p < map_base_) return false;
-    const auto offset = static_cast<std::uint64_t>(p - map_base_);
-    return offset <= file_size && val.mv_size <= file_size - offset;
+  const ChunkedValues::InFile in_file = [this, file_size](std::string_view val) {
+    if (val.empty() || !map_base_) return true;  // no base found: nothing to check against
+    if (val.data() < map_base_) return false;
+    const auto offset = static_cast<std::uint64_t>(val.data() - map_base_);
+    return offset <= file_size && val.size() <= file_size - offset;
   };
   // Visits every record of one database in key order.
   auto scan = [&](MDB_dbi dbi, std::string_view name, bool numeric, auto&& visit) -> Status {
     Cursor c;
     if (int rc = c.open(txn.value().get(), dbi); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
     MDB_val k{}, v{};
+    std::string scratch;
     int rc = c.get(k, v, MDB_FIRST);
     for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
-      if (!in_file(k)) return Status::corruption(fmt::format("{}: {}: a key lies past the data file's end", dir_, name));
-      if (!in_file(v)) return corrupt_record(name, from_val(k), numeric, Status::corruption("lies past the data file's end"));
-      if (Status st = visit(from_val(k), from_val(v)); !st) {
+      if (!in_file(from_val(k))) return Status::corruption(fmt::format("{}: {}: a key lies past the data file's end", dir_, name));
+      if (!in_file(from_val(v))) return corrupt_record(name, from_val(k), numeric, Status::corruption("lies past the data file's end"));
+      auto stored = values_.read(txn.value().get(), from_val(v), scratch, in_file);
+      if (!stored) return corrupt_record(name, from_val(k), numeric, stored.status());
+      if (Status st = visit(from_val(k), stored.value()); !st) {
         return corrupt_record(name, from_val(k), numeric, st);
       }
     }
@@ -747,9 +754,12 @@ Result<std::vector<LogRecord>> LmdbStore::read_log(std::uint64_t from, std::size
   if (int rc = c.open(txn.value().get(), dbi_.log); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
   std::string start = u64_key(from);
   MDB_val k = to_val(start), v{};
+  std::string scratch;
   int rc = c.get(k, v, MDB_SET_RANGE);
   for (; rc == 0 && out.size() < max; rc = c.get(k, v, MDB_NEXT)) {
-    auto rec = decode_log_record(from_val(v));
+    auto stored = values_.read(txn.value().get(), from_val(v), scratch);
+    if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
+    auto rec = decode_log_record(stored.value());
     if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
     out.push_back(std::move(rec).value());
   }
@@ -764,9 +774,12 @@ Result<std::uint64_t> LmdbStore::find_log_time(std::uint64_t time_ms) {
   if (int rc = c.open(txn.value().get(), dbi_.log); rc != 0) return lmdb_status(rc, "mdb_cursor_open");
   // Arrival times follow the wall clock, which may step back, so scan rather than bisect.
   MDB_val k{}, v{};
+  std::string scratch;
   int rc = c.get(k, v, MDB_FIRST);
   for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
-    auto rec = decode_log_record(from_val(v));
+    auto stored = values_.read(txn.value().get(), from_val(v), scratch);
+    if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
+    auto rec = decode_log_record(stored.value());
     if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
     if (rec.value().message.arrival_ms >= time_ms) return rec.value().sequence;
   }

@@ -5,7 +5,9 @@
 // Layout: one LMDB environment in options.dir with named databases: "meta" (magic and format
 // version, next log sequence), "messages" (u64 id), "sessions" (client id), "deliveries"
 // (client id, 0x00, u64 message id), "retained" (topic), "log" (u64 sequence), "offsets"
-// (consumer name); values are record_codec.hpp records.
+// (consumer name), "chunks" (u64 id, u32 index); values are record_codec.hpp records. A
+// message, session, retained or log record larger than four pages is written in chunks
+// (chunked_values.hpp), so that freed space can be reused for it.
 //
 // Write path: submit() queues; one writer thread takes every waiting batch (up to
 // kMaxGroupBatches / kMaxGroupBytes), applies them in one write transaction, commits, then

@@ -104,6 +104,9 @@ inline StoredDelivery tagged_delivery() {
   return d;
 }
 
+// Format version 4 on: the reference a record written in chunks leaves under its key.
+inline storage::ChunkedRef chunked_ref() { return {0x0102030405060708ull, 0x1122334455ull, 0x0A0B0C0Du}; }
+
 // Where the golden files are: tests run from the build tree, the fixtures sit in the source
 // tree (or BROKER_FIXTURES_DIR).
 inline std::filesystem::path fixtures_dir() {

@@ -40,6 +40,7 @@ int decode_all(std::string_view bytes) {
   ok += decode_delivery(bytes).is_ok();
   ok += decode_log_record(bytes).is_ok();
   ok += decode_counter(bytes).is_ok();
+  ok += decode_chunked_ref(bytes).is_ok();
   return ok;
 }
 
@@ -89,7 +90,7 @@ TEST_CASE("record codec: golden records of every format version decode", "[stora
   for (unsigned version = 1; version <= kFormatVersion; ++version) {
     auto golden = read_golden(version);
     INFO("format version " << version << ", fixtures in " << fixtures_dir().string());
-    REQUIRE(golden.size() == (version >= 2 ? 9u : 8u));
+    REQUIRE(golden.size() == (version >= 4 ? 10u : version >= 2 ? 9u : 8u));
 
     auto meta = decode_meta(golden["meta"]);
     REQUIRE(meta);
@@ -120,6 +121,15 @@ TEST_CASE("record codec: golden records of every format version decode", "[stora
     CHECK(l.value().sequence == 99);
     CHECK(test::equal(l.value().message, g::message_full()));
     CHECK(decode_counter(golden["counter"]).value() == g::kCounter);
+    if (version >= 4) {
+      auto ref = decode_chunked_ref(golden["chunked_ref"]);
+      REQUIRE(ref);
+      CHECK(ref.value().id == g::chunked_ref().id);
+      CHECK(ref.value().bytes == g::chunked_ref().bytes);
+      CHECK(ref.value().count == g::chunked_ref().count);
+      CHECK(is_chunked_ref(golden["chunked_ref"]));
+      CHECK_FALSE(is_chunked_ref(golden["message_full"]));
+    }
 
     // The current version's encoding must reproduce its file byte for byte: a layout change
     // without a version bump fails here.
@@ -129,6 +139,7 @@ TEST_CASE("record codec: golden records of every format version decode", "[stora
       CHECK(encode_delivery(g::delivery()) == golden["delivery"]);
       CHECK(encode_delivery(g::tagged_delivery()) == golden["delivery_tagged"]);
       CHECK(encode_log_record(g::log_record()) == golden["log_record"]);
+      CHECK(encode_chunked_ref(g::chunked_ref()) == golden["chunked_ref"]);
     }
   }
 }
@@ -194,6 +205,13 @@ TEST_CASE("record codec: hostile bodies behind a valid checksum", "[storage]") {
         "unsupported format version 7");
   CHECK(decode_counter(sealed(0, RecordKind::Counter, counter_body)).status().code() ==
         Status::Code::Corruption);
+  // A chunk reference to no chunks, or to more chunks than bytes.
+  std::string no_chunks = std::string(16, '\x01') + std::string(4, '\0');
+  CHECK(decode_chunked_ref(sealed(kFormatVersion, RecordKind::ChunkedRef, no_chunks)).status().message() ==
+        "chunk reference record: bad chunk count");
+  std::string more_chunks = std::string(8, '\x01') + std::string("\x02\0\0\0\0\0\0\0\x03\0\0\0", 12);
+  CHECK(decode_chunked_ref(sealed(kFormatVersion, RecordKind::ChunkedRef, more_chunks)).status().message() ==
+        "chunk reference record: bad chunk count");
   // The meta record stays readable at any version, to say which version wrote a directory.
   std::string meta = encode_meta(MetaRecord{std::string(kStoreMagic), 7});
   std::string newer = sealed(7, RecordKind::Meta, meta.substr(2, meta.size() - 6));

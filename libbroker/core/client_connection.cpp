@@ -546,14 +546,15 @@ void ClientConnection::handle_publish(protocol::Publish&& publish) {
 
 std::size_t ClientConnection::unacknowledged_publishes() const {
   std::size_t count = session_->inbound_qos2.size();  // PUBREC'd or about to be
-  for (const PendingAck& ack : pending_acks_) count += ack.type == PacketType::Puback ? 1 : 0;
+  for (std::size_t i = acks_sent_; i < pending_acks_.size(); ++i)
+    count += pending_acks_[i].type == PacketType::Puback ? 1 : 0;
   return count;
 }
 
 void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason,
                                  bool after_commit, MessagePtr message) {
   const bool wait = after_commit && worker_.engine().store() && worker_.has_pending_writes();
-  if (!wait && pending_acks_.empty()) {
+  if (!wait && acks_sent_ == pending_acks_.size()) {
     send_ack(type, packet_id, reason);
     return;
   }
@@ -569,7 +570,8 @@ void ClientConnection::queue_ack(PacketType type, std::uint16_t packet_id, Reaso
 }
 
 void ClientConnection::durable_ack_done(const Status& status) {
-  for (auto& ack : pending_acks_) {
+  for (std::size_t i = acks_sent_; i < pending_acks_.size(); ++i) {
+    PendingAck& ack = pending_acks_[i];
     if (ack.ready) continue;
     ack.ready = true;
     if (!status.is_ok()) {
@@ -587,12 +589,25 @@ void ClientConnection::durable_ack_done(const Status& status) {
     }
     break;
   }
-  std::size_t sent = 0;
-  while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
-    const PendingAck& ack = pending_acks_[sent++];
-    send_ack(ack.type, ack.packet_id, ack.reason);
+  for (;;) {
+    while (acks_sent_ < pending_acks_.size() && acks_sent_ < UINT16_MAX && pending_acks_[acks_sent_].ready) {
+      PendingAck& ack = pending_acks_[acks_sent_];
+      acks_sent_ = static_cast<std::uint16_t>(acks_sent_ + 1);
+      ack.message.reset();
+      send_ack(ack.type, ack.packet_id, ack.reason);
+    }
+    if (acks_sent_ == pending_acks_.size()) {
+      pending_acks_.clear();
+      acks_sent_ = 0;
+      return;
+    }
+    const bool at_cap = pending_acks_[acks_sent_].ready;  // stopped by acks_sent_'s width
+    if (at_cap || acks_sent_ >= pending_acks_.size() / 2) {
+      pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + acks_sent_);
+      acks_sent_ = 0;
+    }
+    if (!at_cap) return;
   }
-  pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + static_cast<std::ptrdiff_t>(sent));
 }
 
 void ClientConnection::handle_ack(const protocol::Ack& ack) {

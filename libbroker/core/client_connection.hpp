@@ -140,6 +140,9 @@ class ClientConnection final : public ConnectionHandler {
   std::uint16_t keep_alive_ = 0;
   std::uint16_t client_receive_maximum_ = 65535;
   std::uint16_t client_topic_alias_max_ = 0;
+  // pending_acks_ before this index are sent; dropped in bulk, so that a flood of acks
+  // completing one by one costs no more than their number. 16 bits fit in padding.
+  std::uint16_t acks_sent_ = 0;
   bool request_problem_information_ = true;
   bool normal_disconnect_ = false;  // DISCONNECT 0x00 received: no will
   bool held_ = false;               // not read: a receiver of its messages is congested
@@ -159,8 +162,8 @@ class ClientConnection final : public ConnectionHandler {
     bool ready;
     MessagePtr message;  // while waiting for its commit
   };
-  // Waiting for a commit, in PUBLISH order; a vector, as it is short and usually empty (an
-  // empty std::deque costs ~600 bytes per connection).
+  // Waiting for a commit, in PUBLISH order, from acks_sent_ on; a vector, as it is short and
+  // usually empty (an empty std::deque costs ~600 bytes per connection).
   std::vector<PendingAck> pending_acks_;
 
   // Made on first use: most clients (vehicles among them) use no topic alias, and the two

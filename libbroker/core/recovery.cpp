@@ -16,7 +16,10 @@ namespace {
 
 class Recovery final : public StoreVisitor {
  public:
-  explicit Recovery(Engine& engine) : engine_(engine), now_(engine.now_ms()) {}
+  explicit Recovery(Engine& engine) : engine_(engine), now_(engine.now_ms()), gone_(now_) {}
+
+  // Written about once a second while the broker ran: a crash came at most one interval later.
+  void on_alive(std::uint64_t time_ms) override { gone_ = std::min(time_ms + kAliveMarkIntervalMs, now_); }
 
   void on_message(StoredMessage&& record) override {
     if (!valid_topic(record, "message")) return;  // its deliveries then find no message
@@ -29,7 +32,7 @@ class Recovery final : public StoreVisitor {
   }
 
   void on_session(StoredSession&& record) override {
-    engine_.worker(engine_.home_worker(record.client_id)).restore_session(std::move(record), now_);
+    engine_.worker(engine_.home_worker(record.client_id)).restore_session(std::move(record), now_, gone_);
     ++sessions_;
   }
 
@@ -104,6 +107,7 @@ class Recovery final : public StoreVisitor {
  private:
   Engine& engine_;
   const std::uint64_t now_;
+  std::uint64_t gone_;  // when sessions connected at the stop went away
   // Dropped after loading: a message no delivery refers to is deleted then (its deleter).
   std::unordered_map<std::uint64_t, MessagePtr> messages_;
   std::uint64_t sessions_ = 0, deliveries_ = 0, retained_ = 0, retained_over_limit_ = 0;

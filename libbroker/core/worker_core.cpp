@@ -1178,6 +1178,10 @@ void WorkerCore::tick(std::uint64_t now_ms) {
   report_drops(now_ms);
   report_refused_connects(now_ms);
   std::erase_if(hold_cooldown_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
+  if (index_ == 0 && engine_.store() && now_ms - last_alive_mark_ms_ >= kAliveMarkIntervalMs) {
+    last_alive_mark_ms_ = now_ms;
+    batch_.mark_alive(now_ms);
+  }
   if (index_ == 0 && now_ms - last_retained_purge_ms_ >= kExpiryPurgeIntervalMs) {
     last_retained_purge_ms_ = now_ms;
     Counters::add(counters_.messages_expired, engine_.retained().purge_expired(now_ms));
@@ -1405,16 +1409,18 @@ bool WorkerCore::connection_alive(const ClientConnection* connection, std::uint6
   return connections_.find(serial) == connection;
 }
 
-void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
+void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms, std::uint64_t gone_ms) {
   Session& session = create_session(record.client_id);
   session.version = static_cast<protocol::ProtocolVersion>(record.protocol_version);
   session.expiry_interval = record.expiry_interval;
-  // Never later than a full interval from now (connected when the broker stopped: the client
-  // went away then); a later deadline was written before the wall clock went back.
+  // Connected when written (0): the client went away with the broker. Never later than a full
+  // interval from now: a later deadline was written before the wall clock went back.
   const std::uint64_t latest_expiry = now_ms + std::uint64_t{session.expiry_interval} * 1000;
   session.expires_at_ms = record.expires_at_ms;
-  if (session.expiry_interval != kNever && (session.expires_at_ms == 0 || session.expires_at_ms > latest_expiry))
-    session.expires_at_ms = latest_expiry;
+  if (session.expiry_interval != kNever) {
+    if (session.expires_at_ms == 0) session.expires_at_ms = gone_ms + std::uint64_t{session.expiry_interval} * 1000;
+    session.expires_at_ms = std::min(session.expires_at_ms, latest_expiry);
+  }
   for (auto& sub : record.subscriptions) {
     SubscriptionOptions o{sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
                           sub.subscription_id};
@@ -1435,8 +1441,8 @@ void WorkerCore::restore_session(StoredSession&& record, std::uint64_t now_ms) {
     will.properties.correlation_data = std::move(w.message.correlation_data);
     will.properties.user_properties = std::move(w.message.user_properties);
     if (w.delay_interval) will.properties.will_delay_interval = w.delay_interval;
-    const std::uint64_t latest = now_ms + std::uint64_t{w.delay_interval} * 1000;
-    const std::uint64_t at = w.publish_at_ms != 0 ? std::min(w.publish_at_ms, latest) : latest;
+    const std::uint64_t delay_ms = std::uint64_t{w.delay_interval} * 1000;
+    const std::uint64_t at = std::min(w.publish_at_ms != 0 ? w.publish_at_ms : gone_ms + delay_ms, now_ms + delay_ms);
     session.will = std::make_unique<PendingWill>(PendingWill{std::move(will), at});
   }
   for (std::uint16_t id : record.inbound_qos2) session.inbound_qos2.insert(id);

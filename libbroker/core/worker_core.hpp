@@ -35,6 +35,10 @@ namespace broker::core {
 class Engine;
 class ClientConnection;
 
+// How often worker 0 writes WriteBatch::MarkAlive: after a crash, a session that was connected
+// counts as gone at most this much later than the crash.
+inline constexpr std::uint64_t kAliveMarkIntervalMs = 1000;
+
 class WorkerCore {
  public:
   // worker_count: how many workers the engine has (batches go to each).
@@ -209,8 +213,9 @@ class WorkerCore {
   bool has_pending_writes() const noexcept { return !batch_.empty(); }
   // Submits this turn's writes; hand_off() does it, and shutdown once workers stopped.
   void flush_writes();
-  // Recovery (before the workers run).
-  void restore_session(StoredSession&& record, std::uint64_t now_ms);
+  // Recovery (before the workers run). A session connected when its record was written counts
+  // as gone since `gone_ms`: the broker's last sign of life before it stopped.
+  void restore_session(StoredSession&& record, std::uint64_t now_ms, std::uint64_t gone_ms);
   // Ends offline sessions whose expiry passed and publishes wills whose delay passed (each
   // tick, and once after recovery for what came due while the broker was down).
   void expire_sessions(std::uint64_t now_ms);
@@ -391,6 +396,7 @@ class WorkerCore {
   std::unordered_set<Session*> offline_timed_;  // offline with an expiry or a pending will
   std::uint64_t last_retained_purge_ms_ = 0;
   std::uint64_t last_queue_purge_ms_ = 0;
+  std::uint64_t last_alive_mark_ms_ = 0;
   log::LogThrottle inbox_warning_{1000};
   log::LogThrottle store_warning_{1000};
   std::uint64_t store_failures_unlogged_ = 0;

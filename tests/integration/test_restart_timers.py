@@ -92,6 +92,27 @@ def test_MQTT_3_1_2_23_session_that_expired_while_the_broker_was_down_is_not_res
     c.expect_nothing(timeout=1)
 
 
+def test_MQTT_3_1_2_23_after_a_crash_a_connected_session_expires_from_the_crash(brokerd):  # noqa: F811
+    """The broker writes that it is alive about once a second: a vehicle connected when it was
+    killed counts as gone since then, not since the restart."""
+    w = watcher(brokerd)
+    car, _ = client(brokerd, "crash-car", props={m.SESSION_EXPIRY_INTERVAL: 3},
+                    will={"topic": "will/crash-car", "payload": b"gone", "qos": 1,
+                          "props": [(m.WILL_DELAY_INTERVAL, 2)]})
+    car.subscribe("crash/#", qos=1)
+    w.close()
+    time.sleep(2.5)  # at least one alive mark after the CONNECT
+    brokerd.kill()
+    car.close()
+    time.sleep(5)  # longer than the session expiry and the will delay, plus a mark's interval
+    brokerd.start()
+    w, ack = client(brokerd, "will-watcher", props=KEEP)
+    assert ack.session_present
+    w.expect_publish(topic="will/crash-car", payload="gone", timeout=2)
+    car, ack = client(brokerd, "crash-car", props={m.SESSION_EXPIRY_INTERVAL: 3})
+    assert not ack.session_present
+
+
 def recovered_line(broker):
     lines = [line for line in broker.log if "recovered" in line]
     return lines[-1] if lines else ""

@@ -95,8 +95,9 @@ void VirtualClient::drop() {
   harness_.settle();
 }
 
-CoreHarness::CoreHarness(Options options, unsigned workers, Store* store)
-    : dispatcher_(std::make_unique<ManualDispatcher>(workers)),
+CoreHarness::CoreHarness(Options options, unsigned workers, Store* store, std::uint64_t start_ms)
+    : clock_(start_ms),
+      dispatcher_(std::make_unique<ManualDispatcher>(workers)),
       engine_(std::make_unique<core::Engine>(options, workers, *dispatcher_, clock_, store)) {
   if (Status st = engine_->recover(); !st) throw std::runtime_error("recover: " + st.to_string());
   settle();

@@ -25,10 +25,12 @@ namespace broker::test {
 
 class FakeClock final : public core::Clock {
  public:
+  static constexpr std::uint64_t kStartMs = 1'700'000'000'000ull;
+  explicit FakeClock(std::uint64_t start_ms = kStartMs) : now_(start_ms) {}
   std::uint64_t now_ms() const noexcept override { return now_; }
   void advance(std::uint64_t ms) { now_ += ms; }
  private:
-  std::uint64_t now_ = 1'700'000'000'000ull;
+  std::uint64_t now_;
 };
 
 // Runs the workers' cross-thread posts when the test says so, on the test's thread.
@@ -102,8 +104,9 @@ class VirtualClient final : public core::Link {
 class CoreHarness {
  public:
   // `store` (may be null) must outlive the harness; a new harness on the same store is a
-  // restart: it recovers what the previous one persisted.
-  explicit CoreHarness(Options options = {}, unsigned workers = 2, Store* store = nullptr);
+  // restart: it recovers what the previous one persisted. Its clock starts at `start_ms`.
+  explicit CoreHarness(Options options = {}, unsigned workers = 2, Store* store = nullptr,
+                       std::uint64_t start_ms = FakeClock::kStartMs);
   ~CoreHarness();
 
   core::Engine& engine() { return *engine_; }

@@ -58,7 +58,8 @@ struct StoredSession {
   std::uint8_t protocol_version = 4;  // 3, 4 (3.1.1) or 5
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF = never
   // When the session ends if its client does not come back; 0 = never, or connected when
-  // written (a restart treats a connected session as disconnected at restart time).
+  // written (a restart counts a connected session as gone since the broker's last MarkAlive,
+  // or since the restart when the store holds none).
   std::uint64_t expires_at_ms = 0;
   std::vector<StoredSubscription> subscriptions;
   std::optional<StoredWill> will;
@@ -120,8 +121,13 @@ class WriteBatch {
   // newer message retained meanwhile from another worker's batch stays.
   struct DeleteRetained { std::string topic; std::uint64_t only_id = 0; };
   struct AppendLog { StoredMessage message; };
+  // The broker was running at time_ms (wall clock, written about once a second). A store keeps
+  // the latest and load() hands it back, so that after a crash the sessions that were connected
+  // count as gone since then, not since the restart: their expiry and will delay do not grow
+  // by the time the broker was down. A store may ignore it and lose only that.
+  struct MarkAlive { std::uint64_t time_ms; };
   using Op = std::variant<PutSession, DeleteSession, PutMessage, DeleteMessage, PutDelivery,
-                          DeleteDelivery, PutRetained, DeleteRetained, AppendLog>;
+                          DeleteDelivery, PutRetained, DeleteRetained, AppendLog, MarkAlive>;
 
   void put_session(StoredSession s) { ops_.emplace_back(PutSession{std::move(s)}); }
   void delete_session(std::string client_id) { ops_.emplace_back(DeleteSession{std::move(client_id)}); }
@@ -136,6 +142,7 @@ class WriteBatch {
     ops_.emplace_back(DeleteRetained{std::move(topic), only_id});
   }
   void append_log(StoredMessage m) { ops_.emplace_back(AppendLog{std::move(m)}); }
+  void mark_alive(std::uint64_t time_ms) { ops_.emplace_back(MarkAlive{time_ms}); }
 
   bool empty() const noexcept { return ops_.empty(); }
   std::size_t size() const noexcept { return ops_.size(); }
@@ -155,6 +162,8 @@ class StoreVisitor {
   // Per session, in message id order.
   virtual void on_delivery(StoredDelivery&& delivery) = 0;
   virtual void on_retained(StoredMessage&& message) = 0;
+  // The latest WriteBatch::MarkAlive time; not called when none was stored.
+  virtual void on_alive(std::uint64_t /*time_ms*/) {}
 };
 
 // Errors are returned as Status, never thrown: the broker calls a store from its event loops
@@ -164,8 +173,8 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Reads every record back, in this order: messages, sessions, deliveries (grouped by client
-  // id, each group in message id order), retained messages. Errors: Corruption naming the
+  // Reads every record back, in this order: the alive time, messages, sessions, deliveries
+  // (grouped by client id, each group in message id order), retained messages. Errors: Corruption naming the
   // record that cannot be read; IoError.
   virtual Status load(StoreVisitor& visitor) = 0;
 

@@ -42,6 +42,7 @@ constexpr unsigned kMaxDbs = 16;
 constexpr std::size_t kMaxKeyBytes = 511;
 constexpr std::string_view kMetaKey = "meta";
 constexpr std::string_view kLogNextKey = "log_next";
+constexpr std::string_view kAliveKey = "alive";  // the latest WriteBatch::MarkAlive
 // Rough per-op overhead for bounding a group's size.
 constexpr std::size_t kOpOverheadBytes = 64;
 
@@ -548,6 +549,8 @@ Status LmdbStore::apply_op(WriteContext& ctx, const WriteBatch::Op& op) {
             if (!held || held.value().id != o.only_id) return Status::ok();  // replaced since
           }
           return values_.del(txn, dbi_.retained, key);
+        } else if constexpr (std::is_same_v<T, WriteBatch::MarkAlive>) {
+          return put(txn, dbi_.meta, kAliveKey, encode_counter(o.time_ms));
         } else {
           static_assert(std::is_same_v<T, WriteBatch::AppendLog>);
           LogRecord rec{ctx.next_sequence, o.message};
@@ -711,6 +714,16 @@ Status LmdbStore::load(StoreVisitor& visitor) {
     return rc == MDB_NOTFOUND ? Status::ok() : lmdb_status(rc, "mdb_cursor_get");
   };
   const Status wrong_key = Status::corruption("key does not match the record");
+
+  MDB_val alive_key = to_val(kAliveKey), alive{};
+  if (int rc = mdb_get(txn.value().get(), dbi_.meta, &alive_key, &alive); rc == 0) {
+    if (!in_file(from_val(alive))) return corrupt_record("meta", kAliveKey, false, Status::corruption("lies past the data file's end"));
+    auto time = decode_counter(from_val(alive));
+    if (!time) return corrupt_record("meta", kAliveKey, false, time.status());
+    visitor.on_alive(time.value());
+  } else if (rc != MDB_NOTFOUND) {
+    return lmdb_status(rc, "read alive");
+  }
 
   Status st = scan(dbi_.messages, "messages", true, [&](std::string_view key, std::string_view val) {
     auto m = decode_message(val);

@@ -3,7 +3,7 @@
 // benchmarks, ops counters and tests. Not installed.
 //
 // Layout: one LMDB environment in options.dir with named databases: "meta" (magic and format
-// version, next log sequence), "messages" (u64 id), "sessions" (client id), "deliveries"
+// version, next log sequence, alive time), "messages" (u64 id), "sessions" (client id), "deliveries"
 // (client id, 0x00, u64 message id), "retained" (topic), "log" (u64 sequence), "offsets"
 // (consumer name), "chunks" (u64 id, u32 index); values are record_codec.hpp records. A
 // message, session, retained or log record larger than four pages is written in chunks

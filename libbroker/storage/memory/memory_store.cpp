@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -24,13 +25,16 @@ class MemoryStore final : public Store {
     std::vector<StoredMessage> messages, retained;
     std::vector<StoredSession> sessions;
     std::vector<StoredDelivery> deliveries;
+    std::optional<std::uint64_t> alive;
     {
       std::lock_guard lock(mu_);
       for (const auto& [id, m] : messages_) messages.push_back(m);
       for (const auto& [id, s] : sessions_) sessions.push_back(s);
       for (const auto& [key, d] : deliveries_) deliveries.push_back(d);
       for (const auto& [topic, m] : retained_) retained.push_back(m);
+      alive = alive_;
     }
+    if (alive) visitor.on_alive(*alive);
     for (auto& m : messages) visitor.on_message(std::move(m));
     for (auto& s : sessions) visitor.on_session(std::move(s));
     for (auto& d : deliveries) visitor.on_delivery(std::move(d));
@@ -125,6 +129,7 @@ class MemoryStore final : public Store {
     auto it = retained_.find(op.topic);
     if (it != retained_.end() && (op.only_id == 0 || it->second.id == op.only_id)) retained_.erase(it);
   }
+  void apply(const WriteBatch::MarkAlive& op) { alive_ = op.time_ms; }
   void apply(const WriteBatch::AppendLog& op) {
     std::uint64_t seq = next_sequence_++;
     log_[seq] = LogRecord{seq, op.message};
@@ -139,6 +144,7 @@ class MemoryStore final : public Store {
   std::map<std::uint64_t, LogRecord> log_;
   std::uint64_t next_sequence_ = 1;
   std::map<std::string, std::uint64_t, std::less<>> offsets_;
+  std::optional<std::uint64_t> alive_;
 };
 
 }  // namespace

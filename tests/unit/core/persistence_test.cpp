@@ -855,6 +855,74 @@ TEST_CASE("persistence: a CONNACK waiting for a discarded session's delete is no
   CHECK(second->take<Connack>().session_present);
 }
 
+// A vehicle connected when the broker crashes, with session expiry 10 s and a will delayed 5 s,
+// on a broker that restarts `down_ms` later.
+struct CrashWhileConnected {
+  broker::test::FaultyStore store{make_memory_store()};
+  std::uint64_t crashed_at = 0;
+
+  CrashWhileConnected() {
+    CoreHarness h({}, 2, &store);
+    auto watcher = h.connect("watcher-crash", ProtocolVersion::V5, true, 3600);
+    subscribe(*watcher, "will/#", 1);
+    watcher->drop();
+    auto car = h.open(ProtocolVersion::V5);
+    Connect c = connect_packet("car-crash", ProtocolVersion::V5, true, 10);
+    Will will;
+    will.topic = "will/car-crash";
+    will.payload = Payload::copy_of("offline");
+    will.qos = 1;
+    will.properties.will_delay_interval = 5;
+    c.will = std::move(will);
+    car->send(c);
+    h.settle();
+    car->take<Connack>();
+    h.advance(3000);  // the broker runs on, and says so
+    crashed_at = h.clock().now_ms();
+    store.hold_writes(true);  // the crash: the car's record still says connected
+  }
+
+  Connack reconnect_car(CoreHarness& h) {
+    auto car = h.open(ProtocolVersion::V5);
+    car->send(connect_packet("car-crash", ProtocolVersion::V5, false, 10));
+    h.settle();
+    return car->take<Connack>();
+  }
+  std::unique_ptr<VirtualClient> reconnect_watcher(CoreHarness& h) {
+    auto watcher = h.open(ProtocolVersion::V5);
+    watcher->send(connect_packet("watcher-crash", ProtocolVersion::V5, false, 3600));
+    h.settle();
+    CHECK(watcher->take<Connack>().session_present);
+    return watcher;
+  }
+};
+
+TEST_CASE("persistence: after a crash, a session that was connected counts as gone since the broker's "
+          "last sign of life [MQTT-3.1.2-23] [MQTT-3.1.3-9]",
+          "[persistence]") {
+  CrashWhileConnected crash;
+  crash.store.drop_unsynced();  // what the closing connections wrote after the crash
+  crash.store.hold_writes(false);
+  SECTION("down longer than the session expiry: the session is over and its will went out") {
+    CoreHarness h({}, 2, &crash.store, crash.crashed_at + 20'000);
+    auto watcher = crash.reconnect_watcher(h);
+    CHECK(*watcher->take<Publish>().payload == "offline");
+    CHECK_FALSE(crash.reconnect_car(h).session_present);
+  }
+  SECTION("down 3 s: the will is due 3 s after the restart, the session ends 8 s after it") {
+    // The last mark was written at the crash here; a crash may come up to an interval after
+    // it, so the vehicle counts as gone one interval after the mark.
+    CoreHarness h({}, 2, &crash.store, crash.crashed_at + 3'000);
+    auto watcher = crash.reconnect_watcher(h);
+    h.advance(2'000);
+    CHECK(watcher->received().empty());
+    h.advance(1'000);
+    CHECK(*watcher->take<Publish>().payload == "offline");
+    h.advance(5'000);
+    CHECK_FALSE(crash.reconnect_car(h).session_present);
+  }
+}
+
 TEST_CASE("persistence: records written before the wall clock went back live no longer than their intervals "
           "[MQTT-3.3.2-6]",
           "[persistence]") {

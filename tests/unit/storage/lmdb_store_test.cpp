@@ -154,6 +154,7 @@ TEST_CASE("lmdb store: reopen after close keeps everything", "[storage][lmdb]") 
     b.put_delivery(make_delivery("car-1", 10));
     b.put_retained(make_message(11, "r/x", "kept"));
     b.append_log(make_message(12, "log", "data", 77));
+    b.mark_alive(1'700'000'000'123ull);
     REQUIRE(submit_and_wait(*store, std::move(b)));
     REQUIRE(store->commit_consumer_offset("c", 2));
   }
@@ -161,7 +162,8 @@ TEST_CASE("lmdb store: reopen after close keeps everything", "[storage][lmdb]") 
   Status st;
   Collector c = load_all(*store, &st);
   REQUIRE(st);
-  CHECK(c.order == "msdr");
+  CHECK(c.order == "amsdr");
+  CHECK(c.alive == 1'700'000'000'123ull);
   CHECK(test::equal(c.sessions[0], session));
   CHECK(c.messages[0].message.payload == "one");
   CHECK(c.retained[0].message.topic == "r/x");

@@ -205,10 +205,11 @@ TEMPLATE_TEST_CASE("store contract: load order", "[storage]", MemoryStoreKind, L
     for (std::uint64_t id : ids) b.put_delivery(make_delivery(client, id));
   }
   for (std::uint64_t id : ids) b.put_message(make_message(id));
+  b.mark_alive(1'700'000'000'000ull);
   REQUIRE(submit_and_wait(*store, std::move(b)));
 
   Collector c = load_all(*store);
-  CHECK(c.order == std::string(6, 'm') + std::string(3, 's') + std::string(18, 'd') + "rr");
+  CHECK(c.order == "a" + std::string(6, 'm') + std::string(3, 's') + std::string(18, 'd') + "rr");
   std::vector<std::uint64_t> sorted = ids;
   std::sort(sorted.begin(), sorted.end());
   for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(c.messages[i].id == sorted[i]);
@@ -221,6 +222,24 @@ TEMPLATE_TEST_CASE("store contract: load order", "[storage]", MemoryStoreKind, L
   }
   CHECK(clients == std::vector<std::string>{"amy", "bob", "zed"});
   CHECK(c.retained[0].message.topic == "a");
+}
+
+TEMPLATE_TEST_CASE("store contract: the latest alive time is kept, none before the first", "[storage]",
+                   MemoryStoreKind, LmdbStoreKind) {
+  TempDir dir;
+  StorePtr store = TestType::open(dir);
+  CHECK_FALSE(load_all(*store).alive.has_value());
+  WriteBatch b;
+  b.mark_alive(5000);
+  b.mark_alive(6000);
+  REQUIRE(submit_and_wait(*store, std::move(b)));
+  WriteBatch next;
+  next.mark_alive(7000);
+  REQUIRE(submit_and_wait(*store, std::move(next)));
+  Collector c = load_all(*store);
+  REQUIRE(c.alive.has_value());
+  CHECK(*c.alive == 7000);
+  CHECK(c.order == "a");
 }
 
 TEMPLATE_TEST_CASE("store contract: log sequences start at 1 and increase", "[storage]",

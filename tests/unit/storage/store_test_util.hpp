@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,11 +45,13 @@ class Collector final : public StoreVisitor {
   void on_session(StoredSession&& s) override { sessions.push_back(std::move(s)); order.push_back('s'); }
   void on_delivery(StoredDelivery&& d) override { deliveries.push_back(std::move(d)); order.push_back('d'); }
   void on_retained(StoredMessage&& m) override { retained.push_back(std::move(m)); order.push_back('r'); }
+  void on_alive(std::uint64_t time_ms) override { alive = time_ms; order.push_back('a'); }
 
   std::vector<StoredMessage> messages;
   std::vector<StoredSession> sessions;
   std::vector<StoredDelivery> deliveries;
   std::vector<StoredMessage> retained;
+  std::optional<std::uint64_t> alive;
   std::string order;  // one letter per callback, to check the contract's order
 };
 

@@ -462,6 +462,8 @@ const std::vector<Field>& fields() {
                             kMinClientIdLength, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_subscriptions_per_session",
                             limits.max_subscriptions_per_session, 1, kU32Max),
+      BROKER_UNSIGNED_FIELD("limits.max_subscription_bytes_per_session",
+                            limits.max_subscription_bytes_per_session, 1, kU64Max),
       BROKER_UNSIGNED_FIELD("limits.max_topic_levels", limits.max_topic_levels, 1, kU16Max),
       BROKER_UNSIGNED_FIELD("limits.max_connections", limits.max_connections, 0, kU32Max),
       BROKER_UNSIGNED_FIELD("limits.max_qos", limits.max_qos, 0, 2),

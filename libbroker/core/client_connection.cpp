@@ -34,6 +34,10 @@ constexpr std::uint64_t kConnectTimeoutMs = 10000;
 // Keep alive credit for a packet still arriving: one per this many of its bytes, so a link
 // that carries at least this much in one and a half keep alives keeps a large upload going.
 constexpr std::size_t kKeepAliveProgressBytes = 1024;
+// Without keep alive, a packet that stops arriving for this long (no kKeepAliveProgressBytes
+// more) is given up: what it holds counts against the worker's budget for unfinished packets,
+// which a few stalled clients would otherwise hold for good, refusing everyone's large ones.
+constexpr std::uint64_t kStalledPacketMs = 60000;
 
 // Protocol level of a CONNECT whose decoding failed, read from the raw bytes, so the CONNACK
 // can be written in the client's version. 0 when unknown.
@@ -114,8 +118,10 @@ void ClientConnection::on_bytes(const char* data, std::size_t size) {
   // Keep alive counts whole packets [MQTT-3.1.2-24] (handle_bytes), and each
   // kKeepAliveProgressBytes of a large one still arriving: a big upload on a slow link is not
   // cut off, a trickle of bytes that never ends a packet is.
+  // Without keep alive, the time is only that of the packet arriving now (kStalledPacketMs).
   if (state_ == State::Connected &&
-      decoder_.unfinished_bytes() / kKeepAliveProgressBytes > received_before / kKeepAliveProgressBytes) {
+      (decoder_.unfinished_bytes() / kKeepAliveProgressBytes > received_before / kKeepAliveProgressBytes ||
+       (keep_alive_ == 0 && received_before == 0))) {
     last_packet_ms_ = now_ms;
   }
   // The bytes read before CONNECT go once it is handled; not earlier: handle_bytes may have
@@ -717,6 +723,11 @@ void ClientConnection::handle_subscribe(const protocol::Subscribe& subscribe) {
       if (!refuse(ReasonCode::QuotaExceeded, "too many subscriptions")) return;
       continue;
     }
+    if (!exists && session.subscriptions.filter_bytes() + entry.filter.size() >
+                       limits.max_subscription_bytes_per_session) {
+      if (!refuse(ReasonCode::QuotaExceeded, "too many bytes of topic filters")) return;
+      continue;
+    }
     SubscriptionOptions options;
     options.qos = std::min(entry.qos, limits.max_qos);
     options.no_local = entry.no_local;
@@ -1041,9 +1052,14 @@ void ClientConnection::tick(std::uint64_t now_ms) {
   // A held publisher may well have sent its PINGREQ: it waits unread in the kernel. A client
   // held because it reads nothing of its own output is let go when that drains, and a reader
   // gets there within its keep alive: one that does not is closed as usual.
-  if (state_ != State::Connected || keep_alive_ == 0 || (held_ && !held_for_output_)) return;
+  if (state_ != State::Connected || (held_ && !held_for_output_) || now_ms <= last_packet_ms_) return;
+  if (keep_alive_ == 0) {
+    if (decoder_.unfinished_bytes() > 0 && now_ms - last_packet_ms_ > kStalledPacketMs)
+      disconnect(ReasonCode::KeepAliveTimeout, "unfinished packet stalled (no keep alive)");
+    return;
+  }
   // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
-  if (now_ms > last_packet_ms_ && now_ms - last_packet_ms_ > std::uint64_t{keep_alive_} * 1500) {
+  if (now_ms - last_packet_ms_ > std::uint64_t{keep_alive_} * 1500) {
     disconnect(ReasonCode::KeepAliveTimeout, "keep alive timeout");
   }
 }

@@ -44,6 +44,7 @@ class SubscriptionMap {
     auto it = lower_bound(filter);
     if (it == items_.end() || it->first != filter) {
       it = items_.emplace(it, std::string(filter), SubscriptionOptions{});
+      filter_bytes_ += filter.size();
     }
     return it->second;
   }
@@ -51,16 +52,23 @@ class SubscriptionMap {
   std::pair<iterator, bool> emplace(std::string filter, const SubscriptionOptions& options) {
     auto it = lower_bound(filter);
     if (it != items_.end() && it->first == filter) return {it, false};
+    filter_bytes_ += filter.size();
     return {items_.emplace(it, std::move(filter), options), true};
   }
   iterator erase(iterator it) {
+    filter_bytes_ -= it->first.size();
     auto next = items_.erase(it);
     if (!items_.empty()) return next;
     clear();
     return items_.end();
   }
   // Frees the storage too (the session keeps no capacity it no longer needs).
-  void clear() noexcept { std::vector<value_type>().swap(items_); }
+  void clear() noexcept {
+    std::vector<value_type>().swap(items_);
+    filter_bytes_ = 0;
+  }
+  // The filters' bytes together (Limits::max_subscription_bytes_per_session bounds them).
+  std::size_t filter_bytes() const noexcept { return filter_bytes_; }
 
  private:
   struct Less {
@@ -73,6 +81,7 @@ class SubscriptionMap {
     return std::lower_bound(items_.begin(), items_.end(), filter, Less{});
   }
   std::vector<value_type> items_;
+  std::size_t filter_bytes_ = 0;
 };
 
 }  // namespace broker::core

@@ -252,12 +252,20 @@ bool decode_ack(PacketType type, Reader& r, bool v5, Ack& a, DecodeError& error)
   return at_end(r, error);
 }
 
+// Topic filters one SUBSCRIBE or UNSUBSCRIBE may carry. A 16 MiB packet holds four million
+// one-byte filters, which decode to ~170 MB and keep a worker busy for seconds; 65,535 is far
+// more than a session holds (Limits::max_subscriptions_per_session, 10,000 by default).
+constexpr std::size_t kMaxTopicFiltersPerPacket = 65535;
+
 bool decode_subscribe(Reader& r, bool v5, Subscribe& s, DecodeError& error) {
   if (!read_packet_id(r, s.packet_id, error)) return false;
   s.properties = Properties{};
   if (v5 && !decode_properties(r, PropertyScope::Subscribe, s.properties, error)) return false;
   s.entries.clear();
   while (!r.empty()) {
+    if (s.entries.size() == kMaxTopicFiltersPerPacket) {
+      return fail(error, ReasonCode::QuotaExceeded, "SUBSCRIBE with more than 65,535 topic filters");
+    }
     SubscribeEntry e;
     if (!read_utf8(r, e.filter, error)) return false;
     std::uint8_t options = 0;
@@ -313,6 +321,9 @@ bool decode_unsubscribe(Reader& r, bool v5, Unsubscribe& u, DecodeError& error) 
   if (v5 && !decode_properties(r, PropertyScope::Unsubscribe, u.properties, error)) return false;
   u.filters.clear();
   while (!r.empty()) {
+    if (u.filters.size() == kMaxTopicFiltersPerPacket) {
+      return fail(error, ReasonCode::QuotaExceeded, "UNSUBSCRIBE with more than 65,535 topic filters");
+    }
     std::string f;
     if (!read_utf8(r, f, error)) return false;
     u.filters.push_back(std::move(f));

@@ -104,6 +104,11 @@ struct Limits {
   std::uint32_t max_client_id_length = 65535;
   // Subscriptions one session may hold; past it SUBACK says Quota Exceeded. Default: 10,000.
   std::uint32_t max_subscriptions_per_session = 10000;
+  // Bytes of topic filters one session may hold together; past it SUBACK says Quota Exceeded.
+  // A filter may be 65,535 bytes long, and the index, the session and its record each hold
+  // it, so the count alone would let one session pin gigabytes. Default: 1 MiB (10,000
+  // filters of about 100 bytes).
+  std::uint64_t max_subscription_bytes_per_session = 1024 * 1024;
   // Most levels ('/'-separated parts) in a topic name or filter (a shared filter's own part):
   // each level of a subscription costs the topic index memory. A deeper PUBLISH topic is
   // refused like an invalid one (5.0: DISCONNECT 0x90), a deeper filter gets SUBACK 0x8F

@@ -1390,3 +1390,70 @@ TEST_CASE("core: at QoS 1 an UNSUBSCRIBE leaves at most a window of its retained
   CHECK(before == 10);       // the window, sent before the UNSUBSCRIBE came
   CHECK(after <= 2 * 10);    // at most the window again, queued when it came
 }
+
+TEST_CASE("core: a session's topic filters are bounded in bytes as in number; past either, SUBACK says "
+          "Quota Exceeded",
+          "[core]") {
+  Options o;
+  o.limits.max_subscription_bytes_per_session = 100;
+  o.limits.max_subscriptions_per_session = 3;
+  CoreHarness h(o);
+  const auto filter = [](char c, std::size_t bytes) { return std::string(bytes, c); };
+  const auto reason = [](VirtualClient& c, const std::string& f) {
+    c.send(subscribe(1, f, 1));
+    auto suback = c.take<Suback>();
+    REQUIRE(suback.reasons.size() == 1);
+    return suback.reasons[0];
+  };
+  auto car = h.connect("car-bytes");
+  CHECK(reason(*car, filter('a', 60)) == ReasonCode::GrantedQos1);
+  CHECK(reason(*car, filter('b', 41)) == ReasonCode::QuotaExceeded);  // 101 bytes in all
+  CHECK(reason(*car, filter('c', 40)) == ReasonCode::GrantedQos1);    // 100: at the bound
+  CHECK(reason(*car, filter('a', 60)) == ReasonCode::GrantedQos1);    // held already: no more bytes
+  Unsubscribe u;
+  u.packet_id = 2;
+  u.filters.push_back(filter('a', 60));
+  car->send(u);
+  car->take<Unsuback>();
+  CHECK(reason(*car, filter('b', 41)) == ReasonCode::GrantedQos1);  // the bytes came back
+  CHECK(reason(*car, filter('d', 1)) == ReasonCode::GrantedQos1);
+  CHECK(reason(*car, filter('e', 1)) == ReasonCode::QuotaExceeded);  // a fourth filter
+  auto old = h.connect("old-bytes", ProtocolVersion::V311);
+  CHECK(reason(*old, filter('a', 101)) == static_cast<ReasonCode>(0x80));
+}
+
+TEST_CASE("core: without keep alive, a packet that stops arriving for a minute is given up", "[core]") {
+  // Its bytes count against the worker's budget for unfinished packets: clients that stall
+  // there for good would refuse everyone's large packets.
+  CoreHarness h;
+  const auto connect_without_keep_alive = [&](const std::string& id) {
+    auto c = h.open(ProtocolVersion::V5);
+    Connect connect;
+    connect.version = ProtocolVersion::V5;
+    connect.client_id = id;
+    connect.keep_alive = 0;
+    c->send(connect);
+    REQUIRE(c->take<Connack>().reason == ReasonCode::Success);
+    return c;
+  };
+  std::string bytes;
+  REQUIRE(protocol::encode(publish("t/x", std::string(100'000, 'x')), ProtocolVersion::V5, bytes));
+  auto stalled = connect_without_keep_alive("stalled");
+  auto slow = connect_without_keep_alive("slow");
+  auto idle = connect_without_keep_alive("idle");
+  h.advance(120'000);  // idle before the packet starts: that time does not count
+  stalled->send_raw(bytes.substr(0, 5000));
+  slow->send_raw(bytes.substr(0, 5000));
+  h.advance(50'000);
+  CHECK_FALSE(stalled->closed_by_broker());
+  slow->send_raw(bytes.substr(5000, 2000));  // progress
+  h.advance(11'000);
+  CHECK(stalled->take<Disconnect>().reason == ReasonCode::KeepAliveTimeout);
+  CHECK_FALSE(slow->closed_by_broker());
+  slow->send_raw(bytes.substr(7000));
+  slow->send(Pingreq{});
+  slow->take<Pingresp>();
+  h.advance(300'000);
+  CHECK_FALSE(slow->closed_by_broker());
+  CHECK_FALSE(idle->closed_by_broker());
+}

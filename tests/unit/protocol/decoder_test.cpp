@@ -152,6 +152,28 @@ TEST_CASE("decoder: rejects reserved flags in SUBSCRIBE [MQTT-3.8.1-1]", "[proto
   }
 }
 
+TEST_CASE("decoder: a SUBSCRIBE or UNSUBSCRIBE carries at most 65,535 topic filters", "[protocol][decoder]") {
+  // Four million one-byte filters fit in 16 MiB; decoded, they would take ~170 MB.
+  for (const bool subscribe : {true, false}) {
+    for (const std::size_t count : {std::size_t{65535}, std::size_t{65536}}) {
+      Bytes body;
+      body.u16(1);
+      for (std::size_t i = 0; i < count; ++i) {
+        body.str("a");
+        if (subscribe) body.u8(1);
+      }
+      const Decoded got = decode_chunks(body.frame(subscribe ? 0x82 : 0xA2), ProtocolVersion::V311);
+      INFO((subscribe ? "SUBSCRIBE with " : "UNSUBSCRIBE with ") << count);
+      if (count == 65535) {
+        CHECK_FALSE(got.failed);
+      } else {
+        REQUIRE(got.failed);
+        CHECK(got.error.reason == ReasonCode::QuotaExceeded);
+      }
+    }
+  }
+}
+
 TEST_CASE("decoder: MQTT 3.1 takes DUP on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE; 3.1.1 and 5.0 do not",
           "[protocol][decoder]") {
   const auto pubrel = Bytes().u16(1).frame(0x6A);

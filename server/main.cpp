@@ -1,6 +1,7 @@
 // brokerd: the config becomes broker::Options, then the library does the rest. Anything an
 // embedder would also need belongs in libbroker, not here.
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "broker/broker.hpp"
 #include "broker/version.h"
 #include "server/config.hpp"
+#include "server/heap_trimmer.hpp"
 #include "util/log.hpp"
 
 namespace {
@@ -23,6 +25,8 @@ constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 constexpr const char* kProgram = "brokerd";
+// How often freed heap goes back to the system (heap_trimmer.hpp).
+constexpr std::chrono::seconds kHeapTrimInterval{30};
 
 // Read by the signal handler; a lock-free atomic pointer is async-signal-safe to load.
 std::atomic<broker::Broker*> g_broker{nullptr};
@@ -136,9 +140,13 @@ int main(int argc, char** argv) {
   broker::log::info("{} {} running; MQTT on port(s) {}; data in {}", kProgram,
                     BROKER_VERSION_STRING, ports, config.options.data_dir);
 
+  broker::server::HeapTrimmer trimmer;
+  trimmer.start(kHeapTrimInterval);  // inherits the blocked stop signals, as the broker's threads
+
   // A signal that came during start() is delivered here, to a running broker.
   pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
   broker->wait();
+  trimmer.stop();
 
   // Handlers run on this thread only, so after this no handler can see the pointer.
   set_stop_handler(SIG_IGN);

@@ -595,25 +595,18 @@ void ClientConnection::durable_ack_done(const Status& status) {
     }
     break;
   }
-  for (;;) {
-    while (acks_sent_ < pending_acks_.size() && acks_sent_ < UINT16_MAX && pending_acks_[acks_sent_].ready) {
-      PendingAck& ack = pending_acks_[acks_sent_];
-      acks_sent_ = static_cast<std::uint16_t>(acks_sent_ + 1);
-      ack.message.reset();
-      send_ack(ack.type, ack.packet_id, ack.reason);
-    }
-    if (acks_sent_ == pending_acks_.size()) {
-      pending_acks_.clear();
-      acks_sent_ = 0;
-      return;
-    }
-    const bool at_cap = pending_acks_[acks_sent_].ready;  // stopped by acks_sent_'s width
-    if (at_cap || acks_sent_ >= pending_acks_.size() / 2) {
-      pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + acks_sent_);
-      acks_sent_ = 0;
-    }
-    if (!at_cap) return;
+  const auto drop_sent = [this] {
+    pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + acks_sent_);
+    acks_sent_ = 0;
+  };
+  while (acks_sent_ < pending_acks_.size() && pending_acks_[acks_sent_].ready) {
+    PendingAck& ack = pending_acks_[acks_sent_];
+    ack.message.reset();
+    send_ack(ack.type, ack.packet_id, ack.reason);
+    acks_sent_ = static_cast<std::uint16_t>(acks_sent_ + 1);
+    if (acks_sent_ == UINT16_MAX) drop_sent();  // the index's width
   }
+  if (acks_sent_ >= pending_acks_.size() / 2) drop_sent();  // all sent included
 }
 
 void ClientConnection::handle_ack(const protocol::Ack& ack) {

@@ -183,6 +183,9 @@ class LmdbStore final : public Store {
 
   Result<Txn> begin_read() const;
   Status read_log_next(MDB_txn* txn, std::uint64_t& next) const;
+  // The log record under cursor position (k, v), its chunks joined in `scratch` if it has any.
+  Result<LogRecord> read_log_record(MDB_txn* txn, const MDB_val& k, const MDB_val& v,
+                                    std::string& scratch) const;
   Status corrupt_record(std::string_view db, std::string_view key, bool numeric,
                         const Status& why) const;
 
@@ -631,10 +634,8 @@ Result<std::uint64_t> LmdbStore::trim_log(std::uint64_t min_arrival_ms, std::uin
     std::string scratch;
     int rc = c.get(k, v, MDB_FIRST);
     for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
-      auto stored = values_.read(ctx.txn, from_val(v), scratch);
-      if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
-      auto rec = decode_log_record(stored.value());
-      if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+      auto rec = read_log_record(ctx.txn, k, v, scratch);
+      if (!rec) return rec.status();
       const StoredMessage& m = rec.value().message;
       if (m.arrival_ms < min_arrival_ms) {
         drop.push_back(rec.value().sequence);
@@ -670,6 +671,15 @@ Status LmdbStore::corrupt_record(std::string_view db, std::string_view key, bool
                                  const Status& why) const {
   return Status::corruption(
       fmt::format("{}: {} record {}: {}", dir_, db, describe_key(key, numeric), why.message()));
+}
+
+Result<LogRecord> LmdbStore::read_log_record(MDB_txn* txn, const MDB_val& k, const MDB_val& v,
+                                             std::string& scratch) const {
+  auto stored = values_.read(txn, from_val(v), scratch);
+  if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
+  auto rec = decode_log_record(stored.value());
+  if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+  return rec;
 }
 
 Status LmdbStore::read_log_next(MDB_txn* txn, std::uint64_t& next) const {
@@ -770,10 +780,8 @@ Result<std::vector<LogRecord>> LmdbStore::read_log(std::uint64_t from, std::size
   std::string scratch;
   int rc = c.get(k, v, MDB_SET_RANGE);
   for (; rc == 0 && out.size() < max; rc = c.get(k, v, MDB_NEXT)) {
-    auto stored = values_.read(txn.value().get(), from_val(v), scratch);
-    if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
-    auto rec = decode_log_record(stored.value());
-    if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+    auto rec = read_log_record(txn.value().get(), k, v, scratch);
+    if (!rec) return rec.status();
     out.push_back(std::move(rec).value());
   }
   if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_status(rc, "mdb_cursor_get");
@@ -790,10 +798,8 @@ Result<std::uint64_t> LmdbStore::find_log_time(std::uint64_t time_ms) {
   std::string scratch;
   int rc = c.get(k, v, MDB_FIRST);
   for (; rc == 0; rc = c.get(k, v, MDB_NEXT)) {
-    auto stored = values_.read(txn.value().get(), from_val(v), scratch);
-    if (!stored) return corrupt_record("log", from_val(k), true, stored.status());
-    auto rec = decode_log_record(stored.value());
-    if (!rec) return corrupt_record("log", from_val(k), true, rec.status());
+    auto rec = read_log_record(txn.value().get(), k, v, scratch);
+    if (!rec) return rec.status();
     if (rec.value().message.arrival_ms >= time_ms) return rec.value().sequence;
   }
   if (rc != MDB_NOTFOUND) return lmdb_status(rc, "mdb_cursor_get");

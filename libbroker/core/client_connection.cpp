@@ -190,8 +190,7 @@ void ClientConnection::handle_bytes(const char* data, std::size_t size, std::uin
         handle(std::move(packet));
         // A client that does not read what it asks for (PUBACKs, PINGRESPs, SUBACKs) is not
         // read either until that drains: its answers cannot grow without bound.
-        if (state_ == State::Connected &&
-            link_.pending_bytes() > worker_.engine().limits().max_pending_output_bytes) {
+        if (state_ == State::Connected && pending_bytes() > worker_.engine().limits().max_pending_output_bytes) {
           worker_.hold_reader(*this);
         }
         break;

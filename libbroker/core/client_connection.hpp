@@ -60,7 +60,10 @@ class ClientConnection final : public ConnectionHandler {
   // The client's Receive Maximum (65,535 when it set none).
   std::uint16_t receive_maximum() const noexcept { return client_receive_maximum_; }
   // Link::pending_bytes, for back-pressure on QoS 0.
-  std::size_t pending_bytes() const { return link_.pending_bytes(); }
+  // Output owed to the client: written and unsent, and acknowledgements waiting for a commit
+  // (4 bytes each on the wire), which a flood of QoS 1 from a client that does not read would
+  // otherwise pile up without holding it.
+  std::size_t pending_bytes() const { return link_.pending_bytes() + (pending_acks_.size() - acks_sent_) * 4; }
   std::size_t unsent_in_kernel() const { return link_.unsent_in_kernel(); }
   std::size_t unread_in_kernel() const { return link_.unread_in_kernel(); }
   // Publisher back-pressure (WorkerCore holds and releases): stop reading the client; go on,
